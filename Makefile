@@ -1,0 +1,39 @@
+# The two commands a new machine needs: `make demo` and `make test`. Both install what is missing.
+PRESET ?= release
+BUILD_DIR := build/$(PRESET)
+CTEST_JOBS ?= 2
+
+.PHONY: all deps configure build test unit integration demo format lint clean
+
+all: build
+
+deps:
+	./deploy/install-deps.sh
+
+configure: deps
+	cmake --preset $(PRESET)
+
+build: configure
+	cmake --build --preset $(PRESET)
+
+# Every test: unit and integration. CI runs this through .ci/run.
+test: build
+	ctest --preset $(PRESET) -j $(CTEST_JOBS)
+
+unit: build
+	ctest --preset $(PRESET) -j $(CTEST_JOBS) -L unit
+
+integration: build
+	ctest --preset $(PRESET) -j $(CTEST_JOBS) -L integration
+
+demo: build
+	./deploy/demo.sh $(BUILD_DIR)
+
+format:
+	git ls-files '*.cpp' '*.h' | xargs clang-format -i
+
+lint: configure
+	./tests/lint/clang-tidy.sh $(BUILD_DIR)
+
+clean:
+	rm -rf build

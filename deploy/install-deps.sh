@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package that building, testing and the demo need.
+# Idempotent: when all packages are present it prints one line and changes nothing.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake pkg-config git clang-format clang-tidy
+  # libraries (DESIGN.md "Dependencies")
+  libpcsclite-dev libssl-dev libpoco-dev libcurl4-openssl-dev libacl1-dev libsystemd-dev
+  libgtest-dev libgmock-dev googletest
+  # the card stack: pcscd, OpenSC as the PKCS#11 module, libp11 as the OpenSSL engine
+  pcscd opensc opensc-pkcs11 libengine-pkcs11-openssl openssl
+  # tests and demo: the virtual reader driver (never on a production host: it listens on all
+  # interfaces), a software token, SMTP clients and Postfix as a real peer, ACL tools
+  vsmartcard-vpcd softhsm2 gnutls-bin swaks postfix python3 acl util-linux iproute2 procps
+  # packaging and unit checks
+  systemd debhelper lintian dpkg-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO=sudo
+else
+  SUDO=
+fi
+
+echo "install-deps: installing ${missing[*]}"
+# Postfix asks how to configure itself; the tests configure their own instances.
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
