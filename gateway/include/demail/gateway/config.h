@@ -1,0 +1,96 @@
+// The gateway's configuration: one INI file (DESIGN.md "Configuration"), every key checked at
+// load time. A bad value yields one line naming the section and key, e.g.
+//   "[smtp] listen: expected HOST:PORT, got 'localhost'"
+// Secrets never live here: the card PIN comes from [card] pin_file, passwords from users_file.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace demail::gateway {
+
+struct HostPort {
+    std::string host;
+    std::uint16_t port = 0;
+    std::string toString() const;
+};
+
+struct SmtpConfig {
+    HostPort listen{"127.0.0.1", 2525};
+    std::optional<HostPort> submissionListen;  // AUTH submission port; empty: off
+    std::string tlsCert;
+    std::string tlsKey;
+    bool requireTls = true;
+    std::vector<std::string> relayNetworks{"127.0.0.0/8"};  // validated CIDRs
+    std::string usersFile;
+    std::uint64_t maxMessageSize = 20971520;
+    std::string hostname;  // EHLO/Received name; default: the machine's host name
+};
+
+struct CardConfig {
+    std::string reader;  // substring of the PC/SC reader name; empty: first reader with a card
+    std::string pkcs11Module = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
+    std::string keyUri;
+    std::string pinFile = "/etc/demail-gateway/card.pin";
+};
+
+struct ProviderConfig {
+    std::string profile = "mentana";  // mentana | telekom | t-systems
+    std::string url;
+    std::string caFile;
+    std::string serverName;  // empty: host of url
+    // PEM client certificate. Empty: the certificate that matches the card key (from the card).
+    std::string clientCert;
+    // PEM client key instead of the card. For tests and lab set-ups only; production uses the card.
+    std::string clientKey;
+};
+
+enum class DeliveryTls { Required, Opportunistic };
+
+struct DeliveryConfig {
+    HostPort relay{"127.0.0.1", 25};
+    DeliveryTls tls = DeliveryTls::Required;
+};
+
+struct QueueConfig {
+    std::string dir = "/var/spool/demail-gateway";
+    std::chrono::seconds maxAge{24 * 3600};
+    std::chrono::seconds delayWarning{4 * 3600};
+};
+
+struct HealthConfig {
+    HostPort listen{"127.0.0.1", 8025};
+};
+
+struct Config {
+    std::string path;  // the file it came from
+    SmtpConfig smtp;
+    CardConfig card;
+    ProviderConfig provider;
+    DeliveryConfig delivery;
+    QueueConfig queue;
+    HealthConfig health;
+};
+
+struct ConfigResult {
+    std::optional<Config> config;
+    std::string error;  // one line naming the key; empty when config is set
+    bool ok() const { return config.has_value(); }
+};
+
+inline constexpr const char* kDefaultConfigPath = "/etc/demail-gateway/gateway.ini";
+
+// Loads and validates the file. Unknown sections or keys are errors (a typo must not silently
+// fall back to a default).
+ConfigResult loadConfig(const std::string& path);
+
+// The parsers the loader uses, exposed for tests and for other modules' option parsing.
+std::optional<HostPort> parseHostPort(const std::string& text);
+std::optional<std::chrono::seconds> parseDuration(const std::string& text);  // 90s, 30m, 24h, 2d
+std::optional<std::uint64_t> parseSize(const std::string& text);             // 20971520, 20M, 1G
+bool isValidCidr(const std::string& text);                                   // IPv4 or IPv6 CIDR
+
+}  // namespace demail::gateway

@@ -1,0 +1,423 @@
+#include "demail/gateway/config.h"
+
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <Poco/AutoPtr.h>
+#include <Poco/Exception.h>
+#include <Poco/URI.h>
+#include <Poco/Util/IniFileConfiguration.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+
+namespace demail::gateway {
+
+namespace {
+
+std::string trim(std::string_view s) {
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
+        s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+        s.remove_suffix(1);
+    return std::string(s);
+}
+
+std::string lower(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+}
+
+// Poco keeps everything after '=' as the value, so "listen = x ; comment" would include the
+// comment. A ';' preceded by whitespace starts a comment; one inside a token (the ';' separators
+// of a PKCS#11 URI) does not.
+std::string stripInlineComment(const std::string& raw) {
+    for (std::size_t i = 1; i < raw.size(); ++i) {
+        if (raw[i] == ';' && std::isspace(static_cast<unsigned char>(raw[i - 1]))) {
+            return trim(std::string_view(raw).substr(0, i));
+        }
+    }
+    if (!raw.empty() && raw[0] == ';')
+        return {};
+    return trim(raw);
+}
+
+std::optional<std::uint64_t> parseUnsigned(std::string_view s) {
+    std::uint64_t v = 0;
+    if (s.empty())
+        return std::nullopt;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size())
+        return std::nullopt;
+    return v;
+}
+
+bool isReadableFile(const std::string& path) {
+    return ::access(path.c_str(), R_OK) == 0;
+}
+
+// The schema: every key the gateway knows, with the function that checks and stores it.
+// A missing key keeps the default of the struct in config.h.
+using Setter = std::function<std::string(Config&, const std::string& value)>;
+
+std::string expected(const std::string& what, const std::string& got) {
+    return "expected " + what + ", got '" + got + "'";
+}
+
+Setter hostPort(HostPort* (*field)(Config&)) {
+    return [field](Config& c, const std::string& v) -> std::string {
+        auto hp = parseHostPort(v);
+        if (!hp)
+            return expected("HOST:PORT", v);
+        *field(c) = *hp;
+        return {};
+    };
+}
+
+Setter text(std::string* (*field)(Config&)) {
+    return [field](Config& c, const std::string& v) -> std::string {
+        *field(c) = v;
+        return {};
+    };
+}
+
+Setter existingFile(std::string* (*field)(Config&)) {
+    return [field](Config& c, const std::string& v) -> std::string {
+        if (!v.empty() && !isReadableFile(v))
+            return "cannot read file '" + v + "'";
+        *field(c) = v;
+        return {};
+    };
+}
+
+Setter boolean(bool* (*field)(Config&)) {
+    return [field](Config& c, const std::string& v) -> std::string {
+        const std::string l = lower(v);
+        if (l == "true" || l == "yes" || l == "on" || l == "1") {
+            *field(c) = true;
+        } else if (l == "false" || l == "no" || l == "off" || l == "0") {
+            *field(c) = false;
+        } else {
+            return expected("true or false", v);
+        }
+        return {};
+    };
+}
+
+Setter duration(std::chrono::seconds* (*field)(Config&)) {
+    return [field](Config& c, const std::string& v) -> std::string {
+        auto d = parseDuration(v);
+        if (!d || d->count() <= 0)
+            return expected("a positive duration such as 90s, 30m, 24h, 2d", v);
+        *field(c) = *d;
+        return {};
+    };
+}
+
+const std::map<std::string, Setter>& schema() {
+    static const std::map<std::string, Setter> s = {
+        {"smtp.listen", hostPort([](Config& c) { return &c.smtp.listen; })},
+        {"smtp.submission_listen",
+         [](Config& c, const std::string& v) -> std::string {
+             if (v.empty()) {
+                 c.smtp.submissionListen.reset();
+                 return {};
+             }
+             auto hp = parseHostPort(v);
+             if (!hp)
+                 return expected("HOST:PORT or empty", v);
+             c.smtp.submissionListen = *hp;
+             return {};
+         }},
+        {"smtp.tls_cert", existingFile([](Config& c) { return &c.smtp.tlsCert; })},
+        {"smtp.tls_key", existingFile([](Config& c) { return &c.smtp.tlsKey; })},
+        {"smtp.require_tls", boolean([](Config& c) { return &c.smtp.requireTls; })},
+        {"smtp.relay_networks",
+         [](Config& c, const std::string& v) -> std::string {
+             std::vector<std::string> nets;
+             std::string item;
+             for (std::size_t i = 0; i <= v.size(); ++i) {
+                 if (i == v.size() || v[i] == ',' ||
+                     std::isspace(static_cast<unsigned char>(v[i]))) {
+                     if (!item.empty()) {
+                         if (!isValidCidr(item))
+                             return expected("CIDRs such as 10.0.0.0/8", item);
+                         nets.push_back(item);
+                         item.clear();
+                     }
+                 } else {
+                     item += v[i];
+                 }
+             }
+             c.smtp.relayNetworks = std::move(nets);
+             return {};
+         }},
+        {"smtp.users_file", existingFile([](Config& c) { return &c.smtp.usersFile; })},
+        {"smtp.max_message_size",
+         [](Config& c, const std::string& v) -> std::string {
+             auto n = parseSize(v);
+             if (!n || *n < 1024 || *n > (1ULL << 31))
+                 return expected("a size between 1K and 2G", v);
+             c.smtp.maxMessageSize = *n;
+             return {};
+         }},
+        {"smtp.hostname", text([](Config& c) { return &c.smtp.hostname; })},
+        {"card.reader", text([](Config& c) { return &c.card.reader; })},
+        {"card.pkcs11_module", existingFile([](Config& c) { return &c.card.pkcs11Module; })},
+        {"card.key_uri",
+         [](Config& c, const std::string& v) -> std::string {
+             if (!v.empty() && v.rfind("pkcs11:", 0) != 0)
+                 return expected("a pkcs11: URI (RFC 7512)", v);
+             c.card.keyUri = v;
+             return {};
+         }},
+        // Not checked for readability here: the service reads it through a systemd credential
+        // or as its own user; the card layer reports an unreadable PIN file with its path.
+        {"card.pin_file", text([](Config& c) { return &c.card.pinFile; })},
+        {"provider.profile",
+         [](Config& c, const std::string& v) -> std::string {
+             if (v != "mentana" && v != "telekom" && v != "t-systems")
+                 return expected("mentana, telekom or t-systems", v);
+             c.provider.profile = v;
+             return {};
+         }},
+        {"provider.url",
+         [](Config& c, const std::string& v) -> std::string {
+             try {
+                 Poco::URI uri(v);
+                 if (uri.getScheme() != "https" || uri.getHost().empty())
+                     return expected("an https:// URL", v);
+             } catch (const Poco::Exception&) {
+                 return expected("an https:// URL", v);
+             }
+             c.provider.url = v;
+             return {};
+         }},
+        {"provider.ca_file", existingFile([](Config& c) { return &c.provider.caFile; })},
+        {"provider.server_name", text([](Config& c) { return &c.provider.serverName; })},
+        {"provider.client_cert", existingFile([](Config& c) { return &c.provider.clientCert; })},
+        {"provider.client_key", existingFile([](Config& c) { return &c.provider.clientKey; })},
+        {"delivery.relay", hostPort([](Config& c) { return &c.delivery.relay; })},
+        {"delivery.tls",
+         [](Config& c, const std::string& v) -> std::string {
+             if (v == "required") {
+                 c.delivery.tls = DeliveryTls::Required;
+             } else if (v == "opportunistic") {
+                 c.delivery.tls = DeliveryTls::Opportunistic;
+             } else {
+                 return expected("required or opportunistic", v);
+             }
+             return {};
+         }},
+        {"queue.dir",
+         [](Config& c, const std::string& v) -> std::string {
+             if (v.empty() || v[0] != '/')
+                 return expected("an absolute directory path", v);
+             c.queue.dir = v;
+             return {};
+         }},
+        {"queue.max_age", duration([](Config& c) { return &c.queue.maxAge; })},
+        {"queue.delay_warning", duration([](Config& c) { return &c.queue.delayWarning; })},
+        {"health.listen", hostPort([](Config& c) { return &c.health.listen; })},
+    };
+    return s;
+}
+
+std::string sectionKey(const std::string& dotted) {
+    const auto dot = dotted.find('.');
+    return "[" + dotted.substr(0, dot) + "] " + dotted.substr(dot + 1);
+}
+
+}  // namespace
+
+std::string HostPort::toString() const {
+    if (host.find(':') != std::string::npos)
+        return "[" + host + "]:" + std::to_string(port);
+    return host + ":" + std::to_string(port);
+}
+
+std::optional<HostPort> parseHostPort(const std::string& text) {
+    std::string host;
+    std::string port;
+    if (!text.empty() && text[0] == '[') {  // [v6]:port
+        const auto close = text.find(']');
+        if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
+            return std::nullopt;
+        host = text.substr(1, close - 1);
+        port = text.substr(close + 2);
+    } else {
+        const auto colon = text.rfind(':');
+        if (colon == std::string::npos || text.find(':') != colon)
+            return std::nullopt;
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+    }
+    const auto p = parseUnsigned(port);
+    if (host.empty() || !p || *p == 0 || *p > 65535)
+        return std::nullopt;
+    for (char ch : host) {
+        if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-' || ch == ':' ||
+              ch == '_'))
+            return std::nullopt;
+    }
+    return HostPort{host, static_cast<std::uint16_t>(*p)};
+}
+
+std::optional<std::chrono::seconds> parseDuration(const std::string& text) {
+    if (text.empty())
+        return std::nullopt;
+    std::uint64_t mult = 1;
+    std::string_view digits(text);
+    switch (text.back()) {
+        case 's':
+            mult = 1;
+            digits.remove_suffix(1);
+            break;
+        case 'm':
+            mult = 60;
+            digits.remove_suffix(1);
+            break;
+        case 'h':
+            mult = 3600;
+            digits.remove_suffix(1);
+            break;
+        case 'd':
+            mult = 86400;
+            digits.remove_suffix(1);
+            break;
+        default:
+            break;
+    }
+    const auto n = parseUnsigned(digits);
+    if (!n || *n > 365ULL * 86400)
+        return std::nullopt;
+    return std::chrono::seconds(static_cast<std::int64_t>(*n * mult));
+}
+
+std::optional<std::uint64_t> parseSize(const std::string& text) {
+    if (text.empty())
+        return std::nullopt;
+    std::uint64_t mult = 1;
+    std::string_view digits(text);
+    switch (std::toupper(static_cast<unsigned char>(text.back()))) {
+        case 'K':
+            mult = 1ULL << 10;
+            digits.remove_suffix(1);
+            break;
+        case 'M':
+            mult = 1ULL << 20;
+            digits.remove_suffix(1);
+            break;
+        case 'G':
+            mult = 1ULL << 30;
+            digits.remove_suffix(1);
+            break;
+        default:
+            break;
+    }
+    const auto n = parseUnsigned(digits);
+    if (!n || *n > (1ULL << 40) / mult)
+        return std::nullopt;
+    return *n * mult;
+}
+
+bool isValidCidr(const std::string& text) {
+    const auto slash = text.find('/');
+    if (slash == std::string::npos)
+        return false;
+    const std::string addr = text.substr(0, slash);
+    const auto bits = parseUnsigned(std::string_view(text).substr(slash + 1));
+    unsigned char buf[16];
+    if (::inet_pton(AF_INET, addr.c_str(), buf) == 1)
+        return bits && *bits <= 32;
+    if (::inet_pton(AF_INET6, addr.c_str(), buf) == 1)
+        return bits && *bits <= 128;
+    return false;
+}
+
+ConfigResult loadConfig(const std::string& path) {
+    ConfigResult result;
+    {
+        std::ifstream probe(path);
+        if (!probe) {
+            result.error = "cannot read configuration file '" + path + "'";
+            return result;
+        }
+    }
+    Poco::AutoPtr<Poco::Util::IniFileConfiguration> ini;
+    try {
+        ini = new Poco::Util::IniFileConfiguration(path);
+    } catch (const Poco::Exception& e) {
+        result.error = "cannot parse configuration file '" + path + "': " + e.displayText();
+        return result;
+    }
+
+    Config config;
+    config.path = path;
+    const auto& known = schema();
+    static const std::set<std::string> sections = {"smtp",     "card",  "provider",
+                                                   "delivery", "queue", "health"};
+    Poco::Util::AbstractConfiguration::Keys sectionNames;
+    ini->keys(sectionNames);
+    for (const auto& rawSection : sectionNames) {
+        const std::string section = lower(rawSection);
+        if (!sections.count(section)) {
+            result.error = "[" + rawSection +
+                           "]: unknown section (known: smtp, card, provider, "
+                           "delivery, queue, health)";
+            return result;
+        }
+        Poco::Util::AbstractConfiguration::Keys keys;
+        ini->keys(rawSection, keys);
+        for (const auto& rawKey : keys) {
+            const std::string dotted = section + "." + lower(rawKey);
+            const auto it = known.find(dotted);
+            if (it == known.end()) {
+                result.error = sectionKey(dotted) + ": unknown key (see docs/configuration.md)";
+                return result;
+            }
+            const std::string value =
+                stripInlineComment(ini->getRawString(rawSection + "." + rawKey));
+            if (std::string err = it->second(config, value); !err.empty()) {
+                result.error = sectionKey(dotted) + ": " + err;
+                return result;
+            }
+        }
+    }
+
+    // Cross-key rules.
+    if (config.smtp.tlsCert.empty() != config.smtp.tlsKey.empty()) {
+        result.error = "[smtp] tls_cert/tls_key: set both or neither";
+        return result;
+    }
+    if (config.smtp.requireTls && config.smtp.tlsCert.empty()) {
+        result.error = "[smtp] require_tls: true needs tls_cert and tls_key for STARTTLS";
+        return result;
+    }
+    if (config.smtp.submissionListen && config.smtp.usersFile.empty()) {
+        result.error = "[smtp] submission_listen: needs users_file for AUTH";
+        return result;
+    }
+    if (config.provider.url.empty()) {
+        result.error = "[provider] url: missing (the provider's https:// endpoint)";
+        return result;
+    }
+    if (config.provider.clientKey.empty() && config.card.keyUri.empty()) {
+        result.error = "[card] key_uri: missing (the card key's pkcs11: URI)";
+        return result;
+    }
+    if (!config.provider.clientKey.empty() && config.provider.clientCert.empty()) {
+        result.error = "[provider] client_cert: needed when client_key is set";
+        return result;
+    }
+    result.config = std::move(config);
+    return result;
+}
+
+}  // namespace demail::gateway

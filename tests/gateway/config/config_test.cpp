@@ -1,0 +1,142 @@
+#include "demail/gateway/config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+namespace fs = std::filesystem;
+using namespace demail::gateway;
+
+namespace {
+
+class ConfigFile : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/demail-config-XXXXXX";
+        dir_ = ::mkdtemp(tmpl);
+        std::ofstream(dir_ / "ca.pem") << "x";
+        std::ofstream(dir_ / "cert.pem") << "x";
+        std::ofstream(dir_ / "key.pem") << "x";
+    }
+    void TearDown() override { fs::remove_all(dir_); }
+
+    ConfigResult load(const std::string& text) {
+        const auto path = dir_ / "gateway.ini";
+        std::ofstream(path) << text;
+        return loadConfig(path.string());
+    }
+    std::string minimal() const {
+        return "[smtp]\nrequire_tls = false\n[provider]\nurl = https://provider.example:8443/api\n"
+               "ca_file = " +
+               (dir_ / "ca.pem").string() +
+               "\n[card]\n"
+               "key_uri = pkcs11:token=NetKey%20V3%20Card%20(NetKey%20PIN2);id=%47;type=private\n";
+    }
+    fs::path dir_;
+};
+
+TEST_F(ConfigFile, MinimalFileGetsDocumentedDefaults) {
+    auto r = load(minimal());
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.config->smtp.listen.toString(), "127.0.0.1:2525");
+    EXPECT_EQ(r.config->health.listen.toString(), "127.0.0.1:8025");
+    EXPECT_EQ(r.config->queue.maxAge, std::chrono::hours(24));
+    EXPECT_EQ(r.config->smtp.maxMessageSize, 20971520u);
+    EXPECT_EQ(r.config->provider.profile, "mentana");
+    EXPECT_EQ(r.config->delivery.tls, DeliveryTls::Required);
+}
+
+TEST_F(ConfigFile, InlineCommentsAreStrippedButUriSemicolonsKept) {
+    auto r = load(minimal() + "[queue]\nmax_age = 30s   ; shortened for a test\n");
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.config->queue.maxAge, std::chrono::seconds(30));
+    EXPECT_EQ(r.config->card.keyUri,
+              "pkcs11:token=NetKey%20V3%20Card%20(NetKey%20PIN2);id=%47;type=private");
+}
+
+TEST_F(ConfigFile, UnknownKeyIsNamed) {
+    auto r = load(minimal() + "[smtp]\nlisten_port = 25\n");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error, "[smtp] listen_port: unknown key (see docs/configuration.md)");
+}
+
+TEST_F(ConfigFile, UnknownSectionIsNamed) {
+    auto r = load(minimal() + "[smpt]\nlisten = 127.0.0.1:25\n");
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error.find("[smpt]: unknown section"), std::string::npos) << r.error;
+}
+
+TEST_F(ConfigFile, BadValuesNameTheKeyAndTheValue) {
+    struct Case {
+        std::string text;
+        std::string error;
+    };
+    const Case cases[] = {
+        {"[smtp]\nlisten = localhost\n", "[smtp] listen: expected HOST:PORT, got 'localhost'"},
+        {"[smtp]\nlisten = 127.0.0.1:70000\n",
+         "[smtp] listen: expected HOST:PORT, got '127.0.0.1:70000'"},
+        {"[smtp]\nrelay_networks = 10.0.0.0/8, 300.1.1.1/8\n",
+         "[smtp] relay_networks: expected CIDRs such as 10.0.0.0/8, got '300.1.1.1/8'"},
+        {"[queue]\nmax_age = soon\n",
+         "[queue] max_age: expected a positive duration such as 90s, 30m, 24h, 2d, got 'soon'"},
+        {"[delivery]\ntls = maybe\n",
+         "[delivery] tls: expected required or opportunistic, got 'maybe'"},
+        {"[provider]\nprofile = acme\n",
+         "[provider] profile: expected mentana, telekom or t-systems, got 'acme'"},
+        {"[smtp]\nrequire_tls = perhaps\n",
+         "[smtp] require_tls: expected true or false, got 'perhaps'"},
+        {"[smtp]\ntls_cert = /nonexistent/cert.pem\n",
+         "[smtp] tls_cert: cannot read file '/nonexistent/cert.pem'"},
+    };
+    for (const auto& c : cases) {
+        auto r = load(minimal() + c.text);
+        ASSERT_FALSE(r.ok()) << c.text;
+        EXPECT_EQ(r.error, c.error);
+    }
+}
+
+TEST_F(ConfigFile, RequireTlsNeedsACertificate) {
+    auto r = load("[provider]\nurl = https://p.example/\n[card]\nkey_uri = pkcs11:id=%47\n");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error, "[smtp] require_tls: true needs tls_cert and tls_key for STARTTLS");
+}
+
+TEST_F(ConfigFile, ProviderUrlMustBeHttps) {
+    auto r = load("[smtp]\nrequire_tls=false\n[provider]\nurl = http://p.example/\n");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error, "[provider] url: expected an https:// URL, got 'http://p.example/'");
+}
+
+TEST_F(ConfigFile, MissingFileIsAClearError) {
+    auto r = loadConfig("/nonexistent/gateway.ini");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error, "cannot read configuration file '/nonexistent/gateway.ini'");
+}
+
+TEST(ConfigParsers, HostPortForms) {
+    EXPECT_EQ(parseHostPort("[::1]:25")->host, "::1");
+    EXPECT_EQ(parseHostPort("mail.internal.example:25")->port, 25);
+    EXPECT_FALSE(parseHostPort("::1:25"));
+    EXPECT_FALSE(parseHostPort(":25"));
+    EXPECT_FALSE(parseHostPort("host:0"));
+}
+
+TEST(ConfigParsers, DurationsAndSizes) {
+    EXPECT_EQ(parseDuration("2d"), std::chrono::seconds(172800));
+    EXPECT_EQ(parseDuration("45"), std::chrono::seconds(45));
+    EXPECT_FALSE(parseDuration("-5s"));
+    EXPECT_FALSE(parseDuration("h"));
+    EXPECT_EQ(parseSize("20M"), 20971520u);
+    EXPECT_FALSE(parseSize("20X"));
+}
+
+TEST(ConfigParsers, Cidrs) {
+    EXPECT_TRUE(isValidCidr("127.0.0.0/8"));
+    EXPECT_TRUE(isValidCidr("fd00::/8"));
+    EXPECT_FALSE(isValidCidr("127.0.0.0/33"));
+    EXPECT_FALSE(isValidCidr("127.0.0.0"));
+}
+
+}  // namespace
