@@ -110,6 +110,22 @@ Setter boolean(bool* (*field)(Config&)) {
     };
 }
 
+// A key whose value must be one of a fixed set of words, each mapped to a field value.
+template <typename T>
+Setter oneOf(std::vector<std::pair<std::string, T>> choices, std::string wanted,
+             T* (*field)(Config&)) {
+    return [choices = std::move(choices), wanted = std::move(wanted), field](
+               Config& c, const std::string& v) -> std::string {
+        for (const auto& [word, value] : choices) {
+            if (v == word) {
+                *field(c) = value;
+                return {};
+            }
+        }
+        return expected(wanted, v);
+    };
+}
+
 Setter duration(std::chrono::seconds* (*field)(Config&)) {
     return [field](Config& c, const std::string& v) -> std::string {
         auto d = parseDuration(v);
@@ -181,12 +197,9 @@ const std::map<std::string, Setter>& schema() {
         // or as its own user; the card layer reports an unreadable PIN file with its path.
         {"card.pin_file", text([](Config& c) { return &c.card.pinFile; })},
         {"provider.profile",
-         [](Config& c, const std::string& v) -> std::string {
-             if (v != "mentana" && v != "telekom" && v != "t-systems")
-                 return expected("mentana, telekom or t-systems", v);
-             c.provider.profile = v;
-             return {};
-         }},
+         oneOf<std::string>(
+             {{"mentana", "mentana"}, {"telekom", "telekom"}, {"t-systems", "t-systems"}},
+             "mentana, telekom or t-systems", [](Config& c) { return &c.provider.profile; })},
         {"provider.url",
          [](Config& c, const std::string& v) -> std::string {
              try {
@@ -205,16 +218,9 @@ const std::map<std::string, Setter>& schema() {
         {"provider.client_key", existingFile([](Config& c) { return &c.provider.clientKey; })},
         {"delivery.relay", hostPort([](Config& c) { return &c.delivery.relay; })},
         {"delivery.tls",
-         [](Config& c, const std::string& v) -> std::string {
-             if (v == "required") {
-                 c.delivery.tls = DeliveryTls::Required;
-             } else if (v == "opportunistic") {
-                 c.delivery.tls = DeliveryTls::Opportunistic;
-             } else {
-                 return expected("required or opportunistic", v);
-             }
-             return {};
-         }},
+         oneOf<DeliveryTls>(
+             {{"required", DeliveryTls::Required}, {"opportunistic", DeliveryTls::Opportunistic}},
+             "required or opportunistic", [](Config& c) { return &c.delivery.tls; })},
         {"queue.dir",
          [](Config& c, const std::string& v) -> std::string {
              if (v.empty() || v[0] != '/')
