@@ -230,6 +230,8 @@ const std::map<std::string, Setter>& schema() {
          }},
         {"queue.max_age", duration([](Config& c) { return &c.queue.maxAge; })},
         {"queue.delay_warning", duration([](Config& c) { return &c.queue.delayWarning; })},
+        {"queue.retry_min", duration([](Config& c) { return &c.queue.retryMin; })},
+        {"queue.retry_max", duration([](Config& c) { return &c.queue.retryMax; })},
         {"health.listen", hostPort([](Config& c) { return &c.health.listen; })},
     };
     return s;
@@ -404,6 +406,10 @@ ConfigResult loadConfig(const std::string& path) {
     }
     if (config.smtp.requireTls && config.smtp.tlsCert.empty()) {
         result.error = "[smtp] require_tls: true needs tls_cert and tls_key for STARTTLS";
+        return result;
+    }
+    if (config.queue.retryMin > config.queue.retryMax) {
+        result.error = "[queue] retry_min: must not be larger than retry_max";
         return result;
     }
     if (config.smtp.submissionListen && config.smtp.usersFile.empty()) {

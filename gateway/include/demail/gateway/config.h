@@ -59,6 +59,10 @@ struct QueueConfig {
     std::string dir = "/var/spool/demail-gateway";
     std::chrono::seconds maxAge{24 * 3600};
     std::chrono::seconds delayWarning{4 * 3600};
+    // Backoff between submission attempts after a retryable failure: starts at retryMin, doubles,
+    // capped at retryMax, with jitter (gateway/retry_policy.h).
+    std::chrono::seconds retryMin{60};
+    std::chrono::seconds retryMax{1800};
 };
 
 struct HealthConfig {
