@@ -13,7 +13,8 @@ packages=(
   pcscd opensc opensc-pkcs11 libengine-pkcs11-openssl openssl
   # tests and demo: the virtual reader driver (never on a production host: it listens on all
   # interfaces), a software token, SMTP clients and Postfix as a real peer, ACL tools
-  vsmartcard-vpcd softhsm2 gnutls-bin swaks postfix python3 acl util-linux iproute2 procps
+  vsmartcard-vpcd softhsm2 gnutls-bin swaks postfix python3 python3-aiosmtpd sslscan acl
+  util-linux iproute2 procps
   # packaging and unit checks
   systemd debhelper lintian dpkg-dev
 )

@@ -221,6 +221,7 @@ const std::map<std::string, Setter>& schema() {
          oneOf<DeliveryTls>(
              {{"required", DeliveryTls::Required}, {"opportunistic", DeliveryTls::Opportunistic}},
              "required or opportunistic", [](Config& c) { return &c.delivery.tls; })},
+        {"delivery.ca_file", existingFile([](Config& c) { return &c.delivery.caFile; })},
         {"queue.dir",
          [](Config& c, const std::string& v) -> std::string {
              if (v.empty() || v[0] != '/')

@@ -53,6 +53,9 @@ enum class DeliveryTls { Required, Opportunistic };
 struct DeliveryConfig {
     HostPort relay{"127.0.0.1", 25};
     DeliveryTls tls = DeliveryTls::Required;
+    // CA bundle to verify the relay's certificate. Empty: encrypt without verifying, as
+    // Postfix's smtp_tls_security_level=encrypt does inside an organisation.
+    std::string caFile;
 };
 
 struct QueueConfig {
