@@ -1,0 +1,149 @@
+#include "demail/gateway/health.h"
+
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Stringifier.h>
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
+#include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/SocketAddress.h>
+
+#include <sstream>
+
+namespace demail::gateway {
+
+void HealthState::set(const std::string& component, bool ready, const std::string& reason) {
+    std::lock_guard lock(mutex_);
+    components_[component] = Component{ready, reason};
+}
+
+std::map<std::string, HealthState::Component> HealthState::components() const {
+    std::lock_guard lock(mutex_);
+    return components_;
+}
+
+bool HealthState::ready() const {
+    std::lock_guard lock(mutex_);
+    if (components_.empty())
+        return false;
+    for (const auto& [name, c] : components_)
+        if (!c.ready)
+            return false;
+    return true;
+}
+
+std::string HealthState::notReadySummary() const {
+    std::lock_guard lock(mutex_);
+    std::string out;
+    for (const auto& [name, c] : components_) {
+        if (c.ready)
+            continue;
+        if (!out.empty())
+            out += "; ";
+        out += name + ": " + c.reason;
+    }
+    return out;
+}
+
+std::string statusJson(const HealthState& health, const Metrics& metrics) {
+    Poco::JSON::Object root;
+    root.set("ready", health.ready());
+    Poco::JSON::Object components;
+    for (const auto& [name, c] : health.components()) {
+        Poco::JSON::Object o;
+        o.set("ready", c.ready);
+        o.set("reason", c.reason);
+        components.set(name, o);
+    }
+    root.set("components", components);
+    Poco::JSON::Object m;
+    for (const auto& s : metrics.samples())
+        m.set(s.name, s.value);
+    root.set("metrics", m);
+    std::ostringstream out;
+    Poco::JSON::Stringifier::stringify(root, out, 2);
+    out << "\n";
+    return out.str();
+}
+
+namespace {
+
+class Handler : public Poco::Net::HTTPRequestHandler {
+  public:
+    Handler(HealthState& health, Metrics& metrics) : health_(health), metrics_(metrics) {}
+    void handleRequest(Poco::Net::HTTPServerRequest& request,
+                       Poco::Net::HTTPServerResponse& response) override {
+        using Poco::Net::HTTPResponse;
+        std::string body;
+        std::string type = "text/plain; charset=utf-8";
+        auto status = HTTPResponse::HTTP_OK;
+        const std::string& uri = request.getURI();
+        if (request.getMethod() != "GET" && request.getMethod() != "HEAD") {
+            status = HTTPResponse::HTTP_METHOD_NOT_ALLOWED;
+            body = "only GET\n";
+        } else if (uri == "/healthz") {
+            body = "ok\n";
+        } else if (uri == "/readyz") {
+            if (health_.ready()) {
+                body = "ready\n";
+            } else {
+                status = HTTPResponse::HTTP_SERVICE_UNAVAILABLE;
+                body = "not ready: " + health_.notReadySummary() + "\n";
+            }
+        } else if (uri == "/metrics") {
+            type = "text/plain; version=0.0.4; charset=utf-8";
+            body = metrics_.prometheusText();
+        } else if (uri == "/status") {
+            type = "application/json";
+            body = statusJson(health_, metrics_);
+        } else {
+            status = HTTPResponse::HTTP_NOT_FOUND;
+            body = "not found; try /healthz /readyz /metrics /status\n";
+        }
+        response.setStatus(status);
+        response.setContentType(type);
+        response.setContentLength(static_cast<std::streamsize>(body.size()));
+        response.send() << body;
+    }
+
+  private:
+    HealthState& health_;
+    Metrics& metrics_;
+};
+
+class Factory : public Poco::Net::HTTPRequestHandlerFactory {
+  public:
+    Factory(HealthState& health, Metrics& metrics) : health_(health), metrics_(metrics) {}
+    Poco::Net::HTTPRequestHandler* createRequestHandler(
+        const Poco::Net::HTTPServerRequest&) override {
+        return new Handler(health_, metrics_);
+    }
+
+  private:
+    HealthState& health_;
+    Metrics& metrics_;
+};
+
+}  // namespace
+
+HealthServer::HealthServer(const HostPort& listen, HealthState& health, Metrics& metrics) {
+    Poco::Net::ServerSocket socket(Poco::Net::SocketAddress(listen.host, listen.port));
+    auto params = new Poco::Net::HTTPServerParams;
+    params->setMaxThreads(4);
+    params->setKeepAlive(false);
+    server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(health, metrics), socket, params);
+    server_->start();
+}
+
+HealthServer::~HealthServer() {
+    server_->stopAll(true);
+}
+
+unsigned HealthServer::port() const {
+    return server_->port();
+}
+
+}  // namespace demail::gateway

@@ -1,0 +1,121 @@
+#include <Poco/JSON/Parser.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <sstream>
+
+#include "demail/gateway/health.h"
+#include "demail/gateway/metrics.h"
+#include "demail/gateway/systemd_notify.h"
+
+using namespace demail::gateway;
+
+namespace {
+
+struct Reply {
+    int status;
+    std::string body;
+};
+
+Reply get(unsigned port, const std::string& path) {
+    Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));
+    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, path);
+    session.sendRequest(request);
+    Poco::Net::HTTPResponse response;
+    std::istream& in = session.receiveResponse(response);
+    std::stringstream body;
+    body << in.rdbuf();
+    return {static_cast<int>(response.getStatus()), body.str()};
+}
+
+}  // namespace
+
+TEST(Metrics, PrometheusTextHasHelpTypeAndLabelledSeries) {
+    Metrics m;
+    m.counter("demail_messages_accepted_total", "Messages answered 250").add(3);
+    m.counter("demail_errors_total", "Errors by kind", "kind", "provider_retryable").add();
+    m.counter("demail_errors_total", "Errors by kind", "kind", "card").add(2);
+    m.gauge("demail_queue_depth", "Messages waiting").set(7);
+    const std::string text = m.prometheusText();
+    EXPECT_NE(text.find("# HELP demail_messages_accepted_total Messages answered 250\n"),
+              std::string::npos);
+    EXPECT_NE(text.find("# TYPE demail_messages_accepted_total counter\n"), std::string::npos);
+    EXPECT_NE(text.find("demail_messages_accepted_total 3\n"), std::string::npos);
+    EXPECT_NE(text.find("demail_errors_total{kind=\"card\"} 2\n"), std::string::npos);
+    EXPECT_NE(text.find("demail_errors_total{kind=\"provider_retryable\"} 1\n"), std::string::npos);
+    EXPECT_NE(text.find("# TYPE demail_queue_depth gauge\ndemail_queue_depth 7\n"),
+              std::string::npos);
+    EXPECT_EQ(&m.counter("demail_errors_total", "", "kind", "card"),
+              &m.counter("demail_errors_total", "", "kind", "card"));
+}
+
+TEST(HealthState, ReadyOnlyWhenEveryComponentIs) {
+    HealthState h;
+    EXPECT_FALSE(h.ready()) << "nothing reported yet";
+    h.set("card", true, "logged in");
+    h.set("provider", false, "connection refused");
+    EXPECT_FALSE(h.ready());
+    EXPECT_EQ(h.notReadySummary(), "provider: connection refused");
+    h.set("provider", true, "reached 2 s ago");
+    EXPECT_TRUE(h.ready());
+}
+
+TEST(HealthServer, ServesTheFourEndpointsOverHttp) {
+    HealthState h;
+    Metrics m;
+    m.counter("demail_messages_accepted_total", "Messages answered 250").add(5);
+    h.set("card", false, "PIN rejected, 2 tries left");
+    h.set("spool", true, "writable");
+    HealthServer server(HostPort{"127.0.0.1", 0}, h, m);
+    ASSERT_NE(server.port(), 0u);
+
+    EXPECT_EQ(get(server.port(), "/healthz").status, 200);
+    auto ready = get(server.port(), "/readyz");
+    EXPECT_EQ(ready.status, 503);
+    EXPECT_NE(ready.body.find("card: PIN rejected, 2 tries left"), std::string::npos);
+    h.set("card", true, "logged in");
+    EXPECT_EQ(get(server.port(), "/readyz").status, 200);
+
+    auto metrics = get(server.port(), "/metrics");
+    EXPECT_NE(metrics.body.find("demail_messages_accepted_total 5"), std::string::npos);
+
+    auto status = get(server.port(), "/status");
+    ASSERT_EQ(status.status, 200);
+    Poco::JSON::Parser parser;
+    auto root = parser.parse(status.body).extract<Poco::JSON::Object::Ptr>();
+    EXPECT_TRUE(root->getValue<bool>("ready"));
+    EXPECT_EQ(root->getObject("components")->getObject("card")->getValue<std::string>("reason"),
+              "logged in");
+    EXPECT_EQ(root->getObject("metrics")->getValue<double>("demail_messages_accepted_total"), 5);
+
+    EXPECT_EQ(get(server.port(), "/nothing").status, 404);
+}
+
+TEST(SystemdNotify, SendsReadyAndStatusToNotifySocket) {
+    char dir[] = "/tmp/demail-notify-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    const std::string path = std::string(dir) + "/notify";
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    setenv("NOTIFY_SOCKET", path.c_str(), 1);
+
+    systemd::ready("accepting mail\non 127.0.0.1:2525");
+    char buf[512] = {};
+    const auto n = recv(fd, buf, sizeof buf - 1, 0);
+    unsetenv("NOTIFY_SOCKET");
+    close(fd);
+    unlink(path.c_str());
+    rmdir(dir);
+    ASSERT_GT(n, 0);
+    EXPECT_EQ(std::string(buf, static_cast<std::size_t>(n)),
+              "READY=1\nSTATUS=accepting mail on 127.0.0.1:2525");
+}
