@@ -1,0 +1,144 @@
+// The outbound dispatcher: takes queued messages to the provider, retries with backoff, warns on
+// delay, bounces after max_age or on a permanent refusal, and pauses (keeping the queue) while an
+// operator must act (card pulled, PIN rejected, certificate refused).
+//
+// It works through three seams, each a small interface with a real adapter in the daemon and a
+// fake in the unit tests: OutboundStore (the spool), Submitter (message layer + provider
+// transport), Notifier (DSNs to the internal relay). It never deletes a message before the
+// provider accepted it or its sender's DSN was handed over.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <istream>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "demail/gateway/dsn.h"
+#include "demail/gateway/retry_policy.h"
+#include "demail/gateway/smtp_delivery.h"
+
+namespace demail::gateway {
+
+struct OutboundRecipient {
+    std::string address;
+    std::string orcpt;   // RFC 3461 ORCPT as given, empty if none
+    std::string notify;  // RFC 3461 NOTIFY as given, empty if none
+};
+
+struct OutboundEnvelope {
+    std::string queueId;
+    std::string sender;  // MAIL FROM; empty for <>
+    std::vector<OutboundRecipient> recipients;
+    std::string ret;    // RFC 3461 RET: FULL, HDRS or empty
+    std::string envid;  // RFC 3461 ENVID
+    TimePoint arrival;
+    std::uint64_t size = 0;
+};
+
+// Mutable per-message progress, kept by the store next to the immutable message.
+struct DispatchState {
+    enum class Phase {
+        Submit,  // still to be handed to the provider
+        Notify,  // given up or refused: the DSN still has to reach the sender
+    };
+    Phase phase = Phase::Submit;
+    int attempts = 0;
+    TimePoint nextAttempt{};
+    bool delayWarned = false;
+    std::string lastError;   // one line; becomes the DSN's diagnostic
+    std::string lastStatus;  // RFC 3463 code of the last failure, e.g. "4.4.1"
+};
+
+class OutboundStore {
+  public:
+    virtual ~OutboundStore() = default;
+    virtual std::vector<std::string> queued() = 0;
+    virtual std::optional<OutboundEnvelope> envelope(const std::string& id) = 0;
+    virtual std::unique_ptr<std::istream> body(const std::string& id) = 0;
+    virtual DispatchState state(const std::string& id) = 0;
+    // Durable before it returns: a crash after it must not repeat what the state says is done.
+    virtual void saveState(const std::string& id, const DispatchState& state) = 0;
+    // The message is finished (accepted by the provider, or bounced): remove it from the queue.
+    virtual void finish(const std::string& id) = 0;
+};
+
+struct SubmitOutcome {
+    enum class Kind {
+        Accepted,        // the provider took it (also when it already had it: idempotency key)
+        Retryable,       // try again later
+        Permanent,       // never: bounce now
+        OperatorAction,  // card, PIN, certificate or account: pause everything, keep the queue
+    };
+    Kind kind = Kind::Retryable;
+    std::string detail;      // one line
+    std::string status;      // RFC 3463 code for a DSN, e.g. "5.1.1"; defaults by kind
+    std::string remoteHost;  // the provider's host for Remote-MTA
+};
+
+class Submitter {
+  public:
+    virtual ~Submitter() = default;
+    virtual SubmitOutcome submit(const OutboundEnvelope& envelope, std::istream& body) = 0;
+};
+
+class Notifier {
+  public:
+    virtual ~Notifier() = default;
+    virtual DeliveryResult send(const DsnMessage& dsn) = 0;
+};
+
+// What happened in one pass, for logs, metrics and tests.
+struct DispatchCounts {
+    int submitted = 0;
+    int deferred = 0;
+    int bounced = 0;  // DSN of failure handed over (or none wanted) and message removed
+    int delayWarnings = 0;
+    int notifyDeferred = 0;  // the DSN itself could not be handed over yet
+    int skipped = 0;         // not due yet
+};
+
+class OutboundDispatcher {
+  public:
+    struct Options {
+        RetrySchedule schedule;
+        std::string reportingHost;  // our host name in DSNs
+    };
+    OutboundDispatcher(Options options, OutboundStore& store, Submitter& submitter,
+                       Notifier& notifier, std::function<double()> uniform01);
+
+    // Processes every message that is due at `now`. Stops submitting (but still sends pending
+    // DSNs and bounces what expired) while paused.
+    DispatchCounts runOnce(TimePoint now);
+    // Processes one message; used by runOnce and by worker pools that share out the ids.
+    void processOne(const std::string& id, TimePoint now, DispatchCounts& counts);
+
+    // Set when a submission came back OperatorAction, cleared by resume() (the card supervisor
+    // calls it when the card is back and logged in).
+    bool paused() const;
+    std::string pauseReason() const;
+    void pause(const std::string& reason);
+    void resume();
+
+  private:
+    void handleSubmit(const OutboundEnvelope& env, DispatchState& st, TimePoint now,
+                      DispatchCounts& counts);
+    void giveUp(const OutboundEnvelope& env, DispatchState& st, const std::string& status,
+                const std::string& detail);
+    bool sendReport(const OutboundEnvelope& env, const DispatchState& st, DsnAction action,
+                    TimePoint now, const std::string& remoteHost);
+
+    Options options_;
+    OutboundStore& store_;
+    Submitter& submitter_;
+    Notifier& notifier_;
+    std::function<double()> uniform01_;
+    mutable std::mutex pauseMutex_;
+    std::optional<std::string> pauseReason_;
+};
+
+}  // namespace demail::gateway

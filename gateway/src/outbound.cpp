@@ -1,0 +1,211 @@
+#include "demail/gateway/outbound.h"
+
+#include <Poco/Logger.h>
+
+#include <sstream>
+
+namespace demail::gateway {
+namespace {
+
+Poco::Logger& log() {
+    return Poco::Logger::get("outbound");
+}
+
+// RFC 3463: X.4.7 "delivery time expired". Like Postfix, the class stays 4 (the failures were
+// transient; the give-up is ours).
+constexpr const char* kExpiredStatus = "4.4.7";
+
+}  // namespace
+
+OutboundDispatcher::OutboundDispatcher(Options options, OutboundStore& store, Submitter& submitter,
+                                       Notifier& notifier, std::function<double()> uniform01)
+    : options_(std::move(options)),
+      store_(store),
+      submitter_(submitter),
+      notifier_(notifier),
+      uniform01_(std::move(uniform01)) {}
+
+bool OutboundDispatcher::paused() const {
+    std::lock_guard lock(pauseMutex_);
+    return pauseReason_.has_value();
+}
+
+std::string OutboundDispatcher::pauseReason() const {
+    std::lock_guard lock(pauseMutex_);
+    return pauseReason_.value_or("");
+}
+
+void OutboundDispatcher::pause(const std::string& reason) {
+    std::lock_guard lock(pauseMutex_);
+    if (!pauseReason_)
+        log().warning("event=dispatch_paused reason=\"" + reason + "\"");
+    pauseReason_ = reason;
+}
+
+void OutboundDispatcher::resume() {
+    std::lock_guard lock(pauseMutex_);
+    if (pauseReason_)
+        log().information("event=dispatch_resumed");
+    pauseReason_.reset();
+}
+
+DispatchCounts OutboundDispatcher::runOnce(TimePoint now) {
+    DispatchCounts counts;
+    for (const auto& id : store_.queued())
+        processOne(id, now, counts);
+    return counts;
+}
+
+void OutboundDispatcher::processOne(const std::string& id, TimePoint now, DispatchCounts& counts) {
+    const auto env = store_.envelope(id);
+    if (!env) {
+        ++counts.skipped;  // the store moved it to corrupt/ and logged it
+        return;
+    }
+    DispatchState st = store_.state(id);
+    if (st.nextAttempt > now) {
+        ++counts.skipped;
+        return;
+    }
+
+    if (st.phase == DispatchState::Phase::Submit) {
+        const bool expired = now >= env->arrival + options_.schedule.maxAge;
+        if (expired) {
+            giveUp(*env, st, st.lastStatus.empty() ? std::string(kExpiredStatus) : st.lastStatus,
+                   "not accepted by the De-Mail provider within " +
+                       std::to_string(options_.schedule.maxAge.count() / 3600) + " h" +
+                       (st.lastError.empty() ? "" : "; last error: " + st.lastError));
+        } else if (paused()) {
+            ++counts.skipped;
+            return;
+        } else {
+            handleSubmit(*env, st, now, counts);
+            if (st.phase == DispatchState::Phase::Submit)
+                return;
+        }
+    }
+
+    // Phase Notify: the message failed for good; its sender must hear of it before it goes.
+    if (sendReport(*env, st, DsnAction::Failed, now, {})) {
+        store_.finish(id);
+        ++counts.bounced;
+        log().notice("event=bounced queue_id=" + id + " status=" + st.lastStatus);
+        return;
+    }
+    ++st.attempts;
+    RetrySchedule notifySchedule = options_.schedule;
+    notifySchedule.maxAge = std::chrono::hours(24 * 365);  // a DSN is retried, never dropped
+    st.nextAttempt =
+        planRetry(notifySchedule, st.attempts, env->arrival, now, true, uniform01_).nextAttempt;
+    store_.saveState(id, st);
+    ++counts.notifyDeferred;
+}
+
+void OutboundDispatcher::handleSubmit(const OutboundEnvelope& env, DispatchState& st, TimePoint now,
+                                      DispatchCounts& counts) {
+    auto body = store_.body(env.queueId);
+    if (!body) {
+        giveUp(env, st, "4.3.0", "the queued message body cannot be read");
+        return;
+    }
+    const SubmitOutcome out = submitter_.submit(env, *body);
+    switch (out.kind) {
+        case SubmitOutcome::Kind::Accepted:
+            store_.finish(env.queueId);
+            ++counts.submitted;
+            log().information("event=submitted queue_id=" + env.queueId +
+                              " attempts=" + std::to_string(st.attempts + 1));
+            // RFC 3461 NOTIFY=SUCCESS: the provider is not an SMTP server, so the message was
+            // "relayed" out of the DSN world. Best effort: the mail itself is safe.
+            if (!env.sender.empty()) {
+                DispatchState done = st;
+                done.lastStatus = "2.0.0";
+                done.lastError = "handed to the De-Mail provider";
+                sendReport(env, done, DsnAction::Relayed, now, out.remoteHost);
+            }
+            return;
+        case SubmitOutcome::Kind::Permanent:
+            giveUp(env, st, out.status.empty() ? "5.0.0" : out.status, out.detail);
+            return;
+        case SubmitOutcome::Kind::OperatorAction:
+            // Not the message's fault: no attempt is counted, the queue waits for the operator.
+            pause(out.detail);
+            st.lastError = out.detail;
+            store_.saveState(env.queueId, st);
+            ++counts.deferred;
+            return;
+        case SubmitOutcome::Kind::Retryable:
+            break;
+    }
+    ++st.attempts;
+    st.lastError = out.detail;
+    st.lastStatus = out.status.empty() ? "4.4.1" : out.status;
+    const RetryPlan plan =
+        planRetry(options_.schedule, st.attempts, env.arrival, now, st.delayWarned, uniform01_);
+    if (plan.giveUp) {
+        giveUp(env, st, st.lastStatus,
+               "not accepted by the De-Mail provider in time; last error: " + out.detail);
+        return;
+    }
+    st.nextAttempt = plan.nextAttempt;
+    if (plan.sendDelayWarning) {
+        st.delayWarned = true;  // once, whether or not the warning gets through
+        if (sendReport(env, st, DsnAction::Delayed, now, out.remoteHost))
+            ++counts.delayWarnings;
+    }
+    store_.saveState(env.queueId, st);
+    ++counts.deferred;
+    log().information("event=deferred queue_id=" + env.queueId + " attempts=" +
+                      std::to_string(st.attempts) + " reason=\"" + out.detail + "\"");
+}
+
+void OutboundDispatcher::giveUp(const OutboundEnvelope& env, DispatchState& st,
+                                const std::string& status, const std::string& detail) {
+    st.phase = DispatchState::Phase::Notify;
+    st.attempts = 0;
+    st.nextAttempt = TimePoint{};
+    st.lastStatus = status;
+    st.lastError = detail;
+    store_.saveState(env.queueId, st);
+    log().notice("event=give_up queue_id=" + env.queueId + " status=" + status + " reason=\"" +
+                 detail + "\"");
+}
+
+// Sends a DSN of `action` for the recipients that asked for it. True when there is nothing more
+// to do: handed to the relay, nobody wanted one, or the relay refused it for good (a double
+// bounce, logged: there is no one left to tell).
+bool OutboundDispatcher::sendReport(const OutboundEnvelope& env, const DispatchState& st,
+                                    DsnAction action, TimePoint now,
+                                    const std::string& remoteHost) {
+    DsnReport report;
+    report.reportingHost = options_.reportingHost;
+    report.queueId = env.queueId;
+    report.envelopeSender = env.sender;
+    report.envid = env.envid;
+    report.arrival = env.arrival;
+    report.ret = env.ret == "HDRS" ? DsnReturn::Headers : DsnReturn::Full;
+    if (action == DsnAction::Delayed)
+        report.willRetryUntil = env.arrival + options_.schedule.maxAge;
+    for (const auto& r : env.recipients) {
+        if (!notifyWants(r.notify, action))
+            continue;
+        report.recipients.push_back(
+            {r.address, r.orcpt, action, st.lastStatus, st.lastError, remoteHost});
+    }
+    auto body = store_.body(env.queueId);
+    std::istringstream unreadable("X-Demail-Note: the original could not be read\r\n");
+    const auto dsn = buildDsn(report, body ? *body : unreadable, env.size, now);
+    if (!dsn)
+        return true;  // null sender or no recipient wanted it
+    const DeliveryResult r = notifier_.send(*dsn);
+    if (r.delivered())
+        return true;
+    if (r.outcome == DeliveryOutcome::Permanent) {
+        log().error("event=double_bounce queue_id=" + env.queueId + " reason=\"" + r.detail + "\"");
+        return true;
+    }
+    log().warning("event=dsn_deferred queue_id=" + env.queueId + " reason=\"" + r.detail + "\"");
+    return action != DsnAction::Failed;  // only failure reports are retried
+}
+
+}  // namespace demail::gateway

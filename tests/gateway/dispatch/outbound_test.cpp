@@ -1,0 +1,223 @@
+// The dispatcher's decisions with an in-memory store, a scripted provider and a recording relay.
+#include "demail/gateway/outbound.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <map>
+#include <sstream>
+
+using namespace demail::gateway;
+using namespace std::chrono_literals;
+
+namespace {
+
+const TimePoint kT0 = std::chrono::system_clock::from_time_t(1'800'000'000);
+
+class MemoryStore : public OutboundStore {
+  public:
+    void add(OutboundEnvelope env, std::string body) {
+        env.size = body.size();
+        bodies[env.queueId] = std::move(body);
+        envelopes[env.queueId] = std::move(env);
+    }
+    std::vector<std::string> queued() override {
+        std::vector<std::string> ids;
+        for (const auto& [id, e] : envelopes)
+            ids.push_back(id);
+        return ids;
+    }
+    std::optional<OutboundEnvelope> envelope(const std::string& id) override {
+        auto it = envelopes.find(id);
+        if (it == envelopes.end())
+            return std::nullopt;
+        return it->second;
+    }
+    std::unique_ptr<std::istream> body(const std::string& id) override {
+        return std::make_unique<std::istringstream>(bodies.at(id));
+    }
+    DispatchState state(const std::string& id) override { return states[id]; }
+    void saveState(const std::string& id, const DispatchState& s) override { states[id] = s; }
+    void finish(const std::string& id) override {
+        envelopes.erase(id);
+        finished.push_back(id);
+    }
+    std::map<std::string, OutboundEnvelope> envelopes;
+    std::map<std::string, std::string> bodies;
+    std::map<std::string, DispatchState> states;
+    std::vector<std::string> finished;
+};
+
+class ScriptedProvider : public Submitter {
+  public:
+    SubmitOutcome submit(const OutboundEnvelope& env, std::istream& body) override {
+        std::stringstream ss;
+        ss << body.rdbuf();
+        seen.push_back(env.queueId + ":" + ss.str());
+        if (script.empty())
+            return {SubmitOutcome::Kind::Accepted, "accepted", "", "provider.test"};
+        auto o = script.front();
+        script.pop_front();
+        return o;
+    }
+    std::deque<SubmitOutcome> script;
+    std::vector<std::string> seen;
+};
+
+class RecordingRelay : public Notifier {
+  public:
+    DeliveryResult send(const DsnMessage& dsn) override {
+        DeliveryResult r;
+        r.outcome = next;
+        if (next == DeliveryOutcome::Delivered)
+            sent.push_back(dsn);
+        return r;
+    }
+    DeliveryOutcome next = DeliveryOutcome::Delivered;
+    std::vector<DsnMessage> sent;
+};
+
+OutboundEnvelope envelope(const std::string& id, const std::string& notify = {}) {
+    OutboundEnvelope e;
+    e.queueId = id;
+    e.sender = "sachbearbeiter@firma.de";
+    e.recipients = {{"buerger@example.de-mail.de", "", notify}};
+    e.arrival = kT0;
+    return e;
+}
+
+SubmitOutcome retryable(const std::string& why) {
+    return {SubmitOutcome::Kind::Retryable, why, "", "provider.test"};
+}
+
+class Dispatch : public ::testing::Test {
+  protected:
+    Dispatch() : dispatcher(options(), store, provider, relay, [] { return 0.5; }) {}
+    static OutboundDispatcher::Options options() {
+        OutboundDispatcher::Options o;
+        o.reportingHost = "gw.firma.de";
+        return o;  // 60 s .. 30 min, max_age 24 h, warning after 4 h
+    }
+    MemoryStore store;
+    ScriptedProvider provider;
+    RecordingRelay relay;
+    OutboundDispatcher dispatcher;
+};
+
+}  // namespace
+
+TEST_F(Dispatch, AcceptedMessageLeavesTheQueueWithoutNotification) {
+    store.add(envelope("A"), "Subject: a\r\n\r\nbody\r\n");
+    const auto c = dispatcher.runOnce(kT0);
+    EXPECT_EQ(c.submitted, 1);
+    EXPECT_EQ(store.finished, std::vector<std::string>{"A"});
+    EXPECT_EQ(provider.seen, std::vector<std::string>{"A:Subject: a\r\n\r\nbody\r\n"});
+    EXPECT_TRUE(relay.sent.empty());
+}
+
+TEST_F(Dispatch, SuccessNotificationOnlyWhenAsked) {
+    store.add(envelope("A", "SUCCESS"), "Subject: a\r\n\r\nbody\r\n");
+    dispatcher.runOnce(kT0);
+    ASSERT_EQ(relay.sent.size(), 1u);
+    EXPECT_NE(relay.sent[0].data.find("Action: relayed"), std::string::npos);
+}
+
+TEST_F(Dispatch, RetryableFailureIsDeferredWithBackoffAndNotRetriedEarly) {
+    store.add(envelope("A"), "x\r\n");
+    provider.script = {retryable("provider answered 503"), retryable("timeout")};
+    auto c = dispatcher.runOnce(kT0);
+    EXPECT_EQ(c.deferred, 1);
+    EXPECT_EQ(store.states["A"].attempts, 1);
+    EXPECT_EQ(store.states["A"].nextAttempt, kT0 + 60s);
+    EXPECT_EQ(dispatcher.runOnce(kT0 + 59s).skipped, 1);
+    EXPECT_EQ(dispatcher.runOnce(kT0 + 60s).deferred, 1);
+    EXPECT_EQ(store.states["A"].nextAttempt, kT0 + 60s + 120s);
+    EXPECT_EQ(dispatcher.runOnce(kT0 + 180s).submitted, 1);
+    EXPECT_TRUE(relay.sent.empty());
+}
+
+TEST_F(Dispatch, PermanentRefusalBouncesAtOnceWithTheProvidersReason) {
+    store.add(envelope("A"), "Subject: a\r\n\r\nbody\r\n");
+    provider.script = {{SubmitOutcome::Kind::Permanent, "recipient is not a De-Mail address",
+                        "5.1.1", "provider.test"}};
+    const auto c = dispatcher.runOnce(kT0);
+    EXPECT_EQ(c.bounced, 1);
+    ASSERT_EQ(relay.sent.size(), 1u);
+    EXPECT_EQ(relay.sent[0].envelopeTo, "sachbearbeiter@firma.de");
+    EXPECT_NE(relay.sent[0].data.find("Status: 5.1.1"), std::string::npos);
+    EXPECT_NE(relay.sent[0].data.find("recipient is not a De-Mail address"), std::string::npos);
+    EXPECT_EQ(store.finished, std::vector<std::string>{"A"});
+}
+
+TEST_F(Dispatch, ExpiredMessageBouncesWithTheLastError) {
+    store.add(envelope("A"), "x\r\n");
+    provider.script = {retryable("connection refused")};
+    dispatcher.runOnce(kT0);
+    EXPECT_EQ(dispatcher.runOnce(kT0 + 24h).bounced, 1);
+    ASSERT_EQ(relay.sent.size(), 1u);
+    EXPECT_NE(relay.sent[0].data.find("last error: connection refused"), std::string::npos);
+    EXPECT_NE(relay.sent[0].data.find("Action: failed"), std::string::npos);
+    EXPECT_EQ(provider.seen.size(), 1u) << "no submission after the deadline";
+}
+
+TEST_F(Dispatch, OneDelayWarningAfterTheThreshold) {
+    store.add(envelope("A"), "x\r\n");
+    for (int i = 0; i < 20; ++i)
+        provider.script.push_back(retryable("503"));
+    int warnings = 0;
+    for (auto t = kT0; t < kT0 + 6h; t += 30min) {
+        store.states["A"].nextAttempt = TimePoint{};  // force an attempt at every step
+        warnings += dispatcher.runOnce(t).delayWarnings;
+    }
+    EXPECT_EQ(warnings, 1);
+    ASSERT_EQ(relay.sent.size(), 1u);
+    EXPECT_NE(relay.sent[0].data.find("Action: delayed"), std::string::npos);
+}
+
+TEST_F(Dispatch, BounceIsKeptUntilTheRelayTakesTheNotification) {
+    store.add(envelope("A"), "x\r\n");
+    provider.script = {{SubmitOutcome::Kind::Permanent, "refused", "5.7.1", ""}};
+    relay.next = DeliveryOutcome::Temporary;
+    auto c = dispatcher.runOnce(kT0);
+    EXPECT_EQ(c.notifyDeferred, 1);
+    EXPECT_TRUE(store.finished.empty()) << "the message stays until its DSN is handed over";
+    EXPECT_EQ(store.states["A"].phase, DispatchState::Phase::Notify);
+    relay.next = DeliveryOutcome::Delivered;
+    c = dispatcher.runOnce(kT0 + 1h);
+    EXPECT_EQ(c.bounced, 1);
+    EXPECT_EQ(relay.sent.size(), 1u);
+    EXPECT_EQ(provider.seen.size(), 1u) << "a bounced message is never submitted again";
+}
+
+TEST_F(Dispatch, NullSenderAndNotifyNeverAreRemovedWithoutNotification) {
+    auto e = envelope("A");
+    e.sender.clear();
+    store.add(e, "x\r\n");
+    store.add(envelope("B", "NEVER"), "x\r\n");
+    provider.script = {{SubmitOutcome::Kind::Permanent, "refused", "5.7.1", ""},
+                       {SubmitOutcome::Kind::Permanent, "refused", "5.7.1", ""}};
+    EXPECT_EQ(dispatcher.runOnce(kT0).bounced, 2);
+    EXPECT_TRUE(relay.sent.empty());
+}
+
+TEST_F(Dispatch, OperatorActionPausesWithoutCountingAnAttempt) {
+    store.add(envelope("A"), "x\r\n");
+    store.add(envelope("B"), "y\r\n");
+    provider.script = {{SubmitOutcome::Kind::OperatorAction, "card removed", "", ""}};
+    auto c = dispatcher.runOnce(kT0);
+    EXPECT_TRUE(dispatcher.paused());
+    EXPECT_EQ(dispatcher.pauseReason(), "card removed");
+    EXPECT_EQ(provider.seen.size(), 1u) << "B is not tried while paused";
+    EXPECT_EQ(store.states["A"].attempts, 0);
+    EXPECT_EQ(c.skipped, 1);
+    dispatcher.resume();
+    EXPECT_EQ(dispatcher.runOnce(kT0 + 1s).submitted, 2);
+}
+
+TEST_F(Dispatch, ExpiryStillBouncesWhilePaused) {
+    store.add(envelope("A"), "x\r\n");
+    dispatcher.pause("PIN rejected, 2 tries left");
+    EXPECT_EQ(dispatcher.runOnce(kT0 + 1h).skipped, 1);
+    EXPECT_EQ(dispatcher.runOnce(kT0 + 25h).bounced, 1);
+    EXPECT_TRUE(provider.seen.empty());
+}
