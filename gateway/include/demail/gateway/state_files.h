@@ -1,0 +1,48 @@
+// The gateway's small durable state next to the spool:
+//  - DispatchStateFiles: each queued message's progress (attempts, next try, phase), one file per
+//    queue id, versioned with an end marker like the spool's records;
+//  - FileLedger: the provider ids of inbound items already delivered internally (inbound.h).
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "demail/gateway/inbound.h"
+#include "demail/gateway/outbound.h"
+
+namespace demail::gateway {
+
+std::string encodeDispatchState(const DispatchState& state);
+// Nothing for a torn, foreign or future-version record.
+std::optional<DispatchState> decodeDispatchState(std::string_view text);
+
+class DispatchStateFiles {
+  public:
+    explicit DispatchStateFiles(std::string dir);  // creates dir
+    // A missing file is a fresh message; an unreadable one counts as fresh as well (logged):
+    // that can at worst cost an early retry, never the message.
+    DispatchState load(const std::string& queueId) const;
+    std::string save(const std::string& queueId, const DispatchState& state);  // "" or error
+    std::string remove(const std::string& queueId);
+
+  private:
+    std::string path(const std::string& queueId) const;
+    std::string dir_;
+};
+
+class FileLedger : public DeliveredLedger {
+  public:
+    // Entries older than `keep` are pruned at construction: the provider stops offering an
+    // acknowledged item long before.
+    FileLedger(std::string dir, std::chrono::hours keep = std::chrono::hours(24 * 30));
+    bool contains(const std::string& id) override;
+    void add(const std::string& id) override;  // throws std::runtime_error if it cannot persist
+
+  private:
+    std::string path(const std::string& id) const;
+    std::string dir_;
+};
+
+}  // namespace demail::gateway
