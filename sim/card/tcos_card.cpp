@@ -8,9 +8,9 @@ namespace {
 constexpr std::uint8_t kAtr[] = {0x3B, 0xBF, 0x96, 0x00, 0x81, 0x31, 0xFE, 0x5D,
                                  0x00, 0x64, 0x04, 0x11, 0x03, 0x01, 0x31, 0xC0,
                                  0x73, 0xF7, 0x01, 0xD0, 0x00, 0x90, 0x00, 0x7D};
-const Bytes kNetKeyAid = {0xD2, 0x76, 0x00, 0x00, 0x03, 0x01, 0x02};
+constexpr std::uint8_t kNetKeyAid[] = {0xD2, 0x76, 0x00, 0x00, 0x03, 0x01, 0x02};
 // userCertificate (2.5.4.36): the OID TeleSec puts before a certificate on TCOS cards.
-const Bytes kUserCertificateOid = {0x06, 0x03, 0x55, 0x04, 0x24};
+constexpr std::uint8_t kUserCertificateOid[] = {0x06, 0x03, 0x55, 0x04, 0x24};
 constexpr std::size_t kMaxPinLength = 16;
 
 std::string fidHex(std::uint16_t fid) {
@@ -46,7 +46,7 @@ TcosCard::TcosCard(const CardKeys& keys, CardState state, CertForm form, Persist
         {"3F00", 0x3F00, K::Df, {}},
         {"3F00/2F02", 0x2F02, K::Transparent, {}},
         {"3F00/5049", 0x5049, K::Records, {}},
-        {"3F00/DF01", 0xDF01, K::Df, kNetKeyAid},
+        {"3F00/DF01", 0xDF01, K::Df, Bytes(std::begin(kNetKeyAid), std::end(kNetKeyAid))},
         {"3F00/DF01/5349", 0x5349, K::Records, {}},
         {"3F00/DF01/5049", 0x5049, K::Records, {}},
     };
@@ -96,7 +96,7 @@ Bytes TcosCard::content(const File& f) const {
     const Bytes der = keys_.certificateDer(f.fid);
     if (der.empty() || form_ == CertForm::Der)
         return der;
-    Bytes inner = kUserCertificateOid;
+    Bytes inner(std::begin(kUserCertificateOid), std::end(kUserCertificateOid));
     inner.insert(inner.end(), der.begin(), der.end());
     // Always the two-byte long form (30 82 LL LL): OpenSC tests for 30 82 at the start.
     Bytes out = {0x30, 0x82, static_cast<std::uint8_t>(inner.size() >> 8),
