@@ -8,7 +8,7 @@ packages=(
   build-essential cmake pkg-config git clang-format clang-tidy
   # libraries (DESIGN.md "Dependencies")
   libpcsclite-dev libssl-dev libpoco-dev libcurl4-openssl-dev libacl1-dev libsystemd-dev
-  libgtest-dev libgmock-dev googletest
+  libgtest-dev libgmock-dev googletest libp11-kit-dev
   # the card stack: pcscd, OpenSC as the PKCS#11 module, libp11 as the OpenSSL engine
   pcscd opensc opensc-pkcs11 libengine-pkcs11-openssl openssl
   # tests and demo: the virtual reader driver (never on a production host: it listens on all

@@ -201,6 +201,21 @@ Result<Bytes> PcscCard::transmitRaw(const Bytes& apdu) {
     if (rc != SCARD_S_SUCCESS) {
         if (contextBroken(rc))
             context_.invalidate();
+        // A failed exchange is often the card leaving the reader. pcscd notices that on its next
+        // poll, so ask the reader for up to a second before calling it a transport error.
+        for (int i = 0; i < 10; ++i) {
+            DWORD state = 0, proto = 0, nameLen = 0, atrLen = 0;
+            const LONG st =
+                SCardStatus(handle_, nullptr, &nameLen, &state, &proto, nullptr, &atrLen);
+            if (st == SCARD_W_REMOVED_CARD || st == SCARD_E_NO_SMARTCARD ||
+                (st == SCARD_S_SUCCESS && !(state & SCARD_PRESENT)))
+                return cardError(
+                    CardErrorKind::CardRemoved,
+                    "the card was removed during the operation (" + pcscText(rc) + ")");
+            if (st != SCARD_S_SUCCESS)
+                break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
         return errorFromPcsc(rc, "card communication failed");
     }
     resp.resize(len);

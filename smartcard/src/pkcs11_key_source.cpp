@@ -1,0 +1,405 @@
+// PKCS#11 directly (p11-kit's pkcs11.h), and an OpenSSL RSA_METHOD that forwards the private
+// operation to C_Sign. RSA_METHOD is deprecated in OpenSSL 3 but is still how an external key
+// works with libssl 3.0 without writing a provider; it is confined to this file.
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include "demail/smartcard/pkcs11_key_source.h"
+
+#include <dlfcn.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <p11-kit/pkcs11.h>
+
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <sstream>
+
+#include "demail/smartcard/secret.h"
+
+namespace demail::smartcard {
+namespace {
+
+// A loaded module stays loaded and initialised for the life of the process: C_Finalize would
+// pull it away from every other user in the process (and OpenSC keeps its reader state there).
+struct Module {
+    void* handle = nullptr;
+    CK_FUNCTION_LIST_PTR f = nullptr;
+};
+
+Module* moduleFor(const std::string& path, std::string& error) {
+    static std::mutex mutex;
+    static std::map<std::string, Module> modules;
+    std::lock_guard lock(mutex);
+    auto it = modules.find(path);
+    if (it != modules.end())
+        return &it->second;
+    Module m;
+    m.handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!m.handle) {
+        error = "cannot load PKCS#11 module " + path + ": " + dlerror();
+        return nullptr;
+    }
+    auto getList = reinterpret_cast<CK_C_GetFunctionList>(dlsym(m.handle, "C_GetFunctionList"));
+    if (!getList || getList(&m.f) != CKR_OK || !m.f) {
+        error = path + " is not a PKCS#11 module";
+        dlclose(m.handle);
+        return nullptr;
+    }
+    CK_C_INITIALIZE_ARGS args{};
+    args.flags = CKF_OS_LOCKING_OK;
+    const CK_RV rv = m.f->C_Initialize(&args);
+    if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+        error = "PKCS#11 module " + path + " failed to initialise (CKR " + std::to_string(rv) + ")";
+        dlclose(m.handle);
+        return nullptr;
+    }
+    return &modules.emplace(path, m).first->second;
+}
+
+std::string trimmed(const unsigned char* text, std::size_t n) {
+    std::string s(reinterpret_cast<const char*>(text), n);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\0'))
+        s.pop_back();
+    return s;
+}
+
+bool lostToken(CK_RV rv) {
+    return rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_DEVICE_ERROR ||
+           rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED ||
+           rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_TOKEN_NOT_RECOGNIZED;
+}
+
+int rsaIndex() {
+    static const int index = RSA_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return index;
+}
+
+}  // namespace
+
+struct Pkcs11KeySource::Impl {
+    Module* module = nullptr;
+    CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
+    CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
+    std::mutex signMutex;  // one operation at a time on the session
+    std::atomic<std::uint64_t> signatures{0};
+    std::atomic<bool> lost{false};
+    RSA_METHOD* method = nullptr;
+
+    ~Impl() {
+        closeSession();
+        if (method)
+            RSA_meth_free(method);
+    }
+    void closeSession() {
+        if (module && session != CK_INVALID_HANDLE)
+            module->f->C_CloseSession(session);
+        session = CK_INVALID_HANDLE;
+        key = CK_INVALID_HANDLE;
+    }
+    // RSA private "encrypt" = sign: PKCS#1 v1.5 (DigestInfo in, the token pads) or raw.
+    int sign(int flen, const unsigned char* from, unsigned char* to, int padding, int modLen) {
+        CK_MECHANISM mech{padding == RSA_PKCS1_PADDING ? CKM_RSA_PKCS : CKM_RSA_X_509, nullptr, 0};
+        if (padding != RSA_PKCS1_PADDING && padding != RSA_NO_PADDING)
+            return -1;
+        std::lock_guard lock(signMutex);
+        if (session == CK_INVALID_HANDLE)
+            return -1;
+        CK_ULONG outLen = static_cast<CK_ULONG>(modLen);
+        CK_RV rv = module->f->C_SignInit(session, &mech, key);
+        if (rv == CKR_OK)
+            rv = module->f->C_Sign(session, const_cast<unsigned char*>(from),
+                                   static_cast<CK_ULONG>(flen), to, &outLen);
+        if (rv != CKR_OK) {
+            if (lostToken(rv))
+                lost = true;
+            return -1;
+        }
+        ++signatures;
+        return static_cast<int>(outLen);
+    }
+};
+
+namespace {
+int forwardPrivEnc(int flen, const unsigned char* from, unsigned char* to, RSA* rsa, int padding) {
+    auto* impl = static_cast<Pkcs11KeySource::Impl*>(RSA_get_ex_data(rsa, rsaIndex()));
+    return impl ? impl->sign(flen, from, to, padding, RSA_size(rsa)) : -1;
+}
+}  // namespace
+
+const char* toString(KeyErrorKind k) {
+    switch (k) {
+        case KeyErrorKind::None:
+            return "ok";
+        case KeyErrorKind::PinFileUnreadable:
+            return "PIN file unreadable";
+        case KeyErrorKind::ModuleLoadFailed:
+            return "PKCS#11 module not loadable";
+        case KeyErrorKind::TokenAbsent:
+            return "token absent";
+        case KeyErrorKind::KeyNotFound:
+            return "key not found";
+        case KeyErrorKind::WrongPin:
+            return "wrong PIN";
+        case KeyErrorKind::PinLocked:
+            return "PIN locked";
+        case KeyErrorKind::PinPreviouslyRejected:
+            return "PIN rejected earlier";
+        case KeyErrorKind::Other:
+            return "error";
+    }
+    return "?";
+}
+
+Pkcs11KeySource::Uri Pkcs11KeySource::parseUri(const std::string& uri) {
+    Uri u;
+    if (uri.rfind("pkcs11:", 0) != 0) {
+        u.error = "not a pkcs11: URI";
+        return u;
+    }
+    const std::string path =
+        uri.substr(7, uri.find('?') == std::string::npos ? std::string::npos : uri.find('?') - 7);
+    auto decode = [&u](const std::string& s) {
+        std::string out;
+        for (std::size_t i = 0; i < s.size(); ++i) {
+            if (s[i] == '%') {
+                if (i + 2 >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[i + 1])) ||
+                    !std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+                    u.error = "bad percent-encoding";
+                    return out;
+                }
+                out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+                i += 2;
+            } else {
+                out += s[i];
+            }
+        }
+        return out;
+    };
+    std::istringstream parts(path);
+    std::string part;
+    while (std::getline(parts, part, ';')) {
+        const auto eq = part.find('=');
+        if (eq == std::string::npos)
+            continue;
+        const std::string name = part.substr(0, eq);
+        const std::string value = decode(part.substr(eq + 1));
+        if (name == "token")
+            u.token = value;
+        else if (name == "serial")
+            u.serial = value;
+        else if (name == "manufacturer")
+            u.manufacturer = value;
+        else if (name == "model")
+            u.model = value;
+        else if (name == "object")
+            u.object = value;
+        else if (name == "id")
+            u.id.assign(value.begin(), value.end());
+        // type, slot-*, library-*: not needed to find the key
+    }
+    if (u.error.empty() && u.id.empty() && u.object.empty())
+        u.error = "the URI names no key (id= or object=)";
+    u.valid = u.error.empty();
+    return u;
+}
+
+Pkcs11KeySource::Pkcs11KeySource(Pkcs11KeyConfig config) : config_(std::move(config)) {}
+
+Pkcs11KeySource::~Pkcs11KeySource() {
+    std::lock_guard lock(mutex_);
+    release();
+}
+
+void Pkcs11KeySource::release() {
+    EVP_PKEY_free(key_);  // the RSA holds a pointer to impl_: free the key first
+    key_ = nullptr;
+    X509_free(cert_);
+    cert_ = nullptr;
+    impl_.reset();
+}
+
+EVP_PKEY* Pkcs11KeySource::privateKey() const {
+    std::lock_guard lock(mutex_);
+    return key_;
+}
+
+X509* Pkcs11KeySource::certificate() const {
+    std::lock_guard lock(mutex_);
+    return cert_;
+}
+
+std::uint64_t Pkcs11KeySource::signatureCount() const {
+    std::lock_guard lock(mutex_);
+    return impl_ ? impl_->signatures.load() : 0;
+}
+
+bool Pkcs11KeySource::tokenLost() const {
+    std::lock_guard lock(mutex_);
+    return impl_ && impl_->lost.load();
+}
+
+void Pkcs11KeySource::resetAfterConfigChange() {
+    std::lock_guard lock(mutex_);
+    rejected_.reset();
+}
+
+KeyLoadResult Pkcs11KeySource::load() {
+    std::lock_guard lock(mutex_);
+    if (rejected_) {
+        KeyLoadResult r = *rejected_;
+        r.kind = KeyErrorKind::PinPreviouslyRejected;
+        r.message = "the card rejected the PIN from " + config_.pinFile +
+                    " before; it is not tried again. Put the right PIN there and reload the "
+                    "service (" +
+                    rejected_->message + ")";
+        return r;
+    }
+    const std::uint64_t carried = impl_ ? impl_->signatures.load() : 0;
+    release();
+
+    const Uri uri = parseUri(config_.keyUri);
+    if (!uri.valid)
+        return {KeyErrorKind::Other, "[card] key_uri " + config_.keyUri + ": " + uri.error};
+    std::string error;
+    Secret pin = readSecretFile(config_.pinFile, error);
+    if (!error.empty())
+        return {KeyErrorKind::PinFileUnreadable, error};
+    Module* module = moduleFor(config_.modulePath, error);
+    if (!module)
+        return {KeyErrorKind::ModuleLoadFailed, error};
+    CK_FUNCTION_LIST_PTR f = module->f;
+
+    // The token, as the module sees it now.
+    CK_ULONG n = 0;
+    if (f->C_GetSlotList(CK_TRUE, nullptr, &n) != CKR_OK)
+        return {KeyErrorKind::Other, "the PKCS#11 module cannot list its slots"};
+    std::vector<CK_SLOT_ID> slots(n);
+    if (n > 0 && f->C_GetSlotList(CK_TRUE, slots.data(), &n) != CKR_OK)
+        return {KeyErrorKind::Other, "the PKCS#11 module cannot list its slots"};
+    std::vector<CK_SLOT_ID> matching;
+    for (CK_ULONG i = 0; i < n; ++i) {
+        CK_TOKEN_INFO info;
+        if (f->C_GetTokenInfo(slots[i], &info) != CKR_OK)
+            continue;
+        if ((!uri.token.empty() && trimmed(info.label, sizeof info.label) != uri.token) ||
+            (!uri.serial.empty() &&
+             trimmed(info.serialNumber, sizeof info.serialNumber) != uri.serial) ||
+            (!uri.manufacturer.empty() &&
+             trimmed(info.manufacturerID, sizeof info.manufacturerID) != uri.manufacturer) ||
+            (!uri.model.empty() && trimmed(info.model, sizeof info.model) != uri.model))
+            continue;
+        matching.push_back(slots[i]);
+    }
+    if (matching.empty())
+        return {KeyErrorKind::TokenAbsent,
+                "no token " + (uri.token.empty() ? std::string() : "'" + uri.token + "' ") +
+                    "in any reader: is the card inserted and the reader connected?"};
+    if (matching.size() > 1)
+        return {KeyErrorKind::Other, "the key URI matches " + std::to_string(matching.size()) +
+                                         " tokens; add token= or serial= to [card] key_uri"};
+
+    auto impl = std::make_unique<Impl>();
+    impl->module = module;
+    impl->signatures = carried;
+    if (f->C_OpenSession(matching[0], CKF_SERIAL_SESSION, nullptr, nullptr, &impl->session) !=
+        CKR_OK)
+        return {KeyErrorKind::TokenAbsent, "cannot open a session on the token"};
+
+    const CK_RV login =
+        f->C_Login(impl->session, CKU_USER,
+                   reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(pin.reveal().data())),
+                   static_cast<CK_ULONG>(pin.size()));
+    pin.wipe();
+    if (login == CKR_PIN_INCORRECT) {
+        KeyLoadResult r{KeyErrorKind::WrongPin,
+                        "the card rejected the PIN from " + config_.pinFile +
+                            "; it will not be tried again until the PIN file is changed"};
+        CK_TOKEN_INFO info;
+        if (f->C_GetTokenInfo(matching[0], &info) == CKR_OK) {
+            if (info.flags & CKF_USER_PIN_LOCKED)
+                r.triesLeft = 0;
+            else if (info.flags & CKF_USER_PIN_FINAL_TRY)
+                r.triesLeft = 1;
+        }
+        rejected_ = r;
+        return r;
+    }
+    if (login == CKR_PIN_LOCKED) {
+        KeyLoadResult r{KeyErrorKind::PinLocked,
+                        "the PIN is blocked; unblock it with the PUK (demail-card pin unblock)", 0};
+        rejected_ = r;
+        return r;
+    }
+    if (login != CKR_OK && login != CKR_USER_ALREADY_LOGGED_IN)
+        return {KeyErrorKind::Other, "login on the token failed (CKR " + std::to_string(login) +
+                                         ")" + (lostToken(login) ? ": the card went away" : "")};
+
+    // The private key, by id (and label if given).
+    auto findOne = [&](CK_OBJECT_CLASS cls) -> CK_OBJECT_HANDLE {
+        std::vector<CK_ATTRIBUTE> tmpl = {{CKA_CLASS, &cls, sizeof cls}};
+        if (!uri.id.empty())
+            tmpl.push_back({CKA_ID, const_cast<unsigned char*>(uri.id.data()), uri.id.size()});
+        if (!uri.object.empty())
+            tmpl.push_back({CKA_LABEL, const_cast<char*>(uri.object.data()), uri.object.size()});
+        CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+        CK_ULONG found = 0;
+        if (f->C_FindObjectsInit(impl->session, tmpl.data(), tmpl.size()) != CKR_OK)
+            return CK_INVALID_HANDLE;
+        f->C_FindObjects(impl->session, &h, 1, &found);
+        f->C_FindObjectsFinal(impl->session);
+        return found ? h : CK_INVALID_HANDLE;
+    };
+    impl->key = findOne(CKO_PRIVATE_KEY);
+    if (impl->key == CK_INVALID_HANDLE)
+        return {KeyErrorKind::KeyNotFound, "no private key matches " + config_.keyUri};
+
+    // Its certificate: from the token, else from the configured file.
+    X509* cert = nullptr;
+    const CK_OBJECT_HANDLE certObj = findOne(CKO_CERTIFICATE);
+    if (certObj != CK_INVALID_HANDLE) {
+        CK_ATTRIBUTE value{CKA_VALUE, nullptr, 0};
+        if (f->C_GetAttributeValue(impl->session, certObj, &value, 1) == CKR_OK) {
+            std::vector<unsigned char> der(value.ulValueLen);
+            value.pValue = der.data();
+            if (f->C_GetAttributeValue(impl->session, certObj, &value, 1) == CKR_OK) {
+                const unsigned char* p = der.data();
+                cert = d2i_X509(nullptr, &p, static_cast<long>(der.size()));
+            }
+        }
+    }
+    if (!cert && !config_.certificateFile.empty()) {
+        if (FILE* fp = std::fopen(config_.certificateFile.c_str(), "r")) {
+            cert = PEM_read_X509(fp, nullptr, nullptr, nullptr);
+            std::fclose(fp);
+        }
+    }
+    if (!cert)
+        return {KeyErrorKind::KeyNotFound,
+                "the token shows no certificate for the key and none is configured (Debian 12's "
+                "OpenSC hides plain-DER TCOS certificates: run demail-certpromote)"};
+
+    // An RSA key with the certificate's public half whose private operation is C_Sign.
+    EVP_PKEY* pub = X509_get0_pubkey(cert);
+    const RSA* pubRsa = pub ? EVP_PKEY_get0_RSA(pub) : nullptr;
+    if (!pubRsa) {
+        X509_free(cert);
+        return {KeyErrorKind::Other, "the certificate's key is not RSA"};
+    }
+    impl->method = RSA_meth_dup(RSA_get_default_method());
+    RSA_meth_set1_name(impl->method, "demail PKCS#11 key");
+    RSA_meth_set_priv_enc(impl->method, &forwardPrivEnc);
+    RSA* rsa = RSA_new();
+    RSA_set0_key(rsa, BN_dup(RSA_get0_n(pubRsa)), BN_dup(RSA_get0_e(pubRsa)), nullptr);
+    RSA_set_method(rsa, impl->method);
+    RSA_set_ex_data(rsa, rsaIndex(), impl.get());
+    EVP_PKEY* key = EVP_PKEY_new();
+    EVP_PKEY_assign_RSA(key, rsa);
+
+    impl_ = std::move(impl);
+    key_ = key;
+    cert_ = cert;
+    return {};
+}
+
+}  // namespace demail::smartcard

@@ -1,0 +1,180 @@
+// The PKCS#11 key source through the real pkcs11 engine: OpenSC against the simulated card, and
+// SoftHSM2. A signature made with the loaded key must verify with the certificate; a wrong PIN
+// costs the card exactly one try, and never a second.
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "demail/smartcard/card_profile.h"
+#include "demail/smartcard/pcsc.h"
+#include "demail/smartcard/pkcs11_key_source.h"
+#include "demail/smartcard/tcos.h"
+#include "pcsc_fixture.h"
+
+using namespace demail::smartcard;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kOpenSc = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
+const char* kSoftHsm = "/usr/lib/softhsm/libsofthsm2.so";
+const char* kCardUri = "pkcs11:token=NetKey%20V3%20Card%20%28NetKey%20PIN2%29;id=%47;type=private";
+
+std::string writePin(const std::string& dir, const std::string& pin) {
+    const std::string path = dir + "/card.pin";
+    std::ofstream(path) << pin << "\n";
+    return path;
+}
+
+bool signsAndVerifies(EVP_PKEY* key, EVP_PKEY* pub) {
+    const std::string data = "TLS handshake transcript stand-in";
+    EVP_MD_CTX* md = EVP_MD_CTX_new();
+    unsigned char sig[1024];
+    std::size_t len = sizeof sig;
+    bool ok = EVP_DigestSignInit(md, nullptr, EVP_sha256(), nullptr, key) == 1 &&
+              EVP_DigestSign(md, sig, &len, reinterpret_cast<const unsigned char*>(data.data()),
+                             data.size()) == 1;
+    EVP_MD_CTX_free(md);
+    if (!ok)
+        return false;
+    md = EVP_MD_CTX_new();
+    ok = EVP_DigestVerifyInit(md, nullptr, EVP_sha256(), nullptr, pub) == 1 &&
+         EVP_DigestVerify(md, sig, len, reinterpret_cast<const unsigned char*>(data.data()),
+                          data.size()) == 1;
+    EVP_MD_CTX_free(md);
+    return ok;
+}
+
+EVP_PKEY* publicKeyOf(const std::string& certPem) {
+    FILE* f = std::fopen(certPem.c_str(), "r");
+    X509* x = f ? PEM_read_X509(f, nullptr, nullptr, nullptr) : nullptr;
+    if (f)
+        std::fclose(f);
+    EVP_PKEY* k = x ? X509_get_pubkey(x) : nullptr;
+    X509_free(x);
+    return k;
+}
+
+int triesLeftOnCard() {
+    PcscContext ctx;
+    auto reader = ctx.findReader("Virtual PCD 00 00", true);
+    if (!reader.ok())
+        return -100;
+    auto card = PcscCard::connect(ctx, reader.value());
+    if (!card.ok())
+        return -101;
+    TcosCard tcos(*card.value(), *profileForAtr(card.value()->atr()));
+    auto st = tcos.pinStatus(0x83);
+    return st.ok() ? st.value().triesLeft : -102;
+}
+
+}  // namespace
+
+TEST(Pkcs11KeySource, SignsWithTheCardKeyThroughOpenSc) {
+    demail::test::PcscSimulator sim;
+    Pkcs11KeySource source({kOpenSc, kCardUri, writePin(sim.dir(), "123456")});
+    const auto r = source.load();
+    ASSERT_TRUE(r.ok()) << r.message;
+    ASSERT_NE(source.privateKey(), nullptr);
+    EVP_PKEY* pub = publicKeyOf(sim.authCertPem());
+    EXPECT_TRUE(signsAndVerifies(source.privateKey(), pub));
+    EXPECT_EQ(source.signatureCount(), 1u);
+    EVP_PKEY_free(pub);
+    // The card is pulled: signing fails and says the token is lost; back in, load() recovers.
+    sim.pullCard();
+    pub = publicKeyOf(sim.authCertPem());
+    EXPECT_FALSE(signsAndVerifies(source.privateKey(), pub));
+    EVP_PKEY_free(pub);
+    EXPECT_TRUE(source.tokenLost());
+    EXPECT_EQ(source.load().kind, KeyErrorKind::TokenAbsent);
+    sim.insertCard();
+    ASSERT_TRUE(source.load().ok());
+    pub = publicKeyOf(sim.authCertPem());
+    EXPECT_TRUE(signsAndVerifies(source.privateKey(), pub));
+    EVP_PKEY_free(pub);
+}
+
+TEST(Pkcs11KeySource, WrongPinCostsOneTryAndIsNeverSentAgain) {
+    demail::test::PcscSimulator sim;
+    ASSERT_EQ(triesLeftOnCard(), 3);
+    const std::string pinFile = writePin(sim.dir(), "999999");
+    Pkcs11KeySource source({kOpenSc, kCardUri, pinFile});
+    const auto first = source.load();
+    EXPECT_EQ(first.kind, KeyErrorKind::WrongPin) << first.message;
+    EXPECT_EQ(first.message.find("999999"), std::string::npos) << "the PIN is never in a message";
+    EXPECT_EQ(triesLeftOnCard(), 2) << "exactly one try";
+    const auto second = source.load();
+    EXPECT_EQ(second.kind, KeyErrorKind::PinPreviouslyRejected);
+    EXPECT_EQ(triesLeftOnCard(), 2) << "the second load() does not touch the card";
+    // The operator fixes the PIN file and reloads the configuration.
+    writePin(sim.dir(), "123456");
+    source.resetAfterConfigChange();
+    EXPECT_TRUE(source.load().ok());
+    EXPECT_EQ(triesLeftOnCard(), 3);
+}
+
+TEST(Pkcs11KeySource, ReportsAbsentTokenAndUnreadablePinFile) {
+    demail::test::PcscSimulator sim;
+    Pkcs11KeySource noPin({kOpenSc, kCardUri, sim.dir() + "/missing.pin"});
+    EXPECT_EQ(noPin.load().kind, KeyErrorKind::PinFileUnreadable);
+    sim.pullCard();
+    Pkcs11KeySource absent({kOpenSc, kCardUri, writePin(sim.dir(), "123456")});
+    const auto r = absent.load();
+    EXPECT_EQ(r.kind, KeyErrorKind::TokenAbsent) << r.message;
+}
+
+TEST(Pkcs11KeySource, SignsWithASoftHsmToken) {
+    char t[] = "/tmp/demail-softhsm-XXXXXX";
+    const std::string dir = mkdtemp(t);
+    std::ofstream(dir + "/softhsm2.conf")
+        << "directories.tokendir = " << dir << "/tokens\nobjectstore.backend = file\n";
+    fs::create_directories(dir + "/tokens");
+    setenv("SOFTHSM2_CONF", (dir + "/softhsm2.conf").c_str(), 1);
+    const std::string script =
+        "set -e; cd " + dir +
+        "; softhsm2-util --init-token --free --label tls-test --so-pin 12345678 --pin 123456 "
+        ">/dev/null; openssl req -x509 -newkey rsa:2048 -nodes -keyout k.pem -out c.pem -days 2 "
+        "-subj /CN=softhsm-client 2>/dev/null; openssl pkcs8 -topk8 -nocrypt -in k.pem -out k.p8;"
+        " softhsm2-util --import k.p8 --token tls-test --label client --id 01 --pin 123456 "
+        ">/dev/null";
+    ASSERT_EQ(std::system(script.c_str()), 0);
+    Pkcs11KeySource source({kSoftHsm,
+                            "pkcs11:model=SoftHSM%20v2;token=tls-test;id=%01;type=private",
+                            writePin(dir, "123456"), dir + "/c.pem"});
+    const auto r = source.load();
+    ASSERT_TRUE(r.ok()) << r.message;
+    EVP_PKEY* pub = publicKeyOf(dir + "/c.pem");
+    EXPECT_TRUE(signsAndVerifies(source.privateKey(), pub));
+    EVP_PKEY_free(pub);
+    unsetenv("SOFTHSM2_CONF");
+    fs::remove_all(dir);
+}
+
+TEST(Pkcs11KeySourceUri, ParsesTheAttributesUsedToFindTheKey) {
+    const auto u = Pkcs11KeySource::parseUri(
+        "pkcs11:model=PKCS%2315%20emulated;token=NetKey%20V3%20Card%20(NetKey%20PIN2);slot-id=3;"
+        "id=%47;library-description=OpenSC;type=private");
+    ASSERT_TRUE(u.valid) << u.error;
+    EXPECT_EQ(u.model, "PKCS#15 emulated");
+    EXPECT_EQ(u.token, "NetKey V3 Card (NetKey PIN2)");
+    EXPECT_EQ(u.id, (std::vector<unsigned char>{0x47}));
+    EXPECT_FALSE(Pkcs11KeySource::parseUri("pkcs11:token=x").valid) << "no key named";
+    EXPECT_FALSE(Pkcs11KeySource::parseUri("pkcs11:id=%4").valid);
+    EXPECT_FALSE(Pkcs11KeySource::parseUri("file:/etc/key").valid);
+}
+
+TEST(Pkcs11KeySource, DebianPlainDerQuirkIsBridgedByAConfiguredCertificate) {
+    demail::test::PcscSimulator sim({"--cert-form", "der"});
+    Pkcs11KeySource withoutCert({kOpenSc, kCardUri, writePin(sim.dir(), "123456")});
+    const auto r = withoutCert.load();
+    EXPECT_EQ(r.kind, KeyErrorKind::KeyNotFound) << r.message;
+    Pkcs11KeySource withCert({kOpenSc, kCardUri, writePin(sim.dir(), "123456"), sim.authCertPem()});
+    ASSERT_TRUE(withCert.load().ok());
+    EVP_PKEY* pub = publicKeyOf(sim.authCertPem());
+    EXPECT_TRUE(signsAndVerifies(withCert.privateKey(), pub));
+    EVP_PKEY_free(pub);
+}
