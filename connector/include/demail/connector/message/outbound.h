@@ -1,0 +1,67 @@
+// Turning a message an internal server relayed to us into a De-Mail submission: map the sender
+// to a De-Mail account, refuse anything that is not De-Mail (never fall back to ordinary mail),
+// read the shipping options from internal markers, strip what an internal sender must not set,
+// and add the user metadata of TR_De_Mail_PVD_IO Tabelle 1 (the provider adds the rest).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "demail/connector/message/demail_headers.h"
+
+namespace demail::connector {
+
+// Which internal senders may send as which De-Mail account. `internal` is an address
+// ("poststelle@firma.de") or a domain written "@firma.de"; exact addresses win over domains.
+struct AccountMapping {
+    std::string internal;
+    std::string account;  // the De-Mail address, e.g. poststelle@firma.de-mail.de
+};
+struct AccountMap {
+    std::vector<AccountMapping> entries;
+    std::optional<std::string> accountFor(std::string_view sender) const;
+    // Where inbound mail for an account goes: the first plain address mapped to it.
+    std::optional<std::string> inboxFor(std::string_view account) const;
+};
+
+struct OutboundContext {
+    std::string queueId;                          // becomes X-de-mail-private-id
+    std::string envelopeSender;                   // MAIL FROM
+    std::vector<std::string> envelopeRecipients;  // RCPT TO
+    std::vector<std::string> deMailDomains;       // from the provider: what counts as De-Mail
+    AccountMap accounts;
+};
+
+enum class RefusalKind {
+    None,
+    SenderNotMapped,     // 550 5.7.1: this sender may not send De-Mail
+    RecipientNotDeMail,  // 550 5.7.1 (or 5.1.1): never relayed as ordinary mail
+    PrivateIdTooLong,    // 554 5.6.0
+    OptionUnknown,       // 554 5.6.0: a marker we do not understand
+    MalformedMessage,    // 554 5.6.0: the header section cannot be parsed
+};
+
+struct OutboundPreparation {
+    RefusalKind refusal = RefusalKind::None;
+    std::string reason;     // one line for the SMTP reply or the DSN
+    std::string offending;  // the address or value at fault
+    bool ok() const { return refusal == RefusalKind::None; }
+
+    std::string account;  // the De-Mail sender
+    ShippingOptions options;
+    ChosenRecipients recipients;
+    std::string headers;             // the new header section (CRLF, ends with the empty line)
+    std::size_t bodyOffset = 0;      // the body is the original message from here, unchanged
+    std::vector<std::string> notes;  // what was changed, for the log ("Reply-To removed ...")
+};
+
+inline constexpr std::size_t kMaxPrivateIdLength = 1024;  // TR_De_Mail_PVD_IO, X-de-mail-private-id
+
+// Checks only the envelope (sender mapping, recipients' domains): what the SMTP intake can
+// decide at MAIL FROM / RCPT TO time, before the message is accepted.
+OutboundPreparation checkEnvelope(const OutboundContext& context);
+OutboundPreparation prepareOutbound(std::string_view message, const OutboundContext& context);
+
+}  // namespace demail::connector

@@ -1,0 +1,195 @@
+#include "demail/connector/message/outbound.h"
+
+#include <algorithm>
+
+#include "demail/connector/message/header_block.h"
+
+namespace demail::connector {
+namespace {
+
+OutboundPreparation refuse(RefusalKind kind, std::string reason, std::string offending = {}) {
+    OutboundPreparation p;
+    p.refusal = kind;
+    p.reason = std::move(reason);
+    p.offending = std::move(offending);
+    return p;
+}
+
+bool contains(const std::vector<std::string>& list, const std::string& a) {
+    return std::any_of(list.begin(), list.end(),
+                       [&](const std::string& x) { return equalsIgnoreCase(x, a); });
+}
+
+// "[persoenlich] [abholbestaetigung] Antrag" -> options + "Antrag". Only tags at the start count.
+bool takeSubjectTags(std::string& subject, ShippingOptions& options, std::string& unknown) {
+    std::string s = trim(subject);
+    while (!s.empty() && s[0] == '[') {
+        const auto close = s.find(']');
+        if (close == std::string::npos)
+            break;
+        const std::string word = s.substr(1, close - 1);
+        ShippingOptions probe = options;
+        if (!applyOptionWord(word, probe)) {
+            // Not one of ours ("[EXTERN]", "[Ticket 4711]"): leave it and everything after it.
+            break;
+        }
+        options = probe;
+        s = trim(s.substr(close + 1));
+    }
+    (void)unknown;
+    subject = s;
+    return true;
+}
+
+}  // namespace
+
+std::optional<std::string> AccountMap::accountFor(std::string_view sender) const {
+    const std::string s = toLower(sender);
+    for (const auto& e : entries)
+        if (!e.internal.empty() && e.internal[0] != '@' && toLower(e.internal) == s)
+            return e.account;
+    const std::string domain = "@" + domainOf(s);
+    for (const auto& e : entries)
+        if (!e.internal.empty() && e.internal[0] == '@' && toLower(e.internal) == domain)
+            return e.account;
+    // A De-Mail account sending as itself (the internal server already uses the account name).
+    for (const auto& e : entries)
+        if (toLower(e.account) == s)
+            return e.account;
+    return std::nullopt;
+}
+
+std::optional<std::string> AccountMap::inboxFor(std::string_view account) const {
+    for (const auto& e : entries)
+        if (equalsIgnoreCase(e.account, account) && !e.internal.empty() && e.internal[0] != '@')
+            return e.internal;
+    return std::nullopt;
+}
+
+OutboundPreparation checkEnvelope(const OutboundContext& c) {
+    OutboundPreparation p;
+    const auto account = c.accounts.accountFor(c.envelopeSender);
+    if (c.envelopeSender.empty() || !account)
+        return refuse(RefusalKind::SenderNotMapped,
+                      "sender <" + c.envelopeSender + "> is not mapped to a De-Mail account",
+                      c.envelopeSender);
+    p.account = *account;
+    for (const auto& r : c.envelopeRecipients) {
+        if (!isValidDeMailAddress(r) || !inDomains(r, c.deMailDomains))
+            return refuse(
+                RefusalKind::RecipientNotDeMail,
+                "recipient <" + r + "> is not a De-Mail address; the gateway sends only De-Mail",
+                r);
+    }
+    return p;
+}
+
+OutboundPreparation prepareOutbound(std::string_view message, const OutboundContext& c) {
+    OutboundPreparation p = checkEnvelope(c);
+    if (!p.ok())
+        return p;
+    if (c.queueId.size() > kMaxPrivateIdLength)
+        return refuse(RefusalKind::PrivateIdTooLong,
+                      "queue id longer than the 1024 characters X-de-mail-private-id allows");
+    std::string error;
+    auto headers = HeaderBlock::parse(message, error);
+    if (!headers)
+        return refuse(RefusalKind::MalformedMessage, "the message cannot be parsed: " + error);
+
+    // Shipping options: the internal header, then subject tags.
+    if (const std::string* list = headers->get(header::kInternalOptions)) {
+        std::string word;
+        for (std::size_t i = 0; i <= list->size(); ++i) {
+            if (i == list->size() || (*list)[i] == ',' || (*list)[i] == ' ') {
+                if (!trim(word).empty() && !applyOptionWord(word, p.options))
+                    return refuse(RefusalKind::OptionUnknown,
+                                  "unknown De-Mail option '" + trim(word) + "' in " +
+                                      header::kInternalOptions,
+                                  trim(word));
+                word.clear();
+            } else {
+                word += (*list)[i];
+            }
+        }
+    }
+    if (const std::string* subject = headers->get("Subject")) {
+        std::string s = *subject, unknown;
+        takeSubjectTags(s, p.options, unknown);
+        if (s != *subject) {
+            headers->set("Subject", s);
+            p.notes.push_back("option tags removed from the subject");
+        }
+    }
+    // TR_De_Mail_PVD_FU §3.3: Abholbestätigung requires Persönlich.
+    if (p.options.retrieveConfirmation && !p.options.personal) {
+        p.options.personal = true;
+        p.notes.push_back("Persönlich set because Abholbestätigung requires it");
+    }
+
+    // Recipients as the sender chose them: To and Cc from the message, the rest of the
+    // envelope as Bcc (the provider splits Bcc, TR step 29).
+    for (const char* name : {"To", "Cc"}) {
+        if (const std::string* v = headers->get(name)) {
+            auto list = parseAddressList(*v);
+            if (!list)
+                return refuse(RefusalKind::MalformedMessage,
+                              std::string("the ") + name + " header cannot be parsed");
+            for (const auto& a : *list)
+                if (contains(c.envelopeRecipients, a))
+                    (std::string(name) == "To" ? p.recipients.to : p.recipients.cc).push_back(a);
+        }
+    }
+    for (const auto& r : c.envelopeRecipients)
+        if (!contains(p.recipients.to, r) && !contains(p.recipients.cc, r))
+            p.recipients.bcc.push_back(toLower(r));
+
+    // What an internal sender must not set: provider headers, any X-de-mail-* of its own,
+    // our internal marker, Bcc (never shown), a Reply-To outside De-Mail (TR step 12).
+    for (const auto& name : providerSetHeaders())
+        if (headers->count(name)) {
+            headers->remove(name);
+            p.notes.push_back(name + " removed (set by the provider)");
+        }
+    std::vector<std::string> ownXdemail;
+    for (const auto& f : headers->fields())
+        if (toLower(f.name).rfind("x-de-mail-", 0) == 0)
+            ownXdemail.push_back(f.name);
+    for (const auto& n : ownXdemail)
+        headers->remove(n);
+    headers->remove("Bcc");
+    if (const std::string* replyTo = headers->get("Reply-To")) {
+        auto list = parseAddressList(*replyTo);
+        bool deMail = list && !list->empty();
+        if (list)
+            for (const auto& a : *list)
+                deMail = deMail && inDomains(a, c.deMailDomains);
+        if (!deMail) {
+            headers->remove("Reply-To");
+            p.notes.push_back("Reply-To removed (not a De-Mail address)");
+        }
+    }
+    // From: the account, keeping the display name.
+    std::string display;
+    if (const std::string* from = headers->get("From")) {
+        const auto lt = from->find('<');
+        if (lt != std::string::npos && lt > 0)
+            display = trim(from->substr(0, lt));
+    }
+    headers->set("From", display.empty() ? p.account : display + " <" + p.account + ">");
+
+    const auto yesNo = [](bool b) { return std::string(b ? "yes" : "no"); };
+    headers->add(header::kDispatchConfirmation, yesNo(p.options.dispatchConfirmation));
+    headers->add(header::kReceiptConfirmation, yesNo(p.options.receiptConfirmation));
+    headers->add(header::kRetrieveConfirmation, yesNo(p.options.retrieveConfirmation));
+    headers->add(header::kAuthoritative, yesNo(p.options.authoritative));
+    headers->add(header::kPrivate, yesNo(p.options.personal));
+    headers->add(header::kSender, p.account);
+    headers->add(header::kChosenRecipient, formatChosenRecipient(p.recipients));
+    headers->add(header::kPrivateId, c.queueId);
+
+    p.headers = headers->serialize();
+    p.bodyOffset = headers->bodyOffset();
+    return p;
+}
+
+}  // namespace demail::connector

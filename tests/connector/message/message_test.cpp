@@ -1,0 +1,281 @@
+// The De-Mail message layer: header grammar, options, recipients, sender mapping, stripping,
+// classification of every message and notification type, the confirmation XML, correlation.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "demail/connector/message/demail_headers.h"
+#include "demail/connector/message/header_block.h"
+#include "demail/connector/message/inbound.h"
+#include "demail/connector/message/outbound.h"
+
+using namespace demail::connector;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string readFile(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+const fs::path kDir = DEMAIL_MESSAGE_TEST_DIR;
+
+OutboundContext context() {
+    OutboundContext c;
+    c.queueId = "Q20261122A1B2C3";
+    c.envelopeSender = "sachbearbeiter@firma.de";
+    c.envelopeRecipients = {"poststelle@behoerde.de-mail.de", "amt@stadt.de-mail.de",
+                            "geheim@behoerde.de-mail.de"};
+    c.deMailDomains = {"de-mail.de"};
+    c.accounts.entries = {{"poststelle@firma.de", "poststelle@firma.de-mail.de"},
+                          {"@firma.de", "poststelle@firma.de-mail.de"},
+                          {"chef@firma.de", "chef@firma.de-mail.de"}};
+    return c;
+}
+
+const std::string kInternalMessage =
+    "From: Max Muster <sachbearbeiter@firma.de>\r\n"
+    "To: Behoerde <poststelle@behoerde.de-mail.de>, \"Stadt, Amt\" <amt@stadt.de-mail.de>\r\n"
+    "Subject: [persoenlich] [versandbestaetigung] Antrag auf Baugenehmigung\r\n"
+    "X-De-Mail-Options: receipt-confirmation, abholbestaetigung\r\n"
+    "X-de-mail-auth-level: high\r\n"
+    "X-DE-MAIL-MESSAGE-TYPE: normal\r\n"
+    "X-de-mail-sender: forged@other.de-mail.de\r\n"
+    "Reply-To: private@gmail.com\r\n"
+    "Bcc: geheim@behoerde.de-mail.de\r\n"
+    "\r\n"
+    "Sehr geehrte Damen und Herren,\r\n";
+
+}  // namespace
+
+TEST(HeaderBlock, UnfoldsAndTheFirstOccurrenceWinsCaseInsensitively) {
+    std::string err;
+    auto h = HeaderBlock::parse(
+        "Subject: a\r\n b\r\n\tc\r\nx-DE-mail-Private: yes\r\n"
+        "X-de-mail-private: no\r\n\r\nbody",
+        err);
+    ASSERT_TRUE(h) << err;
+    EXPECT_EQ(*h->get("subject"), "a b c");
+    EXPECT_EQ(*h->get("X-de-mail-private"), "yes");
+    EXPECT_EQ(h->count("x-de-mail-private"), 2u);
+    EXPECT_EQ(h->bodyOffset(), std::string("Subject: a\r\n b\r\n\tc\r\nx-DE-mail-Private: yes\r\n"
+                                           "X-de-mail-private: no\r\n\r\n")
+                                   .size());
+}
+
+TEST(HeaderBlock, RefusesMalformedAndOversizedSections) {
+    std::string err;
+    EXPECT_FALSE(HeaderBlock::parse(" folded first\r\n\r\n", err));
+    EXPECT_FALSE(HeaderBlock::parse("no colon here\r\n\r\n", err));
+    HeaderLimits small;
+    small.maxLineBytes = 10;
+    EXPECT_FALSE(HeaderBlock::parse("Subject: 12345678901\r\n\r\n", err, small));
+    EXPECT_NE(err.find("longer than 10"), std::string::npos);
+}
+
+TEST(DeMailHeaders, YesNoIsCaseSensitiveAndAbsentMeansNo) {
+    const std::string yes = "yes", no = "no", bad = "Yes";
+    EXPECT_EQ(parseYesNo(&yes), true);
+    EXPECT_EQ(parseYesNo(&no), false);
+    EXPECT_EQ(parseYesNo(nullptr), false);
+    EXPECT_FALSE(parseYesNo(&bad).has_value());
+}
+
+TEST(DeMailHeaders, ChosenRecipientGrammar) {
+    std::string err;
+    auto r = parseChosenRecipient(
+        " to = A <a@x.de-mail.de>, \"B, b\" <b@y.de-mail.de> ; "
+        "cc=c@z.de-mail.de;bcc=d@w.de-mail.de",
+        err);
+    ASSERT_TRUE(r) << err;
+    EXPECT_EQ(r->to, (std::vector<std::string>{"a@x.de-mail.de", "b@y.de-mail.de"}));
+    EXPECT_EQ(r->cc, (std::vector<std::string>{"c@z.de-mail.de"}));
+    EXPECT_EQ(r->bcc, (std::vector<std::string>{"d@w.de-mail.de"}));
+    EXPECT_FALSE(parseChosenRecipient("to=a@x.de-mail.de; to=b@x.de-mail.de", err));
+    EXPECT_NE(err.find("twice"), std::string::npos);
+    EXPECT_FALSE(parseChosenRecipient("from=a@x.de-mail.de", err));
+    EXPECT_FALSE(parseChosenRecipient("to=<broken", err));
+    EXPECT_EQ(formatChosenRecipient(*r),
+              "to=a@x.de-mail.de, b@y.de-mail.de; cc=c@z.de-mail.de; bcc=d@w.de-mail.de");
+}
+
+TEST(DeMailHeaders, AddressesAndDomains) {
+    EXPECT_TRUE(isValidDeMailAddress("poststelle@standort_a.institution.de-mail.de"));
+    EXPECT_FALSE(isValidDeMailAddress(std::string(65, 'a') + "@x.de-mail.de"));
+    EXPECT_FALSE(isValidDeMailAddress("a@b@c.de-mail.de"));
+    EXPECT_FALSE(isValidDeMailAddress("a b@c.de-mail.de"));
+    EXPECT_TRUE(inDomains("x@firma.de-mail.de", {"de-mail.de"}));
+    EXPECT_TRUE(inDomains("x@FIRMA.de-mail.de", {"firma.de-mail.de"}));
+    EXPECT_FALSE(inDomains("x@evilde-mail.de", {"de-mail.de"}));
+    EXPECT_FALSE(inDomains("x@gmail.com", {"de-mail.de"}));
+}
+
+TEST(Outbound, SenderIsMappedExactBeforeDomain) {
+    const auto c = context();
+    EXPECT_EQ(*c.accounts.accountFor("chef@firma.de"), "chef@firma.de-mail.de");
+    EXPECT_EQ(*c.accounts.accountFor("Someone@FIRMA.de"), "poststelle@firma.de-mail.de");
+    EXPECT_FALSE(c.accounts.accountFor("x@other.de"));
+    EXPECT_EQ(*c.accounts.inboxFor("poststelle@firma.de-mail.de"), "poststelle@firma.de");
+}
+
+TEST(Outbound, PreparesTheMessageTheTrWay) {
+    const auto p = prepareOutbound(kInternalMessage, context());
+    ASSERT_TRUE(p.ok()) << p.reason;
+    EXPECT_EQ(p.account, "poststelle@firma.de-mail.de");
+    EXPECT_TRUE(p.options.personal);
+    EXPECT_TRUE(p.options.dispatchConfirmation);
+    EXPECT_TRUE(p.options.receiptConfirmation);
+    EXPECT_TRUE(p.options.retrieveConfirmation);
+    EXPECT_FALSE(p.options.authoritative);
+    std::string err;
+    auto h = HeaderBlock::parse(p.headers, err);
+    ASSERT_TRUE(h) << err;
+    EXPECT_EQ(*h->get("Subject"), "Antrag auf Baugenehmigung");
+    EXPECT_EQ(*h->get("From"), "Max Muster <poststelle@firma.de-mail.de>");
+    EXPECT_EQ(*h->get("X-de-mail-sender"), "poststelle@firma.de-mail.de");
+    EXPECT_EQ(*h->get("X-de-mail-private-id"), "Q20261122A1B2C3");
+    EXPECT_EQ(*h->get("X-de-mail-private"), "yes");
+    EXPECT_EQ(*h->get("X-de-mail-authoritative"), "no");
+    EXPECT_EQ(*h->get("X-de-mail-chosen-recipient"),
+              "to=poststelle@behoerde.de-mail.de, amt@stadt.de-mail.de; "
+              "bcc=geheim@behoerde.de-mail.de");
+    EXPECT_EQ(h->get("X-de-mail-auth-level"), nullptr) << "provider headers are stripped";
+    EXPECT_EQ(h->count("X-de-mail-message-type"), 0u);
+    EXPECT_EQ(h->count("X-de-mail-sender"), 1u) << "the forged sender is gone";
+    EXPECT_EQ(h->get("X-De-Mail-Options"), nullptr);
+    EXPECT_EQ(h->get("Bcc"), nullptr);
+    EXPECT_EQ(h->get("Reply-To"), nullptr) << "a Reply-To outside De-Mail is removed";
+    EXPECT_EQ(std::string(kInternalMessage.substr(p.bodyOffset)),
+              "Sehr geehrte Damen und Herren,\r\n");
+}
+
+TEST(Outbound, RefusesWhatIsNotDeMail) {
+    auto c = context();
+    c.envelopeRecipients.push_back("someone@gmail.com");
+    auto p = prepareOutbound(kInternalMessage, c);
+    EXPECT_EQ(p.refusal, RefusalKind::RecipientNotDeMail);
+    EXPECT_EQ(p.offending, "someone@gmail.com");
+
+    c = context();
+    c.envelopeSender = "intruder@elsewhere.de";
+    EXPECT_EQ(checkEnvelope(c).refusal, RefusalKind::SenderNotMapped);
+
+    c = context();
+    c.queueId = std::string(1025, 'Q');
+    EXPECT_EQ(prepareOutbound(kInternalMessage, c).refusal, RefusalKind::PrivateIdTooLong);
+
+    const std::string unknownOption = "From: a@firma.de\r\nX-De-Mail-Options: express\r\n\r\n";
+    p = prepareOutbound(unknownOption, context());
+    EXPECT_EQ(p.refusal, RefusalKind::OptionUnknown);
+    EXPECT_EQ(p.offending, "express");
+}
+
+TEST(Outbound, ForeignSubjectTagsStay) {
+    const std::string m =
+        "From: a@firma.de\r\nTo: poststelle@behoerde.de-mail.de\r\n"
+        "Subject: [EXTERN] [persoenlich] Frage\r\n\r\n";
+    auto c = context();
+    c.envelopeRecipients = {"poststelle@behoerde.de-mail.de"};
+    const auto p = prepareOutbound(m, c);
+    ASSERT_TRUE(p.ok());
+    EXPECT_FALSE(p.options.personal);
+    EXPECT_NE(p.headers.find("Subject: [EXTERN] [persoenlich] Frage\r\n"), std::string::npos);
+}
+
+TEST(Inbound, ClassifiesEveryMessageType) {
+    const std::pair<const char*, InboundKind> cases[] = {
+        {"normal", InboundKind::Normal},
+        {"confirmation of dispatch", InboundKind::DispatchConfirmation},
+        {"confirmation of receipt", InboundKind::ReceiptConfirmation},
+        {"confirmation of retrieve", InboundKind::RetrieveConfirmation},
+        {"malware-acknowledge", InboundKind::MalwareAcknowledge},
+        {"malware-notification", InboundKind::MalwareNotification},
+        {"notification", InboundKind::Notification},
+        {"identification", InboundKind::Identification},
+        {"something new", InboundKind::Unknown},
+    };
+    for (const auto& [type, kind] : cases) {
+        const auto c = classifyInbound(std::string("X-de-mail-message-type: ") + type + "\r\n\r\n");
+        EXPECT_EQ(c.kind, kind) << type;
+    }
+}
+
+TEST(Inbound, NotificationTypesAndUnknownMeansOther) {
+    for (const char* t : {"unknown-recipient", "closed-account", "invalid-format", "other"}) {
+        const auto c = classifyInbound(std::string("X-de-mail-message-type: notification\r\n"
+                                                   "X-de-mail-notification-type: ") +
+                                       t + "\r\n\r\n");
+        EXPECT_EQ(c.notificationType, t);
+    }
+    EXPECT_EQ(classifyInbound("X-de-mail-message-type: notification\r\n\r\n").notificationType,
+              "other");
+}
+
+TEST(Golden, EveryFileIsClassifiedParsedAndCorrelated) {
+    struct Case {
+        const char* file;
+        InboundKind kind;
+        const char* root;
+    };
+    const Case cases[] = {
+        {"dispatch-confirmation.eml", InboundKind::DispatchConfirmation, "Acknowledge-Message"},
+        {"receipt-confirmation.eml", InboundKind::ReceiptConfirmation, "Acknowledge-Message"},
+        {"retrieve-confirmation-xml-only-id.eml", InboundKind::RetrieveConfirmation,
+         "Acknowledge-Message"},
+        {"notification-unknown-recipient.eml", InboundKind::Notification, "Notification-Message"},
+    };
+    for (const auto& tc : cases) {
+        const std::string m = readFile(kDir / "golden" / tc.file);
+        ASSERT_FALSE(m.empty()) << tc.file;
+        const auto c = classifyInbound(m);
+        EXPECT_EQ(c.kind, tc.kind) << tc.file;
+        std::string err;
+        const auto xml = confirmationXmlOf(m, err);
+        ASSERT_TRUE(xml) << tc.file << ": " << err;
+        EXPECT_EQ(xml->rootElement, tc.root);
+        EXPECT_EQ(xml->subject, "Antrag auf Baugenehmigung");
+        const auto job = correlate(c, xml);
+        ASSERT_TRUE(job) << tc.file;
+        EXPECT_EQ(*job, "Q20261122A1B2C3") << tc.file;
+    }
+    std::string retrieveError;
+    const auto retrieve = confirmationXmlOf(
+        readFile(kDir / "golden" / "retrieve-confirmation-xml-only-id.eml"), retrieveError);
+    EXPECT_EQ(retrieve->deliveryTime, "2026-11-22T11:59:58+01:00");
+    const auto normal = classifyInbound(readFile(kDir / "golden" / "normal-message.eml"));
+    EXPECT_EQ(normal.kind, InboundKind::Normal) << "the first X-de-mail-message-type wins";
+    EXPECT_FALSE(correlate(normal, std::nullopt));
+}
+
+TEST(Corpus, HostileInputsGiveCleanErrorsAndNoCrash) {
+    int files = 0;
+    for (const auto& e : fs::directory_iterator(kDir / "corpus")) {
+        if (e.path().extension() != ".eml")
+            continue;
+        ++files;
+        const std::string m = readFile(e.path());
+        std::string err;
+        auto h = HeaderBlock::parse(m, err);
+        const auto c = classifyInbound(m);
+        EXPECT_LE(c.privateId.size(), 1024u) << e.path();
+        auto xml = confirmationXmlOf(m, err);
+        if (xml) {
+            EXPECT_EQ(xml->sender.find("lol"), std::string::npos) << "entities never expand";
+            EXPECT_EQ(xml->sender.find("root:"), std::string::npos) << "no external entities";
+        }
+        const auto p = prepareOutbound(m, context());
+        if (e.path().filename() == "megabyte-header-line.eml" ||
+            e.path().filename() == "unterminated-folding.eml") {
+            EXPECT_EQ(p.refusal, RefusalKind::MalformedMessage) << e.path();
+        }
+        std::string cerr;
+        (void)parseChosenRecipient(m, cerr);
+        (void)parseAddressList(m);
+    }
+    EXPECT_GE(files, 10);
+}
