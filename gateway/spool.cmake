@@ -1,0 +1,5 @@
+# The durable spool and the queue commands of demailctl.
+add_library(demail_spool STATIC src/spool.cpp src/ctl_queue.cpp)
+add_library(demail::spool ALIAS demail_spool)
+target_include_directories(demail_spool PUBLIC include)
+target_link_libraries(demail_spool PUBLIC demail::gateway_dispatch PRIVATE OpenSSL::Crypto)

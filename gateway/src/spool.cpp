@@ -1,0 +1,376 @@
+#include "demail/gateway/spool.h"
+
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace demail::gateway {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr const char* kMagic = "DEMAIL-SPOOL 1";
+constexpr std::size_t kTrailerSize = 32;  // "DEMAIL-END " + 20 digits + "\n"
+
+std::string oneLine(const std::string& s) {
+    std::string out;
+    for (char c : s)
+        out += (c == '\n' || c == '\r' || c == '\0') ? ' ' : c;
+    return out;
+}
+
+bool syncDir(const std::string& dir) {
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    const bool ok = ::fsync(fd) == 0;
+    ::close(fd);
+    return ok;
+}
+
+std::string encodeEnvelope(const SpoolEnvelope& e) {
+    std::ostringstream o;
+    o << kMagic << "\n";
+    o << "sender=" << oneLine(e.sender) << "\n";
+    for (const auto& r : e.recipients)
+        o << "rcpt=" << oneLine(r.address) << "\t" << oneLine(r.notify) << "\t" << oneLine(r.orcpt)
+          << "\n";
+    o << "ret=" << oneLine(e.ret) << "\n";
+    o << "envid=" << oneLine(e.envid) << "\n";
+    o << "client=" << oneLine(e.clientAddress) << "\n";
+    o << "helo=" << oneLine(e.clientHelo) << "\n";
+    o << "auth=" << oneLine(e.authUser) << "\n";
+    o << "tls=" << oneLine(e.tls) << "\n";
+    o << "arrival="
+      << std::chrono::duration_cast<std::chrono::milliseconds>(e.arrival.time_since_epoch()).count()
+      << "\n";
+    o << "end-envelope\n";
+    return o.str();
+}
+
+struct Parsed {
+    SpoolEnvelope envelope;
+    std::uint64_t bodyOffset = 0;
+    std::uint64_t bodySize = 0;
+};
+
+std::optional<Parsed> parseFile(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        return std::nullopt;
+    in.seekg(0, std::ios::end);
+    const auto fileSize = static_cast<std::uint64_t>(in.tellg());
+    in.seekg(0);
+    std::string line;
+    if (!std::getline(in, line) || line != kMagic)
+        return std::nullopt;
+    Parsed p;
+    bool ended = false;
+    try {
+        while (std::getline(in, line)) {
+            if (line == "end-envelope") {
+                ended = true;
+                break;
+            }
+            const auto eq = line.find('=');
+            if (eq == std::string::npos)
+                return std::nullopt;
+            const std::string k = line.substr(0, eq), v = line.substr(eq + 1);
+            if (k == "sender")
+                p.envelope.sender = v;
+            else if (k == "rcpt") {
+                SpoolRecipient r;
+                std::istringstream f(v);
+                std::getline(f, r.address, '\t');
+                std::getline(f, r.notify, '\t');
+                std::getline(f, r.orcpt, '\t');
+                p.envelope.recipients.push_back(r);
+            } else if (k == "ret")
+                p.envelope.ret = v;
+            else if (k == "envid")
+                p.envelope.envid = v;
+            else if (k == "client")
+                p.envelope.clientAddress = v;
+            else if (k == "helo")
+                p.envelope.clientHelo = v;
+            else if (k == "auth")
+                p.envelope.authUser = v;
+            else if (k == "tls")
+                p.envelope.tls = v;
+            else if (k == "arrival")
+                p.envelope.arrival =
+                    std::chrono::system_clock::time_point(std::chrono::milliseconds(std::stoll(v)));
+        }
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+    if (!ended || p.envelope.recipients.empty())
+        return std::nullopt;
+    p.bodyOffset = static_cast<std::uint64_t>(in.tellg());
+    if (fileSize < p.bodyOffset + kTrailerSize)
+        return std::nullopt;
+    in.seekg(static_cast<std::streamoff>(fileSize - kTrailerSize));
+    std::string trailer(kTrailerSize, '\0');
+    in.read(trailer.data(), kTrailerSize);
+    if (trailer.rfind("DEMAIL-END ", 0) != 0 || trailer.back() != '\n')
+        return std::nullopt;
+    try {
+        p.bodySize = std::stoull(trailer.substr(11, 20));
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+    if (p.bodyOffset + p.bodySize + kTrailerSize != fileSize)
+        return std::nullopt;
+    p.envelope.size = p.bodySize;
+    return p;
+}
+
+// An istream over [offset, offset + size) of a file.
+class RangeBuf : public std::streambuf {
+  public:
+    RangeBuf(const std::string& path, std::uint64_t offset, std::uint64_t size)
+        : in_(path, std::ios::binary), left_(size) {
+        in_.seekg(static_cast<std::streamoff>(offset));
+    }
+    bool ok() const { return static_cast<bool>(in_); }
+
+  protected:
+    int_type underflow() override {
+        if (left_ == 0)
+            return traits_type::eof();
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left_, sizeof buf_));
+        in_.read(buf_, static_cast<std::streamsize>(n));
+        const auto got = static_cast<std::size_t>(in_.gcount());
+        if (got == 0)
+            return traits_type::eof();
+        left_ -= got;
+        setg(buf_, buf_, buf_ + got);
+        return traits_type::to_int_type(buf_[0]);
+    }
+
+  private:
+    std::ifstream in_;
+    std::uint64_t left_;
+    char buf_[65536];
+};
+
+class RangeStream : public std::istream {
+  public:
+    RangeStream(const std::string& path, std::uint64_t offset, std::uint64_t size)
+        : std::istream(nullptr), buf_(path, offset, size) {
+        rdbuf(&buf_);
+    }
+
+  private:
+    RangeBuf buf_;
+};
+
+class FileWriter final : public SpoolWriter {
+  public:
+    FileWriter(std::string dir, std::uint64_t maxSize, const SpoolEnvelope& env)
+        : dir_(std::move(dir)), maxSize_(maxSize), id_(Spool::newQueueId()) {
+        tmpPath_ = dir_ + "/tmp/" + id_;
+        fd_ = ::open(tmpPath_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+        if (fd_ < 0) {
+            fail();
+            return;
+        }
+        const std::string head = encodeEnvelope(env);
+        raw(head.data(), head.size());
+    }
+    ~FileWriter() override {
+        if (fd_ >= 0)
+            ::close(fd_);
+        if (!committed_)
+            ::unlink(tmpPath_.c_str());
+    }
+    bool write(const char* data, std::size_t n) override {
+        if (error_ != SpoolError::None)
+            return false;
+        body_ += n;
+        if (body_ > maxSize_) {
+            error_ = SpoolError::TooLarge;
+            errorText_ = "message larger than " + std::to_string(maxSize_) + " bytes";
+            return false;
+        }
+        return raw(data, n);
+    }
+    std::optional<std::string> commit() override {
+        if (error_ != SpoolError::None)
+            return std::nullopt;
+        char trailer[kTrailerSize + 1];
+        std::snprintf(trailer, sizeof trailer, "DEMAIL-END %020llu\n",
+                      static_cast<unsigned long long>(body_));
+        if (!raw(trailer, kTrailerSize))
+            return std::nullopt;
+        if (::fsync(fd_) != 0) {
+            fail();
+            return std::nullopt;
+        }
+        ::close(fd_);
+        fd_ = -1;
+        const std::string final = dir_ + "/queue/" + id_;
+        if (::rename(tmpPath_.c_str(), final.c_str()) != 0 || !syncDir(dir_ + "/queue")) {
+            fail();
+            return std::nullopt;
+        }
+        committed_ = true;
+        return id_;
+    }
+    SpoolError error() const override { return error_; }
+    std::string errorText() const override { return errorText_; }
+
+  private:
+    bool raw(const char* data, std::size_t n) {
+        while (n > 0 && fd_ >= 0) {
+            const ssize_t w = ::write(fd_, data, n);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                fail();
+                return false;
+            }
+            data += w;
+            n -= static_cast<std::size_t>(w);
+        }
+        return fd_ >= 0;
+    }
+    void fail() {
+        const int e = errno;
+        error_ = (e == ENOSPC || e == EDQUOT) ? SpoolError::NoSpace : SpoolError::Io;
+        errorText_ = std::string("spool: ") + std::strerror(e);
+        if (fd_ >= 0) {
+            ::close(fd_);
+            fd_ = -1;
+        }
+    }
+    std::string dir_;
+    std::uint64_t maxSize_;
+    std::string id_;
+    std::string tmpPath_;
+    int fd_ = -1;
+    std::uint64_t body_ = 0;
+    bool committed_ = false;
+    SpoolError error_ = SpoolError::None;
+    std::string errorText_;
+};
+
+}  // namespace
+
+Spool::Spool(std::string dir, std::uint64_t maxMessageSize)
+    : dir_(std::move(dir)), maxSize_(maxMessageSize) {}
+
+std::string Spool::open() {
+    std::error_code ec;
+    for (const char* sub : {"tmp", "queue", "corrupt"}) {
+        fs::create_directories(dir_ + "/" + sub, ec);
+        if (ec)
+            return "cannot create " + dir_ + "/" + sub + ": " + ec.message();
+    }
+    return {};
+}
+
+std::string Spool::newQueueId() {
+    // Sortable by arrival: UTC time to the second, then 8 random characters (base32).
+    const std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char stamp[16];
+    std::strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm);
+    unsigned char rnd[8];
+    RAND_bytes(rnd, sizeof rnd);
+    static const char* alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    std::string id = stamp;
+    for (unsigned char b : rnd)
+        id += alphabet[b & 31];
+    return id;
+}
+
+bool Spool::validId(const std::string& id) {
+    return id.size() == 22 && std::all_of(id.begin(), id.end(), [](char c) {
+               return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z');
+           });
+}
+
+SpoolRecovery Spool::recover() {
+    SpoolRecovery r;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir_ + "/tmp", ec)) {
+        fs::remove(e.path(), ec);
+        ++r.tempRemoved;
+    }
+    syncDir(dir_ + "/tmp");
+    for (const auto& e : fs::directory_iterator(dir_ + "/queue", ec)) {
+        const std::string name = e.path().filename().string();
+        if (validId(name) && parseFile(e.path().string())) {
+            ++r.kept;
+        } else {
+            fs::rename(e.path(), dir_ + "/corrupt/" + name, ec);
+            ++r.movedToCorrupt;
+        }
+    }
+    if (r.movedToCorrupt)
+        syncDir(dir_ + "/queue");
+    return r;
+}
+
+std::unique_ptr<SpoolWriter> Spool::begin(const SpoolEnvelope& envelope) {
+    return std::make_unique<FileWriter>(dir_, maxSize_, envelope);
+}
+
+std::vector<std::string> Spool::list() const {
+    std::vector<std::string> ids;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir_ + "/queue", ec)) {
+        const std::string name = e.path().filename().string();
+        if (validId(name))
+            ids.push_back(name);
+    }
+    std::sort(ids.begin(), ids.end());
+    return ids;
+}
+
+std::optional<SpoolEnvelope> Spool::envelope(const std::string& id) const {
+    if (!validId(id))
+        return std::nullopt;
+    auto p = parseFile(dir_ + "/queue/" + id);
+    if (!p)
+        return std::nullopt;
+    return p->envelope;
+}
+
+std::unique_ptr<std::istream> Spool::body(const std::string& id) const {
+    if (!validId(id))
+        return nullptr;
+    const std::string path = dir_ + "/queue/" + id;
+    auto p = parseFile(path);
+    if (!p)
+        return nullptr;
+    return std::make_unique<RangeStream>(path, p->bodyOffset, p->bodySize);
+}
+
+bool Spool::remove(const std::string& id) {
+    if (!validId(id))
+        return false;
+    if (::unlink((dir_ + "/queue/" + id).c_str()) != 0)
+        return false;
+    return syncDir(dir_ + "/queue");
+}
+
+bool Spool::moveToCorrupt(const std::string& id) {
+    if (!validId(id))
+        return false;
+    std::error_code ec;
+    fs::rename(dir_ + "/queue/" + id, dir_ + "/corrupt/" + id, ec);
+    return !ec && syncDir(dir_ + "/queue");
+}
+
+}  // namespace demail::gateway

@@ -1,0 +1,136 @@
+#include "demail/gateway/spool.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "demail/gateway/ctl_queue.h"
+
+using namespace demail::gateway;
+namespace fs = std::filesystem;
+
+namespace {
+struct TempDir {
+    TempDir() {
+        char t[] = "/tmp/demail-spool-XXXXXX";
+        path = mkdtemp(t);
+    }
+    ~TempDir() { fs::remove_all(path); }
+    std::string path;
+};
+
+SpoolEnvelope env() {
+    SpoolEnvelope e;
+    e.sender = "a@firma.de";
+    e.recipients = {{"b@behoerde.de-mail.de", "SUCCESS,FAILURE", "rfc822;b@behoerde.de-mail.de"}};
+    e.ret = "HDRS";
+    e.envid = "ENV1";
+    e.clientAddress = "127.0.0.1";
+    e.arrival = std::chrono::system_clock::time_point(std::chrono::milliseconds(1'800'000'000'123));
+    return e;
+}
+
+std::string read(std::istream& in) {
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+}  // namespace
+
+TEST(Spool, CommitIsDurableAndRoundTrips) {
+    TempDir d;
+    Spool s(d.path);
+    ASSERT_EQ(s.open(), "");
+    auto w = s.begin(env());
+    const std::string body = "Subject: x\r\n\r\nline\r\n";
+    ASSERT_TRUE(w->write(body.data(), body.size()));
+    const auto id = w->commit();
+    ASSERT_TRUE(id);
+    EXPECT_TRUE(Spool::validId(*id));
+    EXPECT_EQ(s.list(), std::vector<std::string>{*id});
+    const auto e = s.envelope(*id);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->sender, "a@firma.de");
+    EXPECT_EQ(e->recipients[0].notify, "SUCCESS,FAILURE");
+    EXPECT_EQ(e->recipients[0].orcpt, "rfc822;b@behoerde.de-mail.de");
+    EXPECT_EQ(e->ret, "HDRS");
+    EXPECT_EQ(e->size, body.size());
+    EXPECT_EQ(e->arrival, env().arrival);
+    EXPECT_EQ(read(*s.body(*id)), body);
+    EXPECT_TRUE(fs::is_empty(d.path + "/tmp"));
+}
+
+TEST(Spool, AbandonedWriteLeavesNothingAndTooLargeIsRefused) {
+    TempDir d;
+    Spool s(d.path, 10);
+    ASSERT_EQ(s.open(), "");
+    {
+        auto w = s.begin(env());
+        w->write("12345", 5);
+    }  // dropped without commit: the client went away during DATA
+    EXPECT_TRUE(s.list().empty());
+    EXPECT_TRUE(fs::is_empty(d.path + "/tmp"));
+    auto w = s.begin(env());
+    EXPECT_FALSE(w->write("12345678901", 11));
+    EXPECT_EQ(w->error(), SpoolError::TooLarge);
+    EXPECT_FALSE(w->commit());
+}
+
+TEST(Spool, RecoveryRemovesTempFilesAndQuarantinesTornOnes) {
+    TempDir d;
+    Spool s(d.path);
+    ASSERT_EQ(s.open(), "");
+    auto w = s.begin(env());
+    w->write("Subject: y\r\n\r\n", 14);
+    const auto good = w->commit();
+    ASSERT_TRUE(good);
+    std::ofstream(d.path + "/tmp/20261122000000AAAAAAAA") << "half";
+    // A torn file: envelope but no end marker.
+    std::ofstream(d.path + "/queue/20261122000000BBBBBBBB") << "DEMAIL-SPOOL 1\nsender=x\n";
+    std::ofstream(d.path + "/queue/garbage name") << "?";
+    const auto r = s.recover();
+    EXPECT_EQ(r.kept, 1);
+    EXPECT_EQ(r.tempRemoved, 1);
+    EXPECT_EQ(r.movedToCorrupt, 2);
+    EXPECT_EQ(s.list(), std::vector<std::string>{*good});
+    EXPECT_TRUE(fs::exists(d.path + "/corrupt/20261122000000BBBBBBBB"));
+}
+
+TEST(Spool, TruncatedBodyIsDetected) {
+    TempDir d;
+    Spool s(d.path);
+    ASSERT_EQ(s.open(), "");
+    auto w = s.begin(env());
+    w->write("0123456789", 10);
+    const auto id = w->commit();
+    ASSERT_TRUE(id);
+    const std::string path = d.path + "/queue/" + *id;
+    fs::resize_file(path, fs::file_size(path) - 40);
+    EXPECT_FALSE(s.envelope(*id));
+    EXPECT_EQ(s.recover().movedToCorrupt, 1);
+}
+
+TEST(QueueCommand, ListShowDeleteAndErrors) {
+    TempDir d;
+    Spool s(d.path);
+    ASSERT_EQ(s.open(), "");
+    auto w = s.begin(env());
+    w->write("Subject: Antrag\r\n\r\nbody\r\n", 25);
+    const auto id = *w->commit();
+    std::ostringstream out, err;
+    EXPECT_EQ(runQueueCommand(d.path, {"list"}, out, err), 0);
+    EXPECT_NE(out.str().find(id), std::string::npos);
+    EXPECT_NE(out.str().find("b@behoerde.de-mail.de"), std::string::npos);
+    EXPECT_NE(out.str().find("-- 1 message"), std::string::npos);
+    out.str("");
+    EXPECT_EQ(runQueueCommand(d.path, {"show", id}, out, err), 0);
+    EXPECT_NE(out.str().find("Subject: Antrag"), std::string::npos);
+    EXPECT_EQ(out.str().find("body"), std::string::npos) << "show prints headers, not the body";
+    EXPECT_EQ(runQueueCommand(d.path, {"retry", id}, out, err), 0);
+    EXPECT_EQ(runQueueCommand(d.path, {"show", "20260101000000ZZZZZZZZ"}, out, err), 1);
+    EXPECT_EQ(runQueueCommand(d.path, {"show"}, out, err), 2);
+    EXPECT_EQ(runQueueCommand(d.path, {"delete", id}, out, err), 0);
+    EXPECT_TRUE(s.list().empty());
+}
