@@ -225,6 +225,7 @@ class FileWriter final : public SpoolWriter {
         committed_ = true;
         return id_;
     }
+    const std::string& queueId() const override { return id_; }
     SpoolError error() const override { return error_; }
     std::string errorText() const override { return errorText_; }
 

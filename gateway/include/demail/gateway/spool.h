@@ -45,6 +45,7 @@ enum class SpoolError {
 class SpoolWriter {
   public:
     virtual ~SpoolWriter() = default;  // without commit(): the temporary file is removed
+    virtual const std::string& queueId() const = 0;  // known from the start (Received header)
     virtual bool write(const char* data, std::size_t n) = 0;  // false: see error()
     // Durable when it returns the queue id.
     virtual std::optional<std::string> commit() = 0;

@@ -1,0 +1,145 @@
+#include "demail/gateway/intake.h"
+
+#include <arpa/inet.h>
+
+#include <cstring>
+
+#include "demail/connector/message/demail_headers.h"
+
+namespace demail::gateway {
+
+bool addressInCidr(const std::string& address, const std::string& cidr) {
+    const auto slash = cidr.find('/');
+    const std::string net = cidr.substr(0, slash);
+    unsigned char a[16], n[16];
+    int family = AF_INET;
+    std::size_t bytes = 4;
+    if (net.find(':') != std::string::npos) {
+        family = AF_INET6;
+        bytes = 16;
+    }
+    if (inet_pton(family, address.c_str(), a) != 1 || inet_pton(family, net.c_str(), n) != 1)
+        return false;
+    int bits = static_cast<int>(bytes * 8);
+    if (slash != std::string::npos) {
+        try {
+            bits = std::stoi(cidr.substr(slash + 1));
+        } catch (const std::exception&) {
+            return false;
+        }
+    }
+    for (std::size_t i = 0; i < bytes && bits > 0; ++i, bits -= 8) {
+        const unsigned char mask =
+            bits >= 8 ? 0xFF : static_cast<unsigned char>(0xFF << (8 - bits));
+        if ((a[i] & mask) != (n[i] & mask))
+            return false;
+    }
+    return true;
+}
+
+IntakePolicy::IntakePolicy(std::vector<std::string> relayNetworks, connector::AccountMap accounts,
+                           std::vector<std::string> deMailDomains)
+    : relayNetworks_(std::move(relayNetworks)),
+      accounts_(std::move(accounts)),
+      domains_(std::move(deMailDomains)) {}
+
+void IntakePolicy::setDeMailDomains(std::vector<std::string> domains) {
+    std::lock_guard lock(mutex_);
+    domains_ = std::move(domains);
+}
+
+void IntakePolicy::setAccounts(connector::AccountMap accounts) {
+    std::lock_guard lock(mutex_);
+    accounts_ = std::move(accounts);
+}
+
+bool IntakePolicy::relayAllowed(const smtp::SessionInfo& s) {
+    if (!s.authUser.empty())
+        return true;
+    std::lock_guard lock(mutex_);
+    for (const auto& net : relayNetworks_)
+        if (addressInCidr(s.clientAddress, net))
+            return true;
+    return false;
+}
+
+smtp::Decision IntakePolicy::checkSender(const smtp::SessionInfo&, const std::string& sender) {
+    if (sender.empty())
+        return smtp::Decision::refuse(smtp::Reply::SenderRefused,
+                                      "<>: a bounce cannot be sent as De-Mail");
+    std::lock_guard lock(mutex_);
+    if (!accounts_.accountFor(sender))
+        return smtp::Decision::refuse(
+            smtp::Reply::SenderRefused,
+            "<" + sender + ">: sender is not mapped to a De-Mail account of this gateway");
+    return smtp::Decision::accept();
+}
+
+smtp::Decision IntakePolicy::checkRecipient(const smtp::SessionInfo&, const std::string&,
+                                            const std::string& recipient) {
+    std::lock_guard lock(mutex_);
+    if (!connector::isValidDeMailAddress(recipient) || !connector::inDomains(recipient, domains_))
+        return smtp::Decision::refuse(
+            smtp::Reply::RecipientRefused,
+            "<" + recipient + ">: not a De-Mail address; this gateway sends De-Mail only");
+    return smtp::Decision::accept();
+}
+
+namespace {
+
+class SpoolMessageWriter final : public smtp::MessageWriter {
+  public:
+    SpoolMessageWriter(std::unique_ptr<SpoolWriter> w, SpoolSink& sink)
+        : w_(std::move(w)), sink_(sink) {}
+    const std::string& queueId() const override { return w_->queueId(); }
+    bool write(const char* data, std::size_t n) override { return w_->write(data, n); }
+    bool commit() override {
+        const auto id = w_->commit();
+        if (id && sink_.onCommitted)
+            sink_.onCommitted(*id);
+        return id.has_value();
+    }
+    smtp::SinkError error() const override {
+        switch (w_->error()) {
+            case SpoolError::None:
+                return smtp::SinkError::None;
+            case SpoolError::NoSpace:
+                return smtp::SinkError::NoSpace;
+            case SpoolError::TooLarge:
+                return smtp::SinkError::TooLarge;
+            case SpoolError::Io:
+                return smtp::SinkError::Io;
+        }
+        return smtp::SinkError::Io;
+    }
+    std::string errorText() const override { return w_->errorText(); }
+
+  private:
+    std::unique_ptr<SpoolWriter> w_;
+    SpoolSink& sink_;
+};
+
+}  // namespace
+
+std::unique_ptr<smtp::MessageWriter> SpoolSink::begin(const smtp::Envelope& e,
+                                                      smtp::SinkError& error) {
+    SpoolEnvelope s;
+    s.sender = e.sender;
+    for (const auto& r : e.recipients)
+        s.recipients.push_back({r.address, r.notify, r.orcpt});
+    s.ret = e.ret;
+    s.envid = e.envid;
+    s.clientAddress = e.session.clientAddress;
+    s.clientHelo = e.session.helo;
+    s.authUser = e.session.authUser;
+    s.tls = e.session.tls;
+    s.arrival = e.arrival;
+    auto w = spool_.begin(s);
+    if (w->error() != SpoolError::None) {
+        error = w->error() == SpoolError::NoSpace ? smtp::SinkError::NoSpace : smtp::SinkError::Io;
+        return nullptr;
+    }
+    return std::make_unique<SpoolMessageWriter>(std::move(w), *this);
+}
+
+}  // namespace demail::gateway

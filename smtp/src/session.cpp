@@ -1,0 +1,426 @@
+// One SMTP conversation. The order of checks follows RFC 5321 and Postfix's smtpd: sequence,
+// syntax, TLS requirement, relay permission, then the gateway's policy.
+#include "session.h"
+
+#include <openssl/evp.h>
+
+#include <ctime>
+#include <thread>
+#include <vector>
+
+namespace demail::smtp {
+namespace {
+
+std::string receivedDate() {
+    const std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000 (UTC)", &tm);
+    return buf;
+}
+
+std::string base64Decode(const std::string& in, bool& ok) {
+    ok = false;
+    if (in.empty() || in.size() % 4 != 0)
+        return {};
+    std::string out(in.size(), '\0');
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(in.data()),
+                                  static_cast<int>(in.size()));
+    if (n < 0)
+        return {};
+    std::size_t len = static_cast<std::size_t>(n);
+    for (std::size_t i = in.size(); i > 0 && in[i - 1] == '='; --i)
+        --len;
+    out.resize(len);
+    ok = true;
+    return out;
+}
+
+}  // namespace
+
+Session::Session(Server& server, int fd, std::string client)
+    : server_(server), cfg_(server.config_), conn_(fd, server.config_.commandTimeout) {
+    info_.clientAddress = std::move(client);
+}
+
+bool Session::reply(Reply r, const std::string& detail) {
+    if (r != Reply::Ok && replyFor(r).code >= 500)
+        ++errors_;
+    return conn_.write(formatReply(r, detail));
+}
+
+void Session::resetTransaction() {
+    envelope_ = Envelope{};
+    inTransaction_ = false;
+}
+
+void Session::run() {
+    if (!conn_.write("220 " + cfg_.hostname + " ESMTP demail-gateway\r\n"))
+        return;
+    std::string line;
+    while (true) {
+        if (server_.stopping_) {
+            reply(Reply::ShuttingDown);
+            return;
+        }
+        if (errors_ >= cfg_.maxErrors) {
+            reply(Reply::TooManyErrors);
+            return;
+        }
+        const auto r = conn_.readLine(line, 512 + 1000);  // command lines with ESMTP params
+        if (r == Connection::LineResult::Eof)
+            return;
+        if (r == Connection::LineResult::Timeout) {
+            reply(Reply::Timeout);
+            return;
+        }
+        if (r == Connection::LineResult::BareNewline) {
+            reply(Reply::BareLineFeed);
+            return;
+        }
+        if (r == Connection::LineResult::TooLong) {
+            reply(Reply::LineTooLong);
+            continue;
+        }
+        if (!handle(parseCommand(line)))
+            return;
+    }
+}
+
+bool Session::handle(const Command& c) {
+    const std::string& v = c.verb;
+    if (v == "EHLO" || v == "HELO")
+        return ehlo(c, v == "EHLO");
+    if (v == "STARTTLS")
+        return startTls(c);
+    if (v == "AUTH")
+        return auth(c);
+    if (v == "MAIL")
+        return mail(c);
+    if (v == "RCPT")
+        return rcpt(c);
+    if (v == "DATA")
+        return data(c);
+    if (v == "RSET") {
+        resetTransaction();
+        return reply(Reply::Ok);
+    }
+    if (v == "NOOP")
+        return reply(Reply::Ok);
+    if (v == "QUIT") {
+        reply(Reply::Bye);
+        return false;
+    }
+    if (v == "VRFY")
+        return reply(Reply::CannotVerify);
+    if (v == "HELP")
+        return reply(Reply::Help);
+    if (v == "EXPN" || v == "TURN" || v == "ETRN" || v == "BDAT")
+        return reply(Reply::NotImplemented);
+    return reply(Reply::Unrecognized);
+}
+
+bool Session::ehlo(const Command& c, bool extended) {
+    if (c.argument.empty())
+        return reply(Reply::SyntaxError,
+                     "Syntax: " + std::string(extended ? "EHLO" : "HELO") + " hostname");
+    info_.helo = c.argument.substr(0, 255);
+    helloDone_ = true;
+    resetTransaction();
+    if (!extended)
+        return conn_.write("250 " + cfg_.hostname + "\r\n");
+    std::vector<std::string> ext = {
+        cfg_.hostname, "PIPELINING",          "SIZE " + std::to_string(cfg_.maxMessageSize),
+        "8BITMIME",    "ENHANCEDSTATUSCODES", "DSN"};
+    if (server_.tls_ && !conn_.secure())
+        ext.push_back("STARTTLS");
+    if (conn_.secure() && server_.users_ && !server_.users_->empty())
+        ext.push_back("AUTH PLAIN LOGIN");
+    std::string out;
+    for (std::size_t i = 0; i < ext.size(); ++i)
+        out += "250" + std::string(i + 1 == ext.size() ? " " : "-") + ext[i] + "\r\n";
+    return conn_.write(out);
+}
+
+bool Session::startTls(const Command& c) {
+    if (!server_.tls_)
+        return reply(Reply::NotImplemented);
+    if (conn_.secure())
+        return reply(Reply::BadSequence, "TLS already active");
+    if (!c.argument.empty())
+        return reply(Reply::SyntaxError, "STARTTLS takes no parameters");
+    if (!reply(Reply::ReadyForTls))
+        return false;
+    std::string description;
+    if (!conn_.startTls(server_.tls_, description))
+        return false;  // handshake failed: nothing sensible can be said any more
+    ++server_.counters_.tlsHandshakes;
+    info_.tls = description;
+    // RFC 3207 §4.2: forget everything learnt before TLS.
+    helloDone_ = false;
+    info_.helo.clear();
+    info_.authUser.clear();
+    resetTransaction();
+    return true;
+}
+
+bool Session::auth(const Command& c) {
+    if (!conn_.secure())
+        return reply(Reply::AuthRequiresTls);
+    if (!server_.users_ || server_.users_->empty())
+        return reply(Reply::NotImplemented, "Authentication not enabled");
+    if (!helloDone_ || !info_.authUser.empty() || inTransaction_)
+        return reply(Reply::BadSequence);
+    switch (server_.throttle_.check(info_.clientAddress)) {
+        case AuthThrottle::Verdict::Block:
+            reply(Reply::AuthThrottled);
+            return false;
+        case AuthThrottle::Verdict::Slow:
+            std::this_thread::sleep_for(std::chrono::seconds(2));
+            break;
+        case AuthThrottle::Verdict::Allow:
+            break;
+    }
+    const auto sp = c.argument.find(' ');
+    std::string mech = c.argument.substr(0, sp);
+    for (char& ch : mech)
+        ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    std::string initial = sp == std::string::npos ? "" : c.argument.substr(sp + 1);
+    std::string user, password;
+    auto readResponse = [this](const std::string& challenge, std::string& out) {
+        if (!conn_.write("334 " + challenge + "\r\n"))
+            return false;
+        return conn_.readLine(out, 12288) == Connection::LineResult::Ok;
+    };
+    bool ok = false;
+    if (mech == "PLAIN") {
+        std::string response = initial;
+        if (response.empty() && !readResponse("", response))
+            return false;
+        if (response == "*")
+            return reply(Reply::SyntaxError, "Authentication cancelled");
+        const std::string decoded = base64Decode(response, ok);
+        const auto a = decoded.find('\0');
+        const auto b = a == std::string::npos ? a : decoded.find('\0', a + 1);
+        if (!ok || b == std::string::npos)
+            return reply(Reply::SyntaxError, "Malformed AUTH PLAIN response");
+        user = decoded.substr(a + 1, b - a - 1);
+        password = decoded.substr(b + 1);
+    } else if (mech == "LOGIN") {
+        std::string u = initial, p;
+        if (u.empty() && !readResponse("VXNlcm5hbWU6", u))
+            return false;
+        if (u == "*")
+            return reply(Reply::SyntaxError, "Authentication cancelled");
+        user = base64Decode(u, ok);
+        if (!ok)
+            return reply(Reply::SyntaxError, "Malformed AUTH LOGIN response");
+        if (!readResponse("UGFzc3dvcmQ6", p))
+            return false;
+        if (p == "*")
+            return reply(Reply::SyntaxError, "Authentication cancelled");
+        password = base64Decode(p, ok);
+        if (!ok)
+            return reply(Reply::SyntaxError, "Malformed AUTH LOGIN response");
+    } else {
+        return reply(Reply::BadParameter, "Unsupported authentication mechanism");
+    }
+    const bool good = server_.users_->verify(user, password);
+    OPENSSL_cleanse(password.data(), password.size());
+    if (!good) {
+        server_.throttle_.failure(info_.clientAddress);
+        ++server_.counters_.authFailures;
+        return reply(Reply::AuthFailed);
+    }
+    server_.throttle_.success(info_.clientAddress);
+    info_.authUser = user;
+    return reply(Reply::AuthOk);
+}
+
+bool Session::mail(const Command& c) {
+    if (!helloDone_)
+        return reply(Reply::BadSequence, "Send EHLO first");
+    if (inTransaction_)
+        return reply(Reply::BadSequence, "Nested MAIL command");
+    if (cfg_.requireTls && server_.tls_ && !conn_.secure())
+        return reply(Reply::TlsRequired);
+    std::string error;
+    auto path = parsePath(c.argument, "FROM:", error);
+    if (!path)
+        return reply(error.find("expected") == 0 ? Reply::SyntaxError : Reply::BadAddress, error);
+    for (const auto& [k, val] : path->params) {
+        if (k == "SIZE") {
+            std::uint64_t n = 0;
+            try {
+                n = std::stoull(val);
+            } catch (const std::exception&) {
+                return reply(Reply::SyntaxError, "Bad SIZE value");
+            }
+            if (n > cfg_.maxMessageSize)
+                return reply(Reply::MessageTooBig);
+        } else if (k == "BODY") {
+            if (val != "7BIT" && val != "8BITMIME")
+                return reply(Reply::BadParameter, "BODY must be 7BIT or 8BITMIME");
+        } else if (k == "RET") {
+            if (val != "FULL" && val != "HDRS")
+                return reply(Reply::BadParameter, "RET must be FULL or HDRS");
+            envelope_.ret = val;
+        } else if (k == "ENVID") {
+            auto d = decodeXtext(val);
+            if (!d || d->size() > 100)
+                return reply(Reply::BadParameter, "Bad ENVID");
+            envelope_.envid = *d;
+        } else if (k == "AUTH") {
+            // RFC 4954 §5: accepted and ignored.
+        } else {
+            return reply(Reply::BadParameter, "Unsupported parameter " + k);
+        }
+    }
+    const Decision d = server_.policy_.checkSender(info_, path->address);
+    if (!d.accepted)
+        return reply(d.reply, d.detail);
+    envelope_.sender = path->address;
+    inTransaction_ = true;
+    return reply(Reply::SenderOk);
+}
+
+bool Session::rcpt(const Command& c) {
+    if (!inTransaction_)
+        return reply(Reply::BadSequence, "Need MAIL before RCPT");
+    std::string error;
+    auto path = parsePath(c.argument, "TO:", error);
+    if (!path)
+        return reply(error.find("expected") == 0 ? Reply::SyntaxError : Reply::BadAddress, error);
+    if (path->address.empty())
+        return reply(Reply::BadAddress, "Null recipient not accepted");
+    Recipient r{path->address, {}, {}};
+    for (const auto& [k, val] : path->params) {
+        if (k == "NOTIFY") {
+            if (val.empty() || val.size() > 40)
+                return reply(Reply::BadParameter, "Bad NOTIFY");
+            r.notify = val;
+        } else if (k == "ORCPT") {
+            auto d = decodeXtext(val);
+            if (!d || d->size() > 500)
+                return reply(Reply::BadParameter, "Bad ORCPT");
+            r.orcpt = *d;
+        } else {
+            return reply(Reply::BadParameter, "Unsupported parameter " + k);
+        }
+    }
+    if (!server_.policy_.relayAllowed(info_)) {
+        ++server_.counters_.refusedRecipients;
+        return reply(Reply::RelayDenied, "<" + r.address + ">: Relay access denied");
+    }
+    if (envelope_.recipients.size() >= cfg_.maxRecipients)
+        return reply(Reply::TooManyRecipients);
+    const Decision d = server_.policy_.checkRecipient(info_, envelope_.sender, r.address);
+    if (!d.accepted) {
+        ++server_.counters_.refusedRecipients;
+        return reply(d.reply, d.detail);
+    }
+    envelope_.recipients.push_back(r);
+    return reply(Reply::RecipientOk);
+}
+
+bool Session::data(const Command& c) {
+    if (!c.argument.empty())
+        return reply(Reply::SyntaxError, "DATA takes no parameters");
+    if (!inTransaction_)
+        return reply(Reply::BadSequence, "Need MAIL command");
+    if (envelope_.recipients.empty())
+        return reply(Reply::NoValidRecipients);
+    envelope_.session = info_;
+    envelope_.arrival = std::chrono::system_clock::now();
+    SinkError sinkError = SinkError::None;
+    auto writer = server_.sink_.begin(envelope_, sinkError);
+    if (!writer) {
+        resetTransaction();
+        return reply(sinkError == SinkError::NoSpace ? Reply::NoSpace : Reply::LocalError);
+    }
+    if (!reply(Reply::StartData))
+        return false;
+
+    // The trace header, Postfix style, recording TLS version and cipher.
+    std::string received = "Received: from " + info_.helo + " (" + info_.helo + " [" +
+                           info_.clientAddress + "])\r\n\tby " + cfg_.hostname +
+                           " (demail-gateway) with " +
+                           (conn_.secure() ? (info_.authUser.empty() ? "ESMTPS" : "ESMTPSA")
+                                           : (info_.authUser.empty() ? "ESMTP" : "ESMTPA")) +
+                           " id " + writer->queueId() + "\r\n";
+    if (conn_.secure())
+        received += "\t(using " + info_.tls + ")\r\n";
+    received += "\tfor <" + envelope_.recipients.front().address + ">; " + receivedDate() + "\r\n";
+    bool sinkOk = writer->write(received.data(), received.size());
+
+    const auto deadline = std::chrono::steady_clock::now() + cfg_.dataTimeout;
+    std::string line;
+    std::uint64_t size = 0;
+    bool tooBig = false;
+    while (true) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            reply(Reply::Timeout);
+            return false;
+        }
+        const auto r = conn_.readLine(line, cfg_.maxLineLength);
+        if (r == Connection::LineResult::Eof)
+            return false;  // the writer is dropped: nothing is kept
+        if (r == Connection::LineResult::Timeout) {
+            reply(Reply::Timeout);
+            return false;
+        }
+        if (r == Connection::LineResult::BareNewline) {
+            reply(Reply::BareLineFeed);
+            return false;
+        }
+        if (r == Connection::LineResult::TooLong) {
+            // Keep reading to the end of DATA, then refuse: RFC 5322 lines end at 998.
+            sinkOk = false;
+            lineTooLong_ = true;
+            continue;
+        }
+        if (line == ".")
+            break;
+        const char* p = line.data();
+        std::size_t n = line.size();
+        if (n > 0 && p[0] == '.') {  // dot-unstuffing (RFC 5321 §4.5.2)
+            ++p;
+            --n;
+        }
+        size += n + 2;
+        if (size > cfg_.maxMessageSize) {
+            tooBig = true;
+            continue;
+        }
+        if (sinkOk) {
+            sinkOk = writer->write(p, n) && writer->write("\r\n", 2);
+        }
+    }
+    const bool wasLong = lineTooLong_;
+    lineTooLong_ = false;
+    resetTransaction();
+    if (tooBig)
+        return reply(Reply::MessageTooBig);
+    if (wasLong)
+        return reply(Reply::MessageRefused, "Line longer than " +
+                                                std::to_string(cfg_.maxLineLength - 2) +
+                                                " characters in the message");
+    if (sinkOk && writer->commit()) {
+        ++server_.counters_.accepted;
+        return reply(Reply::Queued, "Ok: queued as " + writer->queueId());
+    }
+    switch (writer->error()) {
+        case SinkError::NoSpace:
+            return reply(Reply::NoSpace);
+        case SinkError::TooLarge:
+            return reply(Reply::MessageTooBig);
+        case SinkError::Refused:
+            return reply(Reply::MessageRefused, writer->errorText());
+        default:
+            return reply(Reply::LocalError);
+    }
+}
+
+}  // namespace demail::smtp

@@ -1,0 +1,89 @@
+// A small SMTP intake for the tests of smtp/ and the spool, before demail-gatewayd exists in the
+// tests: the real smtp::Server, the real IntakePolicy and the real spool, fixed settings.
+//   intake_server --spool DIR --port-file F [--cert C --key K] [--users FILE] [--no-require-tls]
+//                 [--relay CIDR] [--max-size N]
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "demail/gateway/intake.h"
+#include "demail/gateway/spool.h"
+#include "demail/smtp/auth.h"
+#include "demail/smtp/server.h"
+
+namespace {
+std::atomic<bool> stop{false};
+void onSignal(int) {
+    stop = true;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string spoolDir, portFile, cert, key, usersPath, relay = "127.0.0.1/32";
+    bool requireTls = true;
+    std::uint64_t maxSize = 20971520;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+        if (a == "--spool")
+            spoolDir = next();
+        else if (a == "--port-file")
+            portFile = next();
+        else if (a == "--cert")
+            cert = next();
+        else if (a == "--key")
+            key = next();
+        else if (a == "--users")
+            usersPath = next();
+        else if (a == "--relay")
+            relay = next();
+        else if (a == "--max-size")
+            maxSize = std::stoull(next());
+        else if (a == "--no-require-tls")
+            requireTls = false;
+    }
+    demail::gateway::Spool spool(spoolDir, maxSize);
+    if (auto e = spool.open(); !e.empty()) {
+        std::cerr << e << "\n";
+        return 1;
+    }
+    const auto rec = spool.recover();
+    std::cerr << "spool recovery: kept=" << rec.kept << " temp_removed=" << rec.tempRemoved
+              << " corrupt=" << rec.movedToCorrupt << "\n";
+    demail::connector::AccountMap accounts;
+    accounts.entries = {{"@firma.de", "poststelle@firma.de-mail.de"}};
+    demail::gateway::IntakePolicy policy({relay}, accounts, {"de-mail.de"});
+    demail::gateway::SpoolSink sink(spool);
+    demail::smtp::UsersFile users;
+    if (!usersPath.empty()) {
+        if (auto e = users.load(usersPath); !e.empty()) {
+            std::cerr << e << "\n";
+            return 1;
+        }
+    }
+    demail::smtp::ServerConfig cfg;
+    cfg.port = 0;
+    cfg.hostname = "gateway.test";
+    cfg.tlsCert = cert;
+    cfg.tlsKey = key;
+    cfg.requireTls = requireTls && !cert.empty();
+    cfg.maxMessageSize = maxSize;
+    demail::smtp::Server server(cfg, policy, sink, usersPath.empty() ? nullptr : &users);
+    if (auto e = server.start(); !e.empty()) {
+        std::cerr << e << "\n";
+        return 1;
+    }
+    signal(SIGTERM, onSignal);
+    signal(SIGINT, onSignal);
+    { std::ofstream(portFile + ".tmp") << server.port(); }
+    std::rename((portFile + ".tmp").c_str(), portFile.c_str());
+    while (!stop)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    server.stop();
+    return 0;
+}
