@@ -63,19 +63,24 @@ queue_directory = $pf/queue
 data_directory = $pf/data
 myhostname = internal.firma.test
 mydomain = firma.test
-inet_interfaces = 127.0.0.3
+inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mydestination =
 relayhost = [127.0.0.1]:$PORT
 smtp_tls_security_level = encrypt
 smtp_tls_CAfile = $T/ca.pem
+smtp_tls_loglevel = 1
 maillog_file = $pf/maillog
+maillog_file_prefixes = $T
 mynetworks = 127.0.0.0/8
 multi_instance_enable = no
 shlib_directory = /usr/lib/postfix
 smtp_bind_address = 127.0.0.1
 CF
 sed -i 's/^smtp      inet/#smtp      inet/' "$pf/master.cf"
+postconf -c "$pf" -F '*/*/chroot = n'   # no chroot: the CA file lives in the test directory
+chmod 755 "$T"
+chown postfix "$pf/data"
 postfix -c "$pf" start >/dev/null 2>&1 || fail "postfix did not start"
 trap 'postfix -c "$pf" stop >/dev/null 2>&1 || true; cleanup' EXIT
 before=$(queued)

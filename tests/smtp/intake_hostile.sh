@@ -21,7 +21,7 @@ expect "$out" "538 5.7.11" "AUTH before TLS"
 pass "MAIL before STARTTLS 530; AUTH not offered and refused before TLS (538)"
 
 stop_server
-start_server --cert "$T/server.pem" --key "$T/server.key" --no-require-tls
+start_server --cert "$T/server.pem" --key "$T/server.key" --no-require-tls --max-size 20000
 out=$(raw_smtp 'EHLO x\r\nMAIL FROM:<a@firma.de>\r\nRCPT TO:<b@behoerde.de-mail.de>\r\nQUIT\r\n' 127.0.0.2)
 expect "$out" "554 5.7.1 <b@behoerde.de-mail.de>: Relay access denied" "foreign client"
 out=$(raw_smtp 'EHLO x\r\nMAIL FROM:<a@firma.de>\r\nRCPT TO:<someone@gmail.com>\r\nRCPT TO:<x@firma.de>\r\nQUIT\r\n')
