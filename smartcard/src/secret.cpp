@@ -34,8 +34,7 @@ Secret readSecretFile(const std::string& path, std::string& error) {
     std::getline(in, line);
     while (!line.empty() && (line.back() == '\r' || line.back() == '\n' || line.back() == ' '))
         line.pop_back();
-    Secret s(std::move(line));
-    OPENSSL_cleanse(line.data(), line.size());
+    Secret s(std::move(line));  // the buffer moves into the Secret, which wipes it
     if (s.empty())
         error = "PIN file " + path + " is empty";
     return s;
