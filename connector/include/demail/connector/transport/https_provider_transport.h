@@ -1,0 +1,65 @@
+// ProviderTransport over HTTPS with the enforced TLS profile and keep-alive + TLS session
+// resumption (the card signs once per new TLS session, not once per message).
+#pragma once
+
+#include <Poco/Net/Context.h>
+#include <Poco/Timespan.h>
+
+#include <memory>
+#include <mutex>
+
+#include "demail/connector/transport/client_credentials.h"
+#include "demail/connector/transport/provider_endpoint.h"
+#include "demail/connector/transport/provider_transport.h"
+#include "demail/connector/transport/tls_profile.h"
+
+namespace demail::connector {
+
+struct TransportTimeouts {
+    Poco::Timespan connect{10, 0};  // TCP connect
+    Poco::Timespan io{30, 0};       // handshake, each send and each read
+};
+
+class ProfileHttpsSession;  // internal: HTTPSClientSession with the post-handshake check
+
+class HttpsProviderTransport final : public ProviderTransport {
+  public:
+    // Throws std::runtime_error (one line) when the endpoint or credentials are unusable.
+    HttpsProviderTransport(ProviderEndpoint endpoint, ClientCredentials& credentials,
+                           TransportTimeouts timeouts = {});
+    ~HttpsProviderTransport() override;
+
+    Result<Done> open() override;
+    Result<std::vector<Account>> listAccounts() override;
+    Result<SubmitReceipt> submit(const Submission& submission) override;
+    Result<std::vector<InboundRef>> listInbound(const std::string& account) override;
+    Result<std::string> fetch(const std::string& id) override;
+    Result<Done> acknowledge(const std::string& id) override;
+
+    // Drops the TCP/TLS connection but keeps the TLS session for resumption.
+    void disconnect();
+    const TlsCounters& counters() const { return counters_; }
+    // What the last handshake negotiated (empty before the first one).
+    HandshakeInfo lastHandshake() const;
+
+    struct Response {
+        int status = 0;
+        std::string body;
+    };
+    // One request; on success the HTTP status and body (any status), else a transport error.
+    Result<Response> request(const std::string& method, const std::string& path,
+                             const std::string& contentType, const std::string& body,
+                             const std::vector<std::pair<std::string, std::string>>& headers = {});
+
+  private:
+    ProviderEndpoint endpoint_;
+    ParsedUrl url_;
+    TransportTimeouts timeouts_;
+    TlsCounters counters_;
+    Poco::Net::Context::Ptr context_;
+    std::unique_ptr<ProfileHttpsSession> session_;
+    HandshakeInfo lastHandshake_;
+    mutable std::mutex mutex_;  // one request at a time on the keep-alive connection
+};
+
+}  // namespace demail::connector

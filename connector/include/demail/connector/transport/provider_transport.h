@@ -1,0 +1,91 @@
+// The provider transport: one small interface the gateway talks to, whatever the provider's
+// real API is. Every call returns a value; no exception crosses this interface.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace demail::connector {
+
+// The error taxonomy drives what the gateway does next:
+//   Retryable       -> keep the message queued, retry with backoff (SMTP 4xx before acceptance)
+//   Permanent       -> give up on this message (SMTP 5xx / DSN) with the reason
+//   OperatorAction  -> stop sending; a human must act (PIN, token, certificate, account blocked)
+enum class ErrorKind { Retryable, Permanent, OperatorAction };
+
+struct TransportError {
+    ErrorKind kind = ErrorKind::Retryable;
+    std::string code;    // machine code, e.g. "connect_refused", "http_503", "sender_not_owned"
+    std::string reason;  // one line for logs and operators
+    int httpStatus = 0;  // 0 when no HTTP response was read
+};
+
+const char* toString(ErrorKind kind);
+
+template <typename T>
+class Result {
+  public:
+    Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+    Result(TransportError error) : v_(std::move(error)) {}
+    bool ok() const { return v_.index() == 0; }
+    explicit operator bool() const { return ok(); }
+    const T& value() const { return std::get<0>(v_); }
+    T& value() { return std::get<0>(v_); }
+    const TransportError& error() const { return std::get<1>(v_); }
+
+  private:
+    std::variant<T, TransportError> v_;
+};
+
+struct Done {};
+
+struct Account {
+    std::string address;                       // poststelle@firma.de-mail.de
+    std::string domain;                        // firma.de-mail.de
+    std::string authLevel;                     // "normal" | "high"
+    bool retrieveConfirmationAllowed = false;  // Abholbestätigung permission
+    bool blocked = false;
+};
+
+struct SubmitOptions {  // the five TR-01201 shipping options
+    bool personal = false;
+    bool authoritative = false;
+    bool dispatchConfirmation = false;
+    bool receiptConfirmation = false;
+    bool retrieveConfirmation = false;
+};
+
+struct Submission {
+    std::string idempotencyKey;  // the queue id: a retry never sends twice
+    std::string account;         // sending De-Mail account (address)
+    std::string rfc5322;         // the message with user metadata (X-de-mail-* options, private-id)
+    SubmitOptions options;
+};
+
+struct SubmitReceipt {
+    std::vector<std::string> messageIds;  // one per delivered copy (BCC split)
+    bool duplicate = false;               // true when the key had been seen before
+};
+
+struct InboundRef {
+    std::string id;
+    std::string account;
+    std::string messageType;  // X-de-mail-message-type of the stored message
+    std::uint64_t size = 0;
+};
+
+class ProviderTransport {
+  public:
+    virtual ~ProviderTransport() = default;
+    // Establishes (or re-establishes) the authenticated session; cheap when already open.
+    virtual Result<Done> open() = 0;
+    virtual Result<std::vector<Account>> listAccounts() = 0;
+    virtual Result<SubmitReceipt> submit(const Submission& submission) = 0;
+    virtual Result<std::vector<InboundRef>> listInbound(const std::string& account) = 0;
+    virtual Result<std::string> fetch(const std::string& id) = 0;
+    virtual Result<Done> acknowledge(const std::string& id) = 0;
+};
+
+}  // namespace demail::connector

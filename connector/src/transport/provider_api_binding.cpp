@@ -1,0 +1,187 @@
+// JSON binding and error mapping for docs/provider-api.md. Poco::JSON stays in this file.
+#include "demail/connector/transport/provider_api_binding.h"
+
+#include <Poco/Exception.h>
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+
+#include <set>
+#include <sstream>
+
+namespace demail::connector {
+
+const char* toString(ErrorKind kind) {
+    switch (kind) {
+        case ErrorKind::Retryable:
+            return "retryable";
+        case ErrorKind::Permanent:
+            return "permanent";
+        case ErrorKind::OperatorAction:
+            return "operator_action";
+    }
+    return "unknown";
+}
+
+namespace api {
+namespace {
+
+TransportError malformed(const std::string& what) {
+    return {ErrorKind::Retryable, "malformed_reply", "provider reply malformed: " + what, 0};
+}
+
+Poco::JSON::Object::Ptr parseObject(const std::string& body) {
+    Poco::JSON::Parser parser;
+    Poco::Dynamic::Var v = parser.parse(body);
+    return v.extract<Poco::JSON::Object::Ptr>();
+}
+
+std::string getString(const Poco::JSON::Object::Ptr& o, const std::string& key) {
+    if (!o->has(key) || o->isNull(key))
+        throw Poco::DataFormatException("missing field " + key);
+    return o->getValue<std::string>(key);
+}
+
+bool getBool(const Poco::JSON::Object::Ptr& o, const std::string& key, bool dflt) {
+    if (!o->has(key) || o->isNull(key))
+        return dflt;
+    return o->getValue<bool>(key);
+}
+
+// Codes in a 401/403 body that need a human (docs/provider-api.md "Errors").
+const std::set<std::string>& operatorCodes() {
+    static const std::set<std::string> codes = {
+        "account_blocked",     "certificate_blocked", "certificate_unknown", "certificate_expired",
+        "certificate_revoked", "token_blocked",       "not_authorised"};
+    return codes;
+}
+
+}  // namespace
+
+TransportError mapHttpError(int status, const std::string& body) {
+    std::string code, message;
+    try {
+        auto o = parseObject(body);
+        auto err = o->getObject("error");
+        if (err) {
+            code = err->optValue<std::string>("code", "");
+            message = err->optValue<std::string>("message", "");
+        }
+    } catch (const Poco::Exception&) {
+    } catch (const std::exception&) {
+    }
+    const std::string statusCode = "http_" + std::to_string(status);
+    if (code.empty())
+        code = statusCode;
+    std::string reason = "provider answered " + std::to_string(status) + " " + code;
+    if (!message.empty())
+        reason += ": " + message;
+    ErrorKind kind;
+    if (status == 401 || status == 403)
+        kind = ErrorKind::OperatorAction;
+    else if (status == 408 || status == 425 || status == 429 || status >= 500 || status < 400)
+        kind = ErrorKind::Retryable;
+    else
+        kind = ErrorKind::Permanent;  // validation: 400, 404, 409, 413, 415, 422 ...
+    if (operatorCodes().count(code))
+        kind = ErrorKind::OperatorAction;
+    return {kind, code, reason, status};
+}
+
+TransportError connectFailure(const std::string& code, const std::string& reason) {
+    ErrorKind kind = ErrorKind::Retryable;
+    if (code == "tls_server_certificate" || code == "tls_client_certificate_refused" ||
+        code == "tls_profile_violation" || code == "credentials")
+        kind = ErrorKind::OperatorAction;
+    return {kind, code, reason, 0};
+}
+
+Result<std::vector<Account>> parseAccounts(const std::string& body) {
+    try {
+        auto o = parseObject(body);
+        auto arr = o->getArray("accounts");
+        if (!arr)
+            return malformed("no accounts array");
+        std::vector<Account> out;
+        for (size_t i = 0; i < arr->size(); ++i) {
+            auto a = arr->getObject(static_cast<unsigned>(i));
+            if (!a)
+                return malformed("account is not an object");
+            Account acc;
+            acc.address = getString(a, "address");
+            acc.domain = a->optValue<std::string>("domain", "");
+            if (acc.domain.empty() && acc.address.find('@') != std::string::npos)
+                acc.domain = acc.address.substr(acc.address.find('@') + 1);
+            acc.authLevel = a->optValue<std::string>("authLevel", "normal");
+            acc.retrieveConfirmationAllowed = getBool(a, "retrieveConfirmation", false);
+            acc.blocked = getBool(a, "blocked", false);
+            out.push_back(std::move(acc));
+        }
+        return out;
+    } catch (const Poco::Exception& e) {
+        return malformed(e.displayText());
+    } catch (const std::exception& e) {
+        return malformed(e.what());
+    }
+}
+
+Result<SubmitReceipt> parseSubmitReceipt(int status, const std::string& body) {
+    try {
+        auto o = parseObject(body);
+        SubmitReceipt r;
+        auto ids = o->getArray("messageIds");
+        if (!ids || ids->size() == 0)
+            return malformed("no messageIds");
+        for (size_t i = 0; i < ids->size(); ++i)
+            r.messageIds.push_back(ids->getElement<std::string>(static_cast<unsigned>(i)));
+        r.duplicate = getBool(o, "duplicate", status == 200);
+        return r;
+    } catch (const Poco::Exception& e) {
+        return malformed(e.displayText());
+    } catch (const std::exception& e) {
+        return malformed(e.what());
+    }
+}
+
+Result<std::vector<InboundRef>> parseInbox(const std::string& body) {
+    try {
+        auto o = parseObject(body);
+        auto arr = o->getArray("messages");
+        if (!arr)
+            return malformed("no messages array");
+        std::vector<InboundRef> out;
+        for (size_t i = 0; i < arr->size(); ++i) {
+            auto m = arr->getObject(static_cast<unsigned>(i));
+            if (!m)
+                return malformed("message is not an object");
+            InboundRef ref;
+            ref.id = getString(m, "id");
+            if (ref.id.empty() || ref.id.find_first_of("/?#% ") != std::string::npos)
+                return malformed("bad message id");
+            ref.account = m->optValue<std::string>("account", "");
+            ref.messageType = m->optValue<std::string>("messageType", "");
+            ref.size = m->optValue<Poco::UInt64>("size", 0);
+            out.push_back(std::move(ref));
+        }
+        return out;
+    } catch (const Poco::Exception& e) {
+        return malformed(e.displayText());
+    } catch (const std::exception& e) {
+        return malformed(e.what());
+    }
+}
+
+std::string submitOptionsJson(const SubmitOptions& o) {
+    Poco::JSON::Object obj;
+    obj.set("personal", o.personal);
+    obj.set("authoritative", o.authoritative);
+    obj.set("dispatchConfirmation", o.dispatchConfirmation);
+    obj.set("receiptConfirmation", o.receiptConfirmation);
+    obj.set("retrieveConfirmation", o.retrieveConfirmation);
+    std::ostringstream out;
+    obj.stringify(out);
+    return out.str();
+}
+
+}  // namespace api
+}  // namespace demail::connector

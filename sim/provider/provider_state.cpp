@@ -1,0 +1,627 @@
+#include "provider_state.h"
+
+#include <Poco/Exception.h>
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "mime_util.h"
+
+namespace demail::sim::provider {
+namespace {
+
+std::string toJson(const Poco::JSON::Object& o) {
+    std::ostringstream out;
+    o.stringify(out);
+    return out.str();
+}
+
+ApiReply error(int status, const std::string& code, const std::string& message) {
+    Poco::JSON::Object err;
+    err.set("code", code);
+    err.set("message", message);
+    Poco::JSON::Object o;
+    o.set("error", err);
+    return {status, "application/json", toJson(o), {}};
+}
+
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+    return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+// Headers the provider sets itself (TR step 29); a client's copies are dropped, not trusted.
+const std::set<std::string>& providerHeaders() {
+    static const std::set<std::string> names = {"date",
+                                                "message-id",
+                                                "bcc",
+                                                "x-de-mail-auth-level",
+                                                "x-de-mail-auth-mechanism",
+                                                "x-de-mail-originator-provider",
+                                                "x-de-mail-actual-recipient",
+                                                "x-de-mail-message-type",
+                                                "x-de-mail-message-id",
+                                                "x-de-mail-version",
+                                                "x-de-mail-account-holder",
+                                                "x-de-mail-integrity",
+                                                "x-de-mail-signature-certificate",
+                                                "x-de-mail-chosen-recipient",
+                                                "x-de-mail-confirmation-of-dispatch",
+                                                "x-de-mail-confirmation-of-receipt",
+                                                "x-de-mail-confirmation-of-retrieve",
+                                                "x-de-mail-authoritative",
+                                                "x-de-mail-private"};
+    return names;
+}
+
+// Hash-only X-de-mail-integrity (a=sha256, b= header hash). The simulator does not sign.
+std::string integrityHeader(const std::vector<std::pair<std::string, std::string>>& headers) {
+    static const char* order[] = {"From",
+                                  "Date",
+                                  "Message-ID",
+                                  "Subject",
+                                  "Reply-To",
+                                  "X-de-mail-confirmation-of-dispatch",
+                                  "X-de-mail-confirmation-of-receipt",
+                                  "X-de-mail-confirmation-of-retrieve",
+                                  "X-de-mail-authoritative",
+                                  "X-de-mail-private",
+                                  "X-de-mail-sender",
+                                  "X-de-mail-chosen-recipient",
+                                  "X-de-mail-auth-mechanism",
+                                  "X-de-mail-auth-level",
+                                  "X-de-mail-originator-provider",
+                                  "X-de-mail-message-type",
+                                  "X-de-mail-version",
+                                  "X-de-mail-private-id",
+                                  "X-de-mail-message-id",
+                                  "X-de-mail-account-holder"};
+    std::string canon, h;
+    for (const char* name : order) {
+        for (const auto& [n, v] : headers) {
+            if (lower(n) == lower(name)) {
+                canon += n + ": " + v + "\r\n";
+                h += (h.empty() ? "" : ":") + std::string(name);
+                break;
+            }
+        }
+    }
+    return "v=1; a=sha256; c=simple/simple; h=" + h + "; b=" + sha256Base64(canon);
+}
+
+struct Options {
+    bool personal = false, authoritative = false, dispatch = false, receipt = false,
+         retrieve = false;
+};
+
+std::optional<Options> parseOptions(const std::string& json, const ParsedMessage& m) {
+    Options o;
+    if (json.empty()) {  // fall back to the option headers in the message
+        o.personal = header(m, "X-de-mail-private") == "yes";
+        o.authoritative = header(m, "X-de-mail-authoritative") == "yes";
+        o.dispatch = header(m, "X-de-mail-confirmation-of-dispatch") == "yes";
+        o.receipt = header(m, "X-de-mail-confirmation-of-receipt") == "yes";
+        o.retrieve = header(m, "X-de-mail-confirmation-of-retrieve") == "yes";
+        return o;
+    }
+    try {
+        Poco::JSON::Parser parser;
+        auto obj = parser.parse(json).extract<Poco::JSON::Object::Ptr>();
+        o.personal = obj->optValue("personal", false);
+        o.authoritative = obj->optValue("authoritative", false);
+        o.dispatch = obj->optValue("dispatchConfirmation", false);
+        o.receipt = obj->optValue("receiptConfirmation", false);
+        o.retrieve = obj->optValue("retrieveConfirmation", false);
+        return o;
+    } catch (const Poco::Exception&) {
+        return std::nullopt;
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+const char* yesNo(bool b) {
+    return b ? "yes" : "no";
+}
+
+}  // namespace
+
+std::optional<std::string> ProviderState::load(const std::string& accountsFile) {
+    std::ifstream in(accountsFile);
+    if (!in)
+        return "cannot read accounts file " + accountsFile;
+    std::stringstream text;
+    text << in.rdbuf();
+    try {
+        Poco::JSON::Parser parser;
+        auto root = parser.parse(text.str()).extract<Poco::JSON::Object::Ptr>();
+        std::lock_guard lock(mutex_);
+        if (root->has("providerDomain"))
+            providerDomain_ = root->getValue<std::string>("providerDomain");
+        if (auto doms = root->getArray("domains"))
+            for (size_t i = 0; i < doms->size(); ++i)
+                domains_.push_back(lower(doms->getElement<std::string>(static_cast<unsigned>(i))));
+        auto certs = root->getArray("certificates");
+        if (!certs)
+            return "accounts file: no \"certificates\" array";
+        for (size_t i = 0; i < certs->size(); ++i) {
+            auto c = certs->getObject(static_cast<unsigned>(i));
+            CertBinding b;
+            b.subject = c->optValue<std::string>("subject", "");
+            b.fingerprint = lower(c->optValue<std::string>("fingerprint", ""));
+            b.fingerprint.erase(std::remove(b.fingerprint.begin(), b.fingerprint.end(), ':'),
+                                b.fingerprint.end());
+            auto accs = c->getArray("accounts");
+            for (size_t j = 0; accs && j < accs->size(); ++j) {
+                auto a = accs->getObject(static_cast<unsigned>(j));
+                SimAccount acc;
+                acc.address = lower(a->getValue<std::string>("address"));
+                acc.domain = domainOf(acc.address);
+                acc.authLevel = a->optValue<std::string>("authLevel", "normal");
+                acc.retrieveConfirmation = a->optValue("retrieveConfirmation", false);
+                acc.blocked = a->optValue("blocked", false);
+                b.accounts.push_back(acc.address);
+                if (!contains(domains_, acc.domain))
+                    domains_.push_back(acc.domain);
+                accounts_[acc.address] = acc;
+            }
+            bindings_.push_back(std::move(b));
+        }
+        // Addresses of other users (recipients only), e.g. {"address": "..."}.
+        if (auto others = root->getArray("otherAccounts"))
+            for (size_t i = 0; i < others->size(); ++i) {
+                SimAccount acc;
+                acc.address = lower(others->getElement<std::string>(static_cast<unsigned>(i)));
+                acc.domain = domainOf(acc.address);
+                accounts_.emplace(acc.address, acc);
+                if (!contains(domains_, acc.domain))
+                    domains_.push_back(acc.domain);
+            }
+    } catch (const Poco::Exception& e) {
+        return "accounts file " + accountsFile + ": " + e.displayText();
+    } catch (const std::exception& e) {
+        return "accounts file " + accountsFile + ": " + e.what();
+    }
+    return std::nullopt;
+}
+
+std::vector<std::string> ProviderState::boundAccounts(const std::string& subject,
+                                                      const std::string& fingerprint) const {
+    std::lock_guard lock(mutex_);
+    for (const auto& b : bindings_)
+        if (!b.fingerprint.empty() && b.fingerprint == lower(fingerprint))
+            return b.accounts;
+    for (const auto& b : bindings_)
+        if (!b.subject.empty() && b.subject == subject)
+            return b.accounts;
+    return {};
+}
+
+std::string ProviderState::nextId(const char* prefix) {
+    return std::string(prefix) + std::to_string(++counter_);
+}
+
+const SimAccount* ProviderState::findAccount(const std::string& address) const {
+    auto it = accounts_.find(lower(address));
+    return it == accounts_.end() ? nullptr : &it->second;
+}
+
+bool ProviderState::knownDomain(const std::string& domain) const {
+    return contains(domains_, lower(domain));
+}
+
+ApiReply ProviderState::listAccounts(const std::vector<std::string>& bound) const {
+    std::lock_guard lock(mutex_);
+    Poco::JSON::Array arr;
+    std::set<std::string> doms;
+    for (const auto& address : bound) {
+        const SimAccount* a = findAccount(address);
+        if (!a)
+            continue;
+        Poco::JSON::Object o;
+        o.set("address", a->address);
+        o.set("domain", a->domain);
+        o.set("authLevel", a->authLevel);
+        o.set("retrieveConfirmation", a->retrieveConfirmation);
+        o.set("blocked", a->blocked);
+        arr.add(o);
+        doms.insert(a->domain);
+    }
+    Poco::JSON::Array domArr;
+    for (const auto& d : doms)
+        domArr.add(d);
+    Poco::JSON::Object root;
+    root.set("accounts", arr);
+    root.set("domains", domArr);
+    return {200, "application/json", toJson(root), {}};
+}
+
+void ProviderState::deliver(StoredMessage msg) {
+    messages_.push_back(std::move(msg));
+}
+
+void ProviderState::confirm(const std::string& kind, const std::string& toAccount,
+                            const std::string& origSender, const std::string& origSubject,
+                            const std::string& privateId, const std::string& deMailMessageId,
+                            const std::string& origMessage) {
+    // kind: "dispatch" | "receipt" | "retrieve"
+    std::string systemSender, subjectTag, type, text;
+    if (kind == "dispatch") {
+        systemSender = "Versandbestaetigung@" + providerDomain_;
+        subjectTag = "*Versandbestätigung*";
+        type = "confirmation of dispatch";
+        text = "Ihre Nachricht wurde versandt.";
+    } else if (kind == "receipt") {
+        systemSender = "Eingangsbestaetigung@" + providerDomain_;
+        subjectTag = "*Eingangsbestätigung*";
+        type = "confirmation of receipt";
+        text = "Ihre Nachricht ist im Postfach des Empfängers eingegangen.";
+    } else {
+        systemSender = "Abholbestaetigung@" + providerDomain_;
+        subjectTag = "*Abholbestätigung*";
+        type = "confirmation of retrieve";
+        text = "Ihre Nachricht wurde vom Empfänger abgeholt.";
+    }
+    const std::string now = isoTime();
+    std::ostringstream xml;
+    auto esc = [](const std::string& s) {
+        std::string o;
+        for (char c : s) {
+            if (c == '<')
+                o += "&lt;";
+            else if (c == '>')
+                o += "&gt;";
+            else if (c == '&')
+                o += "&amp;";
+            else
+                o += c;
+        }
+        return o;
+    };
+    xml << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n"
+        << "<Acknowledge-Message xmlns=\"urn:de-mail\">\r\n"
+        << "  <Sender>" << esc(systemSender) << "</Sender>\r\n"
+        << "  <Metadata>\r\n"
+        << "    <Metadate><Name>X-de-mail-message-id</Name><Value>" << esc(deMailMessageId)
+        << "</Value><OriginalHeader>X-de-mail-message-id</OriginalHeader></Metadate>\r\n"
+        << "    <Metadate><Name>X-de-mail-sender</Name><Value>" << esc(origSender)
+        << "</Value><OriginalHeader>X-de-mail-sender</OriginalHeader></Metadate>\r\n";
+    if (!privateId.empty())
+        xml << "    <Metadate><Name>X-de-mail-private-id</Name><Value>" << esc(privateId)
+            << "</Value><OriginalHeader>X-de-mail-private-id</OriginalHeader></Metadate>\r\n";
+    xml << "  </Metadata>\r\n"
+        << "  <Subject>" << esc(subjectTag + " " + origSubject) << "</Subject>\r\n"
+        << "  <Text>" << esc(text) << "</Text>\r\n"
+        << "  <Hash>" << sha256Base64(origMessage) << "</Hash>\r\n"
+        << "  <Time>" << now << "</Time>\r\n";
+    if (kind == "retrieve")
+        xml << "  <DeliveryTime>" << now << "</DeliveryTime>\r\n";
+    xml << "</Acknowledge-Message>\r\n";
+
+    const std::string boundary = "=_demail-sim-" + std::to_string(counter_ + 1);
+    std::string body = "--" + boundary +
+                       "\r\nContent-Type: application/xml; charset=UTF-8\r\n"
+                       "Content-Disposition: attachment; filename=\"bestaetigung.xml\"\r\n\r\n" +
+                       xml.str() + "--" + boundary +
+                       "\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n"
+                       "Content-Disposition: attachment; filename=\"bestaetigung.pdf\"\r\n\r\n"
+                       "JVBERi0xLjQKJSBwbGFjZWhvbGRlciAoZGVtYWlsLXNpbSkK\r\n--" +
+                       boundary + "--\r\n";
+    StoredMessage m;
+    m.id = nextId("in-");
+    m.account = toAccount;
+    m.messageType = type;
+    std::string msgId = "<" + m.id + "@" + providerDomain_ + ">";
+    std::vector<std::pair<std::string, std::string>> h = {
+        {"From", systemSender},
+        {"To", toAccount},
+        {"Subject", encodeWord(subjectTag + " " + origSubject)},
+        {"Date", rfc5322Date()},
+        {"Message-ID", msgId},
+        {"MIME-Version", "1.0"},
+        {"Content-Type", "multipart/mixed; boundary=\"" + boundary + "\""},
+        {"X-de-mail-sender", systemSender},
+        {"X-de-mail-chosen-recipient", "to=" + toAccount},
+        {"X-de-mail-actual-recipient", toAccount},
+        {"X-de-mail-message-type", type},
+        {"X-de-mail-message-id", msgId},
+        {"X-de-mail-originator-provider", providerDomain_},
+        {"X-de-mail-version", "1.8"}};
+    if (!privateId.empty())
+        h.emplace_back("X-de-mail-private-id", privateId);
+    h.emplace_back("X-de-mail-integrity", integrityHeader(h));
+    m.data = serialize(h, body);
+    deliver(std::move(m));
+}
+
+ApiReply ProviderState::submit(const std::vector<std::string>& bound, const SubmitRequest& req) {
+    std::lock_guard lock(mutex_);
+    const std::string bodyHash =
+        sha256Base64(req.account + "\n" + req.optionsJson + "\n" + req.message);
+    if (req.idempotencyKey.empty() || req.idempotencyKey.size() > 200)
+        return error(400, "idempotency_key_missing", "Idempotency-Key header required");
+    if (auto it = idempotency_.find(req.idempotencyKey); it != idempotency_.end()) {
+        if (it->second.bodyHash != bodyHash)
+            return error(409, "idempotency_conflict",
+                         "Idempotency-Key reused for a different submission");
+        ApiReply again = it->second.reply;
+        if (again.status == 201) {  // same result, marked as a replay
+            again.status = 200;
+            auto pos = again.body.find("\"duplicate\":false");
+            if (pos != std::string::npos)
+                again.body.replace(pos, 17, "\"duplicate\":true");
+        }
+        return again;
+    }
+    auto remember = [&](ApiReply reply) {
+        // Only final answers are remembered; a blocked account may be unblocked later.
+        if (reply.status == 201 || reply.status == 400 || reply.status == 413 ||
+            reply.status == 422)
+            idempotency_[req.idempotencyKey] = {bodyHash, reply};
+        return reply;
+    };
+
+    const std::string account = lower(req.account);
+    if (!contains(bound, account))
+        return remember(error(422, "sender_not_owned",
+                              "account " + req.account + " is not bound to this certificate"));
+    const SimAccount* acc = findAccount(account);
+    if (!acc)
+        return remember(error(422, "sender_not_owned", "unknown account " + req.account));
+    if (acc->blocked)
+        return error(403, "account_blocked", "account " + acc->address + " is blocked");
+    if (req.message.size() > kMaxMessageSize)
+        return remember(error(413, "too_large", "message exceeds 20 MiB"));
+    ParsedMessage m = parseMessage(req.message);
+    if (!m.valid || !hasHeader(m, "From") || !hasHeader(m, "Subject"))
+        return remember(error(400, "syntax",
+                              "message is not RFC 5322 (header block, From, "
+                              "Subject)"));
+    // Step 12: the sender must be the account; Reply-To must be a De-Mail address.
+    std::string sender = header(m, "X-de-mail-sender");
+    auto senders = addresses(sender.empty() ? header(m, "From") : sender);
+    if (senders.size() != 1 || senders[0] != account)
+        return remember(
+            error(422, "sender_not_owned", "sender is not the account " + acc->address));
+    for (const auto& r : addresses(header(m, "Reply-To")))
+        if (!knownDomain(domainOf(r)))
+            return remember(
+                error(422, "reply_to_not_demail", "Reply-To " + r + " is not a De-Mail address"));
+    // Step 15: every recipient must be a De-Mail address.
+    ChosenRecipients rcpt = chosenRecipients(m);
+    if (rcpt.to.empty() && rcpt.cc.empty() && rcpt.bcc.empty())
+        return remember(error(400, "syntax", "no recipients"));
+    for (const auto* list : {&rcpt.to, &rcpt.cc, &rcpt.bcc})
+        for (const auto& r : *list)
+            if (!knownDomain(domainOf(r)))
+                return remember(error(422, "recipient_not_demail",
+                                      "recipient " + r + " is not a De-Mail address"));
+    // Steps 18-25: options against auth level and permissions.
+    auto opt = parseOptions(req.optionsJson, m);
+    if (!opt)
+        return remember(error(400, "syntax", "X-Demail-Options is not valid JSON"));
+    const bool high = acc->authLevel == "high";
+    if ((opt->personal || opt->authoritative) && !high)
+        return remember(
+            error(422, "option_not_allowed", "Persönlich/Absenderbestätigt need auth level high"));
+    if (opt->retrieve && (!opt->personal || !high || !acc->retrieveConfirmation))
+        return remember(error(422, "option_not_allowed",
+                              "Abholbestätigung needs Persönlich, level high and permission"));
+    std::string privateId = header(m, "X-de-mail-private-id");
+    if (privateId.size() > 1024)
+        return remember(error(400, "syntax", "X-de-mail-private-id longer than 1024"));
+
+    // Step 29: provider metadata; one copy for to+cc, one per bcc recipient.
+    std::vector<std::pair<std::string, std::string>> userHeaders;
+    for (const auto& h : m.headers)
+        if (!providerHeaders().count(lower(h.first)))
+            userHeaders.push_back(h);
+    const std::string subject = header(m, "Subject");
+    std::vector<ChosenRecipients> copies;
+    if (!rcpt.to.empty() || !rcpt.cc.empty())
+        copies.push_back({rcpt.to, rcpt.cc, {}});
+    for (const auto& b : rcpt.bcc)
+        copies.push_back({{}, {}, {b}});
+    ++submissions_;
+    Poco::JSON::Array ids;
+    std::string firstId;
+    for (const auto& copy : copies) {
+        std::string mid = nextId("dm-");
+        std::string deMailId = "<" + mid + "@" + providerDomain_ + ">";
+        if (firstId.empty())
+            firstId = deMailId;
+        ids.add(deMailId);
+        std::vector<std::string> actual = copy.to;
+        actual.insert(actual.end(), copy.cc.begin(), copy.cc.end());
+        actual.insert(actual.end(), copy.bcc.begin(), copy.bcc.end());
+        auto h = userHeaders;
+        h.emplace_back("X-de-mail-confirmation-of-dispatch", yesNo(opt->dispatch));
+        h.emplace_back("X-de-mail-confirmation-of-receipt", yesNo(opt->receipt));
+        h.emplace_back("X-de-mail-confirmation-of-retrieve", yesNo(opt->retrieve));
+        h.emplace_back("X-de-mail-authoritative", yesNo(opt->authoritative));
+        h.emplace_back("X-de-mail-private", yesNo(opt->personal));
+        if (!hasHeader(m, "X-de-mail-sender"))
+            h.emplace_back("X-de-mail-sender", acc->address);
+        h.emplace_back("X-de-mail-chosen-recipient", formatChosenRecipients(copy));
+        h.emplace_back("Date", rfc5322Date());
+        h.emplace_back("Message-ID", deMailId);
+        h.emplace_back("X-de-mail-auth-level", high ? "high" : "normal");
+        h.emplace_back("X-de-mail-auth-mechanism", "certificate");
+        h.emplace_back("X-de-mail-originator-provider", providerDomain_);
+        h.emplace_back("X-de-mail-message-type", "normal");
+        h.emplace_back("X-de-mail-message-id", deMailId);
+        h.emplace_back("X-de-mail-version", "1.8");
+        h.emplace_back("X-de-mail-account-holder", acc->address);
+        for (const auto& r : actual) {
+            auto hr = h;
+            hr.emplace_back("X-de-mail-actual-recipient", r);
+            hr.emplace_back("X-de-mail-integrity", integrityHeader(hr));
+            StoredMessage sm;
+            sm.id = nextId("in-");
+            sm.account = r;
+            sm.messageType = "normal";
+            sm.data = serialize(hr, m.body);
+            sm.retrieveRequested = opt->retrieve;
+            sm.origSender = acc->address;
+            sm.origSubject = subject;
+            sm.origPrivateId = privateId;
+            sm.deMailMessageId = deMailId;
+            const SimAccount* local = findAccount(r);
+            if (local) {
+                deliver(sm);  // same provider mailbox: listable by its owner
+            } else {
+                outbound_.push_back(sm.id);
+                sm.account = "outbound:" + r;  // handed to another provider
+                deliver(sm);
+            }
+        }
+        if (opt->receipt)  // one Eingangsbestätigung per delivered copy
+            confirm("receipt", acc->address, acc->address, subject, privateId, deMailId,
+                    req.message);
+    }
+    if (opt->dispatch)  // one Versandbestätigung per submission
+        confirm("dispatch", acc->address, acc->address, subject, privateId, firstId, req.message);
+    Poco::JSON::Object o;
+    o.set("id", firstId);
+    o.set("messageIds", ids);
+    o.set("duplicate", false);
+    return remember({201, "application/json", toJson(o), {}});
+}
+
+ApiReply ProviderState::listInbox(const std::vector<std::string>& bound,
+                                  const std::string& account) const {
+    std::lock_guard lock(mutex_);
+    const std::string acc = lower(account);
+    if (!contains(bound, acc))
+        return error(403, "not_authorised", "account " + account + " not bound to certificate");
+    if (const SimAccount* a = findAccount(acc); a && a->blocked)
+        return error(403, "account_blocked", "account " + account + " is blocked");
+    Poco::JSON::Array arr;
+    for (const auto& m : messages_) {
+        if (m.account != acc || m.acked)
+            continue;
+        Poco::JSON::Object o;
+        o.set("id", m.id);
+        o.set("account", m.account);
+        o.set("messageType", m.messageType);
+        o.set("size", static_cast<Poco::UInt64>(m.data.size()));
+        arr.add(o);
+    }
+    Poco::JSON::Object root;
+    root.set("messages", arr);
+    return {200, "application/json", toJson(root), {}};
+}
+
+ApiReply ProviderState::fetch(const std::vector<std::string>& bound, const std::string& id) {
+    std::lock_guard lock(mutex_);
+    for (auto& m : messages_) {
+        if (m.id != id || !contains(bound, m.account))
+            continue;
+        if (m.retrieveRequested && !m.retrieveConfirmed) {
+            const SimAccount* a = findAccount(m.account);
+            if (a && a->authLevel == "high") {  // TR §7: first retrieval at level "hoch"
+                m.retrieveConfirmed = true;
+                std::string data = m.data;
+                std::string sender = m.origSender, subj = m.origSubject, pid = m.origPrivateId,
+                            dmid = m.deMailMessageId;
+                confirm("retrieve", sender, sender, subj, pid, dmid, data);
+                return {200, "message/rfc822", data, {}};  // m may have moved
+            }
+        }
+        return {200, "message/rfc822", m.data, {}};
+    }
+    return error(404, "not_found", "no message " + id);
+}
+
+ApiReply ProviderState::acknowledge(const std::vector<std::string>& bound, const std::string& id) {
+    std::lock_guard lock(mutex_);
+    for (auto& m : messages_) {
+        if (m.id != id || !contains(bound, m.account))
+            continue;
+        m.acked = true;
+        return {204, "application/json", "", {}};
+    }
+    return error(404, "not_found", "no message " + id);
+}
+
+std::string ProviderState::inject(const std::string& account, const std::string& message) {
+    std::lock_guard lock(mutex_);
+    if (!findAccount(account))
+        return {};
+    ParsedMessage pm = parseMessage(message);
+    StoredMessage m;
+    m.id = nextId("in-");
+    m.account = lower(account);
+    m.messageType = pm.valid && hasHeader(pm, "X-de-mail-message-type")
+                        ? header(pm, "X-de-mail-message-type")
+                        : "normal";
+    m.data = message;
+    m.injected = true;
+    std::string id = m.id;
+    deliver(std::move(m));
+    return id;
+}
+
+void ProviderState::setBlocked(const std::string& account, bool blocked) {
+    std::lock_guard lock(mutex_);
+    auto it = accounts_.find(lower(account));
+    if (it != accounts_.end())
+        it->second.blocked = blocked;
+}
+
+std::string ProviderState::stateJson() const {
+    std::lock_guard lock(mutex_);
+    Poco::JSON::Object root;
+    root.set("submissions", static_cast<Poco::UInt64>(submissions_));
+    root.set("idempotencyKeys", static_cast<Poco::UInt64>(idempotency_.size()));
+    root.set("outbound", static_cast<Poco::UInt64>(outbound_.size()));
+    Poco::JSON::Array msgs;
+    for (const auto& m : messages_) {
+        Poco::JSON::Object o;
+        o.set("id", m.id);
+        o.set("account", m.account);
+        o.set("messageType", m.messageType);
+        o.set("acked", m.acked);
+        o.set("injected", m.injected);
+        o.set("size", static_cast<Poco::UInt64>(m.data.size()));
+        ParsedMessage pm = parseMessage(m.data);
+        o.set("subject", header(pm, "Subject"));
+        o.set("privateId", header(pm, "X-de-mail-private-id"));
+        o.set("deMailMessageId", header(pm, "X-de-mail-message-id"));
+        o.set("chosenRecipient", header(pm, "X-de-mail-chosen-recipient"));
+        msgs.add(o);
+    }
+    root.set("messages", msgs);
+    return toJson(root);
+}
+
+std::string ProviderState::inboxJson(const std::string& account) const {
+    std::lock_guard lock(mutex_);
+    Poco::JSON::Array arr;
+    for (const auto& m : messages_) {
+        if (m.account != lower(account))
+            continue;
+        Poco::JSON::Object o;
+        o.set("id", m.id);
+        o.set("messageType", m.messageType);
+        o.set("acked", m.acked);
+        arr.add(o);
+    }
+    Poco::JSON::Object root;
+    root.set("messages", arr);
+    return toJson(root);
+}
+
+std::string ProviderState::messageData(const std::string& id) const {
+    std::lock_guard lock(mutex_);
+    for (const auto& m : messages_)
+        if (m.id == id)
+            return m.data;
+    return {};
+}
+
+}  // namespace demail::sim::provider

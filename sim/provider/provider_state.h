@@ -1,0 +1,108 @@
+// The simulated provider's mailboxes and rules (TR-01201 PVD_FU behaviour, simplified):
+// accounts bound to client certificates, submission checks, provider headers (step 29), BCC
+// split, confirmations with the copied X-de-mail-private-id, inbox with at-least-once listing,
+// idempotent submission. No networking here; https_api.cpp and control_api.cpp call it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace demail::sim::provider {
+
+struct SimAccount {
+    std::string address;
+    std::string domain;
+    std::string authLevel = "normal";  // normal | high
+    bool retrieveConfirmation = false;
+    bool blocked = false;
+};
+
+struct CertBinding {
+    std::string subject;      // RFC 2253, as `openssl x509 -subject -nameopt RFC2253` prints it
+    std::string fingerprint;  // SHA-256 hex, lower case, no colons (either may be empty)
+    std::vector<std::string> accounts;
+};
+
+struct ApiReply {
+    int status = 200;
+    std::string contentType = "application/json";
+    std::string body;
+    std::vector<std::pair<std::string, std::string>> headers;
+};
+
+struct SubmitRequest {
+    std::string idempotencyKey;
+    std::string account;
+    std::string optionsJson;
+    std::string message;
+};
+
+struct StoredMessage {
+    std::string id;
+    std::string account;  // mailbox owner
+    std::string messageType;
+    std::string data;
+    bool acked = false;
+    bool injected = false;
+    // For the Abholbestätigung of a delivered copy:
+    bool retrieveRequested = false;
+    bool retrieveConfirmed = false;
+    std::string origSender, origSubject, origPrivateId, deMailMessageId;
+};
+
+class ProviderState {
+  public:
+    static constexpr std::size_t kMaxMessageSize = 20u * 1024u * 1024u;  // TR: 20 MiB net
+
+    // Loads the accounts file (JSON, see README.md). Returns an error text on failure.
+    std::optional<std::string> load(const std::string& accountsFile);
+    void setProviderDomain(std::string domain) { providerDomain_ = std::move(domain); }
+
+    // Accounts bound to a client certificate, by fingerprint first, then subject.
+    std::vector<std::string> boundAccounts(const std::string& subject,
+                                           const std::string& fingerprint) const;
+
+    ApiReply listAccounts(const std::vector<std::string>& bound) const;
+    ApiReply submit(const std::vector<std::string>& bound, const SubmitRequest& req);
+    ApiReply listInbox(const std::vector<std::string>& bound, const std::string& account) const;
+    ApiReply fetch(const std::vector<std::string>& bound, const std::string& id);
+    ApiReply acknowledge(const std::vector<std::string>& bound, const std::string& id);
+
+    // Control side.
+    std::string inject(const std::string& account, const std::string& message);  // "" if unknown
+    std::string stateJson() const;
+    std::string inboxJson(const std::string& account) const;  // including acked messages
+    std::string messageData(const std::string& id) const;
+    void setBlocked(const std::string& account, bool blocked);
+
+  private:
+    std::string nextId(const char* prefix);
+    const SimAccount* findAccount(const std::string& address) const;
+    bool knownDomain(const std::string& domain) const;
+    void deliver(StoredMessage msg);
+    void confirm(const std::string& kind, const std::string& toAccount,
+                 const std::string& origSender, const std::string& origSubject,
+                 const std::string& privateId, const std::string& deMailMessageId,
+                 const std::string& origMessage);
+
+    mutable std::mutex mutex_;
+    std::string providerDomain_ = "sim-provider.de-mail.de";
+    std::map<std::string, SimAccount> accounts_;
+    std::vector<CertBinding> bindings_;
+    std::vector<std::string> domains_;
+    std::vector<StoredMessage> messages_;  // every mailbox, in arrival order
+    std::vector<std::string> outbound_;    // copies for recipients at other providers (ids)
+    struct Idem {
+        std::string bodyHash;
+        ApiReply reply;
+    };
+    std::map<std::string, Idem> idempotency_;
+    std::uint64_t counter_ = 0;
+    std::uint64_t submissions_ = 0;
+};
+
+}  // namespace demail::sim::provider

@@ -1,0 +1,307 @@
+// Integration: the HTTPS transport with PEM credentials against the real `demail-sim provider`
+// (real Poco/OpenSSL on both ends, separate processes).
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "demail/connector/transport/https_provider_transport.h"
+#include "demail/connector/transport/probe.h"
+#include "sim_process.h"
+
+using namespace demail::connector;
+using demail::connector::testing::countOf;
+using demail::connector::testing::jsonNumber;
+using demail::connector::testing::SimProcess;
+
+namespace {
+
+constexpr const char* kSender = "poststelle@firma.de-mail.de";
+
+std::string message(const std::string& from, const std::string& recipients,
+                    const std::string& privateId = "pid-1", const std::string& body = "Hallo\r\n") {
+    return "From: " + from + "\r\nX-de-mail-chosen-recipient: " + recipients +
+           "\r\nSubject: Testnachricht\r\nX-de-mail-private-id: " + privateId + "\r\n\r\n" + body;
+}
+
+class TransportSim : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        sim = std::make_unique<SimProcess>();
+        creds = std::make_unique<PemClientCredentials>(sim->clientCert(), sim->clientKey());
+        transport = std::make_unique<HttpsProviderTransport>(sim->endpoint(), *creds, timeouts());
+    }
+    virtual TransportTimeouts timeouts() { return {}; }
+
+    Submission submission(const std::string& key, const std::string& recipients,
+                          SubmitOptions options = {}, const std::string& from = kSender) {
+        return Submission{key, from, message(from, recipients), options};
+    }
+
+    std::unique_ptr<SimProcess> sim;
+    std::unique_ptr<PemClientCredentials> creds;
+    std::unique_ptr<HttpsProviderTransport> transport;
+};
+
+}  // namespace
+
+TEST_F(TransportSim, ProbeReportsProfileAccountsAndDomains) {
+    ProbeReport r = probe(sim->endpoint(), *creds);
+    ASSERT_TRUE(r.ok) << r.reason;
+    EXPECT_EQ(r.protocol, "TLSv1.2");
+    EXPECT_EQ(r.cipher, "ECDHE-RSA-AES256-SHA384");
+    EXPECT_EQ(r.group, "P-521");
+    EXPECT_EQ(r.accounts, 3);
+    EXPECT_EQ(r.domains, 2);
+    EXPECT_NE(r.clientSubject.find("CN=demail-gateway-test"), std::string::npos);
+}
+
+TEST_F(TransportSim, HundredSubmissionsCostOneCardSignature) {
+    for (int i = 0; i < 100; ++i) {
+        auto r = transport->submit(
+            submission("queue-" + std::to_string(i), "to=buerger@example.de-mail.de"));
+        ASSERT_TRUE(r.ok()) << i << ": " << r.error().reason;
+    }
+    EXPECT_EQ(transport->counters().cardSignatures.load(), 1u);
+    EXPECT_EQ(transport->counters().fullHandshakes.load(), 1u);
+    // The server counts the CertificateVerify messages it received, independently.
+    EXPECT_EQ(sim->stat("clientSignatures"), 1);
+    EXPECT_EQ(jsonNumber(sim->control("GET", "/control/state"), "submissions"), 100);
+}
+
+TEST_F(TransportSim, ResumedSessionAfterReconnectDoesNotSign) {
+    ASSERT_TRUE(transport->listAccounts().ok());
+    ASSERT_EQ(transport->counters().cardSignatures.load(), 1u);
+    for (int i = 0; i < 3; ++i) {
+        transport->disconnect();
+        auto r = transport->listAccounts();
+        ASSERT_TRUE(r.ok()) << r.error().reason;
+        EXPECT_TRUE(transport->lastHandshake().resumed);
+    }
+    EXPECT_EQ(transport->counters().cardSignatures.load(), 1u);
+    EXPECT_EQ(transport->counters().fullHandshakes.load(), 1u);
+    EXPECT_EQ(transport->counters().resumedHandshakes.load(), 3u);
+    EXPECT_EQ(sim->stat("resumedHandshakes"), 3);
+    EXPECT_EQ(sim->stat("clientSignatures"), 1);
+}
+
+TEST_F(TransportSim, IdempotentResubmissionIsStoredOnce) {
+    auto first = transport->submit(submission("q-1", "to=buerger@example.de-mail.de"));
+    ASSERT_TRUE(first.ok()) << first.error().reason;
+    EXPECT_FALSE(first.value().duplicate);
+    transport->disconnect();  // a retry after a lost connection
+    auto again = transport->submit(submission("q-1", "to=buerger@example.de-mail.de"));
+    ASSERT_TRUE(again.ok()) << again.error().reason;
+    EXPECT_TRUE(again.value().duplicate);
+    EXPECT_EQ(again.value().messageIds, first.value().messageIds);
+    std::string state = sim->control("GET", "/control/state");
+    EXPECT_EQ(jsonNumber(state, "submissions"), 1);
+    EXPECT_EQ(countOf(state, "\"account\":\"buerger@example.de-mail.de\""), 1);
+    // The same key with another message is a conflict, not a silent replay.
+    auto conflict = transport->submit(submission("q-1", "to=poststelle@behoerde.de-mail.de"));
+    ASSERT_FALSE(conflict.ok());
+    EXPECT_EQ(conflict.error().kind, ErrorKind::Permanent);
+    EXPECT_EQ(conflict.error().code, "idempotency_conflict");
+}
+
+TEST_F(TransportSim, SubmissionChecksArePermanentErrorsWithReason) {
+    auto notOwned = transport->submit(
+        submission("k1", "to=buerger@example.de-mail.de", {}, "chef@fremd.de-mail.de"));
+    ASSERT_FALSE(notOwned.ok());
+    EXPECT_EQ(notOwned.error().kind, ErrorKind::Permanent);
+    EXPECT_EQ(notOwned.error().code, "sender_not_owned");
+
+    auto external = transport->submit(submission("k2", "to=someone@gmail.com"));
+    ASSERT_FALSE(external.ok());
+    EXPECT_EQ(external.error().code, "recipient_not_demail");
+    EXPECT_NE(external.error().reason.find("someone@gmail.com"), std::string::npos);
+
+    SubmitOptions personal;
+    personal.personal = true;
+    auto lowLevel = transport->submit(
+        submission("k3", "to=buerger@example.de-mail.de", personal, "rechnung@firma.de-mail.de"));
+    ASSERT_FALSE(lowLevel.ok());
+    EXPECT_EQ(lowLevel.error().code, "option_not_allowed");
+
+    Submission big = submission("k4", "to=buerger@example.de-mail.de");
+    big.rfc5322 = message(kSender, "to=buerger@example.de-mail.de", "p",
+                          std::string(20u * 1024u * 1024u, 'x'));
+    auto tooLarge = transport->submit(big);
+    ASSERT_FALSE(tooLarge.ok());
+    EXPECT_EQ(tooLarge.error().kind, ErrorKind::Permanent);
+    EXPECT_EQ(tooLarge.error().code, "too_large");
+    EXPECT_EQ(jsonNumber(sim->control("GET", "/control/state"), "submissions"), 0);
+}
+
+TEST_F(TransportSim, BccSplitAndConfirmationsCarryPrivateId) {
+    SubmitOptions opts;
+    opts.dispatchConfirmation = true;
+    opts.receiptConfirmation = true;
+    Submission s{"bcc-1", kSender,
+                 message(kSender,
+                         "to=buerger@example.de-mail.de; bcc=poststelle@behoerde.de-mail.de, "
+                         "rechnung@firma.de-mail.de",
+                         "private-42"),
+                 opts};
+    auto r = transport->submit(s);
+    ASSERT_TRUE(r.ok()) << r.error().reason;
+    EXPECT_EQ(r.value().messageIds.size(), 3u);  // to-copy + one per bcc recipient
+
+    auto inbox = transport->listInbound(kSender);
+    ASSERT_TRUE(inbox.ok()) << inbox.error().reason;
+    int dispatch = 0, receipt = 0;
+    for (const auto& ref : inbox.value()) {
+        dispatch += ref.messageType == "confirmation of dispatch";
+        receipt += ref.messageType == "confirmation of receipt";
+        auto data = transport->fetch(ref.id);
+        ASSERT_TRUE(data.ok()) << data.error().reason;
+        EXPECT_NE(data.value().find("X-de-mail-private-id: private-42"), std::string::npos);
+        EXPECT_NE(data.value().find("xmlns=\"urn:de-mail\""), std::string::npos);
+    }
+    EXPECT_EQ(dispatch, 1);
+    EXPECT_EQ(receipt, 3);
+    // The bcc copy only names its own bcc recipient.
+    auto bccInbox = transport->listInbound("rechnung@firma.de-mail.de");
+    ASSERT_TRUE(bccInbox.ok());
+    ASSERT_EQ(bccInbox.value().size(), 1u);
+    auto copy = transport->fetch(bccInbox.value()[0].id);
+    ASSERT_TRUE(copy.ok());
+    EXPECT_NE(copy.value().find("X-de-mail-chosen-recipient: bcc=rechnung@firma.de-mail.de\r\n"),
+              std::string::npos);
+    EXPECT_EQ(copy.value().find("poststelle@behoerde"), std::string::npos);
+    EXPECT_NE(copy.value().find("X-de-mail-originator-provider: "), std::string::npos);
+}
+
+TEST_F(TransportSim, RetrieveConfirmationOnFirstFetchAtLevelHigh) {
+    SubmitOptions opts;
+    opts.personal = true;
+    opts.retrieveConfirmation = true;
+    auto r =
+        transport->submit(submission("abh-1", "to=poststelle@standort-b.firma.de-mail.de", opts));
+    ASSERT_TRUE(r.ok()) << r.error().reason;
+    auto countRetrieve = [&] {
+        auto inbox = transport->listInbound(kSender);
+        EXPECT_TRUE(inbox.ok());
+        int n = 0;
+        for (const auto& ref : inbox.value())
+            n += ref.messageType == "confirmation of retrieve";
+        return n;
+    };
+    EXPECT_EQ(countRetrieve(), 0);
+    auto in = transport->listInbound("poststelle@standort-b.firma.de-mail.de");
+    ASSERT_TRUE(in.ok());
+    ASSERT_EQ(in.value().size(), 1u);
+    ASSERT_TRUE(transport->fetch(in.value()[0].id).ok());
+    ASSERT_TRUE(transport->fetch(in.value()[0].id).ok());  // only the first retrieval confirms
+    EXPECT_EQ(countRetrieve(), 1);
+}
+
+TEST_F(TransportSim, InboxIsAtLeastOnceUntilAcknowledged) {
+    const std::string inbound =
+        "From: buerger@example.de-mail.de\r\nTo: poststelle@firma.de-mail.de\r\n"
+        "Subject: Antrag\r\nX-de-mail-message-type: normal\r\n\r\nText\r\n";
+    int status = 0;
+    std::string injected = sim->control(
+        "POST", "/control/inject?account=poststelle@firma.de-mail.de", inbound, &status);
+    ASSERT_EQ(status, 201) << injected;
+
+    for (int round = 0; round < 2; ++round) {  // listed again while not acknowledged
+        auto list = transport->listInbound(kSender);
+        ASSERT_TRUE(list.ok()) << list.error().reason;
+        ASSERT_EQ(list.value().size(), 1u);
+        auto data = transport->fetch(list.value()[0].id);
+        ASSERT_TRUE(data.ok());
+        EXPECT_EQ(data.value(), inbound);
+    }
+    auto list = transport->listInbound(kSender);
+    ASSERT_TRUE(transport->acknowledge(list.value()[0].id).ok());
+    EXPECT_TRUE(transport->listInbound(kSender).value().empty());
+    auto unknown = transport->acknowledge("in-999");
+    ASSERT_FALSE(unknown.ok());
+    EXPECT_EQ(unknown.error().kind, ErrorKind::Permanent);
+    // Another certificate's account is not readable.
+    auto foreign = transport->listInbound("buerger@example.de-mail.de");
+    ASSERT_FALSE(foreign.ok());
+    EXPECT_EQ(foreign.error().kind, ErrorKind::OperatorAction);
+}
+
+TEST_F(TransportSim, BlockedAccountNeedsOperatorAndRecovers) {
+    int status = 0;
+    sim->control("POST", "/control/block?account=poststelle@firma.de-mail.de&blocked=true", "",
+                 &status);
+    ASSERT_EQ(status, 200);
+    auto blocked = transport->submit(submission("blk-1", "to=buerger@example.de-mail.de"));
+    ASSERT_FALSE(blocked.ok());
+    EXPECT_EQ(blocked.error().kind, ErrorKind::OperatorAction);
+    EXPECT_EQ(blocked.error().code, "account_blocked");
+    sim->control("POST", "/control/block?account=poststelle@firma.de-mail.de&blocked=false");
+    auto again = transport->submit(submission("blk-1", "to=buerger@example.de-mail.de"));
+    ASSERT_TRUE(again.ok()) << again.error().reason;  // not remembered as a final answer
+    EXPECT_FALSE(again.value().duplicate);
+}
+
+namespace {
+class TransportFaults : public TransportSim {
+  protected:
+    TransportTimeouts timeouts() override {
+        TransportTimeouts t;
+        t.connect = Poco::Timespan(3, 0);
+        t.io = Poco::Timespan(1, 0);
+        return t;
+    }
+    // Applies a fault, checks the error kind and code, then checks recovery.
+    void expectFault(const std::string& faultJson, ErrorKind kind,
+                     std::initializer_list<const char*> codes, bool newConnection = false) {
+        SCOPED_TRACE(faultJson);
+        ASSERT_TRUE(transport->listAccounts().ok());
+        sim->setFault(faultJson);
+        if (newConnection)
+            transport->disconnect();
+        auto r = transport->listAccounts();
+        ASSERT_FALSE(r.ok());
+        EXPECT_EQ(r.error().kind, kind) << r.error().code << ": " << r.error().reason;
+        bool codeOk = false;
+        for (const char* c : codes)
+            codeOk = codeOk || r.error().code == c;
+        EXPECT_TRUE(codeOk) << r.error().code << ": " << r.error().reason;
+        sim->setFault(R"({"mode":"none"})");
+        auto again = transport->listAccounts();
+        EXPECT_TRUE(again.ok()) << again.error().reason;
+    }
+};
+}  // namespace
+
+TEST_F(TransportFaults, ServerErrorsAndRateLimitAreRetryable) {
+    expectFault(R"({"mode":"http_status","status":503})", ErrorKind::Retryable, {"http_503"});
+    expectFault(R"({"mode":"http_status","status":429})", ErrorKind::Retryable, {"http_429"});
+    expectFault(R"({"mode":"http_status","status":500})", ErrorKind::Retryable, {"http_500"});
+}
+
+TEST_F(TransportFaults, MalformedReplyIsRetryable) {
+    expectFault(R"({"mode":"malformed"})", ErrorKind::Retryable, {"malformed_reply"});
+}
+
+TEST_F(TransportFaults, BlockedAccountNeedsOperator) {
+    expectFault(R"({"mode":"blocked_account"})", ErrorKind::OperatorAction, {"account_blocked"});
+}
+
+TEST_F(TransportFaults, ResetMidBodyIsRetryable) {
+    expectFault(R"({"mode":"reset_mid_body"})", ErrorKind::Retryable,
+                {"connection_reset", "truncated_reply", "tls_io"});
+}
+
+TEST_F(TransportFaults, StallHitsTheReadTimeout) {
+    expectFault(R"({"mode":"stall","stallSeconds":5})", ErrorKind::Retryable, {"timeout"});
+}
+
+TEST_F(TransportFaults, RefusedConnectionIsRetryable) {
+    expectFault(R"({"mode":"refuse"})", ErrorKind::Retryable, {"connect_refused"}, true);
+}
+
+TEST_F(TransportFaults, TlsAlertIsRetryable) {
+    expectFault(R"({"mode":"tls_alert"})", ErrorKind::Retryable, {"tls_handshake"}, true);
+}
+
+TEST_F(TransportFaults, HandshakeStallHitsTheConnectTimeout) {
+    expectFault(R"({"mode":"stall_handshake","stallSeconds":10})", ErrorKind::Retryable,
+                {"timeout"}, true);
+}
