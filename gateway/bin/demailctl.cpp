@@ -1,0 +1,152 @@
+// demailctl: the operator's and scripts' tool. `health` prints the gateway's /status for a
+// person; `provider probe` checks the TLS profile and the account against the provider with the
+// configured credentials; `queue list|show|retry|delete` works on the spool; `passwd USER` prints
+// a users-file line. Exit codes (DESIGN.md): 0 ok, 1 failed, 2 usage/config, 3 wrong PIN,
+// 4 blocked, 5 no reader or card, 6 TLS or provider refused.
+#include <Poco/Exception.h>
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "demail/connector/transport/probe.h"
+#include "demail/connector/transport/provider_endpoint.h"
+#include "demail/gateway/config.h"
+#include "demail/gateway/credentials.h"
+#include "demail/gateway/ctl_queue.h"
+#include "demail/smtp/auth.h"
+
+using namespace demail;
+
+namespace {
+
+void usage(std::ostream& out) {
+    out << "usage: demailctl [--config FILE] COMMAND\n"
+           "  health                     the gateway's state, readiness and counters\n"
+           "  provider probe             TLS profile and accounts at the provider\n"
+           "  queue list                 queued messages (like mailq)\n"
+           "  queue show|retry|delete ID\n"
+           "  passwd USER                read a password, print a users_file line\n"
+           "Exit codes: 0 ok, 1 failed, 2 usage/config, 3 wrong PIN, 4 blocked, 5 no card,\n"
+           "6 TLS or provider refused.\n";
+}
+
+int health(const gateway::Config& config) {
+    try {
+        Poco::Net::HTTPClientSession s(config.health.listen.host, config.health.listen.port);
+        s.setTimeout(Poco::Timespan(5, 0));
+        Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, "/status");
+        s.sendRequest(req);
+        Poco::Net::HTTPResponse resp;
+        std::istream& in = s.receiveResponse(resp);
+        Poco::JSON::Parser parser;
+        auto root = parser.parse(in).extract<Poco::JSON::Object::Ptr>();
+        const bool ready = root->getValue<bool>("ready");
+        std::cout << "demail-gatewayd at " << config.health.listen.toString() << ": "
+                  << (ready ? "READY" : "NOT READY") << "\n\n";
+        auto comps = root->getObject("components");
+        for (const auto& name : comps->getNames()) {
+            auto c = comps->getObject(name);
+            std::cout << "  " << (c->getValue<bool>("ready") ? "ok  " : "FAIL") << "  " << name
+                      << ": " << c->getValue<std::string>("reason") << "\n";
+        }
+        std::cout << "\n";
+        auto metrics = root->getObject("metrics");
+        for (const auto& name : metrics->getNames())
+            std::cout << "  " << name << " " << metrics->getValue<double>(name) << "\n";
+        return ready ? 0 : 1;
+    } catch (const Poco::Exception& e) {
+        std::cerr << "demailctl health: cannot reach the gateway at "
+                  << config.health.listen.toString() << ": " << e.displayText()
+                  << " (is demail-gatewayd running?)\n";
+        return 1;
+    }
+}
+
+int providerProbe(const gateway::Config& config) {
+    auto creds = gateway::makeCredentials(config);
+    if (!creds.error.empty()) {
+        std::cerr << "demailctl provider probe: " << creds.error << "\n";
+        return creds.exitCode ? creds.exitCode : 1;
+    }
+    connector::ProviderEndpoint ep{config.provider.profile, config.provider.url,
+                                   config.provider.caFile, config.provider.serverName};
+    const auto report = connector::probe(ep, *creds.credentials);
+    std::cout << connector::formatProbeReport(report) << "\n";
+    return report.ok ? 0 : 6;
+}
+
+int passwd(const std::string& user) {
+    std::string pw;
+    if (isatty(STDIN_FILENO)) {
+        std::cerr << "Password for " << user << ": ";
+        termios old{};
+        tcgetattr(STDIN_FILENO, &old);
+        termios quiet = old;
+        quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+        tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+        std::getline(std::cin, pw);
+        tcsetattr(STDIN_FILENO, TCSANOW, &old);
+        std::cerr << "\n";
+    } else {
+        std::getline(std::cin, pw);
+    }
+    if (pw.size() < 8) {
+        std::cerr << "demailctl passwd: use at least 8 characters\n";
+        return 2;
+    }
+    std::cout << user << ":" << smtp::hashPassword(pw) << "\n";
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string configPath = gateway::kDefaultConfigPath;
+    std::vector<std::string> args;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--help" || a == "-h") {
+            usage(std::cout);
+            return 0;
+        }
+        if (a == "--config") {
+            if (i + 1 >= argc) {
+                std::cerr << "demailctl: --config needs a file\n";
+                return 2;
+            }
+            configPath = argv[++i];
+        } else {
+            args.push_back(a);
+        }
+    }
+    if (args.empty()) {
+        usage(std::cerr);
+        return 2;
+    }
+    if (args[0] == "passwd")
+        return args.size() == 2 ? passwd(args[1]) : (usage(std::cerr), 2);
+    const auto loaded = gateway::loadConfig(configPath);
+    if (!loaded.ok()) {
+        std::cerr << "demailctl: " << loaded.error << "\n";
+        return 2;
+    }
+    const gateway::Config& config = *loaded.config;
+    if (args[0] == "health")
+        return health(config);
+    if (args[0] == "provider" && args.size() == 2 && args[1] == "probe")
+        return providerProbe(config);
+    if (args[0] == "queue")
+        return gateway::runQueueCommand(config.queue.dir, {args.begin() + 1, args.end()}, std::cout,
+                                        std::cerr);
+    usage(std::cerr);
+    return 2;
+}

@@ -1,0 +1,37 @@
+// The TLS client credentials the configuration asks for: the card's key through PKCS#11 (the
+// product), or PEM files ([provider] client_key: lab set-ups and tests).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "demail/connector/transport/client_credentials.h"
+#include "demail/gateway/config.h"
+#include "demail/smartcard/pkcs11_key_source.h"
+
+namespace demail::gateway {
+
+// Adapts smartcard::Pkcs11KeySource to connector::ClientCredentials.
+class CardCredentials final : public connector::ClientCredentials {
+  public:
+    explicit CardCredentials(smartcard::Pkcs11KeyConfig config);
+    smartcard::KeyLoadResult load() { return source_.load(); }
+    X509* certificate() override { return source_.certificate(); }
+    EVP_PKEY* privateKey() override { return source_.privateKey(); }
+    std::string describe() const override;
+    smartcard::Pkcs11KeySource& source() { return source_; }
+
+  private:
+    smartcard::Pkcs11KeySource source_;
+};
+
+struct CredentialsResult {
+    std::unique_ptr<connector::ClientCredentials> credentials;
+    CardCredentials* card = nullptr;  // set when the card is used (supervision, metrics)
+    std::string error;                // one line
+    int exitCode = 0;                 // DESIGN.md: 3 wrong PIN, 4 blocked, 5 no card, 2 config
+};
+
+CredentialsResult makeCredentials(const Config& config);
+
+}  // namespace demail::gateway
