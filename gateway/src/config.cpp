@@ -221,6 +221,33 @@ const std::map<std::string, Setter>& schema() {
          oneOf<DeliveryTls>(
              {{"required", DeliveryTls::Required}, {"opportunistic", DeliveryTls::Opportunistic}},
              "required or opportunistic", [](Config& c) { return &c.delivery.tls; })},
+        {"provider.accounts_file",
+         existingFile([](Config& c) { return &c.provider.accountsFile; })},
+        {"provider.demail_domains",
+         [](Config& c, const std::string& v) -> std::string {
+             std::vector<std::string> domains;
+             std::string item;
+             for (std::size_t i = 0; i <= v.size(); ++i) {
+                 if (i == v.size() || v[i] == ',' ||
+                     std::isspace(static_cast<unsigned char>(v[i]))) {
+                     if (!item.empty()) {
+                         if (item.find('.') == std::string::npos ||
+                             item.find('@') != std::string::npos)
+                             return expected("domains such as de-mail.de", item);
+                         domains.push_back(item);
+                         item.clear();
+                     }
+                 } else {
+                     item += static_cast<char>(std::tolower(static_cast<unsigned char>(v[i])));
+                 }
+             }
+             if (domains.empty())
+                 return expected("at least one domain such as de-mail.de", v);
+             c.provider.deMailDomains = std::move(domains);
+             return {};
+         }},
+        {"provider.poll_interval", duration([](Config& c) { return &c.provider.pollInterval; })},
+        {"delivery.postmaster", text([](Config& c) { return &c.delivery.postmaster; })},
         {"delivery.ca_file", existingFile([](Config& c) { return &c.delivery.caFile; })},
         {"queue.dir",
          [](Config& c, const std::string& v) -> std::string {

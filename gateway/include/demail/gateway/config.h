@@ -46,6 +46,13 @@ struct ProviderConfig {
     std::string clientCert;
     // PEM client key instead of the card. For tests and lab set-ups only; production uses the card.
     std::string clientKey;
+    // Which internal senders send as which De-Mail account: lines "<address or @domain> <account>".
+    // Empty: a sender must use the account address itself.
+    std::string accountsFile;
+    // Recipient domains that count as De-Mail (and everything below them), besides the domains
+    // of our own accounts. All De-Mail domains are below de-mail.de (TR ACM_FU §2.1.2).
+    std::vector<std::string> deMailDomains{"de-mail.de"};
+    std::chrono::seconds pollInterval{60};  // how often the provider inbox is fetched
 };
 
 enum class DeliveryTls { Required, Opportunistic };
@@ -56,6 +63,8 @@ struct DeliveryConfig {
     // CA bundle to verify the relay's certificate. Empty: encrypt without verifying, as
     // Postfix's smtp_tls_security_level=encrypt does inside an organisation.
     std::string caFile;
+    // Who gets inbound mail the internal server refuses for good (it cannot go back to De-Mail).
+    std::string postmaster;
 };
 
 struct QueueConfig {

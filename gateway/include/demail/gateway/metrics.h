@@ -17,6 +17,8 @@ class Metrics {
     class Counter {
       public:
         void add(std::uint64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
+        // For totals another component counts (the SMTP server, the TLS layer): mirrors them.
+        void mirror(std::uint64_t total) { value_.store(total, std::memory_order_relaxed); }
         std::uint64_t value() const { return value_.load(std::memory_order_relaxed); }
 
       private:

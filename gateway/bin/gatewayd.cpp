@@ -1,0 +1,507 @@
+// demail-gatewayd: the appliance service. Joins the intake, the spool, the dispatcher, the
+// provider transport, the inbound poller, the card supervision and the health endpoint, and runs
+// in the foreground under systemd (Type=notify): READY and STATUS lines, WATCHDOG pings, SIGHUP
+// reloads the accounts and forgets a rejected PIN, SIGTERM stops accepting, lets the sessions in
+// flight finish and exits.
+#include <Poco/ConsoleChannel.h>
+#include <Poco/FormattingChannel.h>
+#include <Poco/Logger.h>
+#include <Poco/PatternFormatter.h>
+#include <Poco/URI.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <iostream>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "demail/connector/transport/https_provider_transport.h"
+#include "demail/gateway/adapters.h"
+#include "demail/gateway/config.h"
+#include "demail/gateway/credentials.h"
+#include "demail/gateway/health.h"
+#include "demail/gateway/inbound.h"
+#include "demail/gateway/intake.h"
+#include "demail/gateway/metrics.h"
+#include "demail/gateway/outbound.h"
+#include "demail/gateway/spool.h"
+#include "demail/gateway/systemd_notify.h"
+#include "demail/smartcard/card_profile.h"
+#include "demail/smartcard/pcsc.h"
+#include "demail/smartcard/tcos.h"
+#include "demail/smtp/server.h"
+
+using namespace demail;
+using namespace std::chrono_literals;
+
+namespace {
+
+Poco::Logger& log() {
+    return Poco::Logger::get("gatewayd");
+}
+
+void setUpLogging() {
+    Poco::AutoPtr<Poco::PatternFormatter> f(new Poco::PatternFormatter("%p %s: %t"));
+    Poco::AutoPtr<Poco::FormattingChannel> c(
+        new Poco::FormattingChannel(f, new Poco::ConsoleChannel(std::cerr)));
+    Poco::Logger::root().setChannel(c);
+    Poco::Logger::root().setLevel("information");
+}
+
+std::string hostnameOr(const std::string& configured) {
+    if (!configured.empty())
+        return configured;
+    char buf[256] = {};
+    gethostname(buf, sizeof buf - 1);
+    return buf;
+}
+
+// Why the card cannot sign right now, read over PC/SC without spending a PIN try.
+std::string pinTriesText(const std::string& reader) {
+    smartcard::PcscContext ctx;
+    auto r = ctx.findReader(reader, true);
+    if (!r.ok())
+        return "";
+    auto card = smartcard::PcscCard::connect(ctx, r.value());
+    if (!card.ok())
+        return "";
+    const auto* profile = smartcard::profileForAtr(card.value()->atr());
+    if (!profile)
+        return "";
+    smartcard::TcosCard tcos(*card.value(), *profile);
+    auto st = tcos.pinStatus(profile->authPinRef);
+    if (!st.ok() || st.value().triesLeft < 0)
+        return "";
+    return ", " + std::to_string(st.value().triesLeft) + " tries left";
+}
+
+struct Daemon {
+    gateway::Config config;
+    gateway::Metrics metrics;
+    gateway::HealthState health;
+    std::atomic<bool> stopping{false};
+    std::mutex wakeMutex;
+    std::condition_variable wake;
+    bool dispatchWanted = false;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string configPath = gateway::kDefaultConfigPath;
+    bool checkOnly = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--config" && i + 1 < argc) {
+            configPath = argv[++i];
+        } else if (a == "--check") {
+            checkOnly = true;
+        } else if (a == "--help" || a == "-h") {
+            std::cout << "usage: demail-gatewayd [--config FILE] [--check]\n"
+                         "  --check  validate the configuration and exit (0 ok, 2 bad key)\n";
+            return 0;
+        } else {
+            std::cerr << "demail-gatewayd: unknown option " << a << "\n";
+            return 2;
+        }
+    }
+    setUpLogging();
+    auto loaded = gateway::loadConfig(configPath);
+    if (!loaded.ok()) {
+        std::cerr << "demail-gatewayd: " << loaded.error << "\n";
+        return 2;
+    }
+    Daemon d;
+    d.config = *loaded.config;
+    const auto& cfg = d.config;
+    connector::AccountMap accounts;
+    if (!cfg.provider.accountsFile.empty()) {
+        if (auto e = gateway::loadAccountsFile(cfg.provider.accountsFile, accounts); !e.empty()) {
+            std::cerr << "demail-gatewayd: [provider] accounts_file: " << e << "\n";
+            return 2;
+        }
+    }
+    if (checkOnly) {
+        std::cout << "configuration " << configPath << " is valid\n";
+        return 0;
+    }
+    const std::string host = hostnameOr(cfg.smtp.hostname);
+
+    // Signals are taken by the main thread only (sigtimedwait below).
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (int s : {SIGTERM, SIGINT, SIGHUP})
+        sigaddset(&signals, s);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    gateway::Spool spool(cfg.queue.dir, cfg.smtp.maxMessageSize);
+    if (auto e = spool.open(); !e.empty()) {
+        std::cerr << "demail-gatewayd: [queue] dir: " << e << "\n";
+        return 1;
+    }
+    const auto recovered = spool.recover();
+    log().notice("event=spool_recovered kept=" + std::to_string(recovered.kept) +
+                 " temp_removed=" + std::to_string(recovered.tempRemoved) +
+                 " corrupt=" + std::to_string(recovered.movedToCorrupt));
+    d.health.set("spool", true, "writable, " + std::to_string(recovered.kept) + " queued at start");
+
+    std::unique_ptr<gateway::HealthServer> healthServer;
+    try {
+        healthServer =
+            std::make_unique<gateway::HealthServer>(cfg.health.listen, d.health, d.metrics);
+    } catch (const std::exception& e) {
+        std::cerr << "demail-gatewayd: [health] listen: " << e.what() << "\n";
+        return 1;
+    }
+
+    // Credentials: the card (or PEM in the lab). A missing card or a wrong PIN does not stop the
+    // service: mail is accepted and queued, readiness says why nothing is sent.
+    auto creds = gateway::makeCredentials(cfg);
+    if (!creds.credentials) {
+        std::cerr << "demail-gatewayd: " << creds.error << "\n";
+        return 2;
+    }
+    std::atomic<bool> pinRejected{false};
+    if (!creds.error.empty()) {
+        const bool pin = creds.exitCode == 3 || creds.exitCode == 4;
+        pinRejected = pin;
+        d.health.set("card", false,
+                     creds.error + (pin ? pinTriesText(cfg.card.reader) : std::string()));
+        log().error("event=card_not_ready reason=\"" + creds.error + "\"");
+    } else {
+        d.health.set("card", true, creds.card ? "logged in" : "PEM key (lab set-up)");
+    }
+
+    std::unique_ptr<connector::HttpsProviderTransport> transport;
+    try {
+        transport = std::make_unique<connector::HttpsProviderTransport>(
+            connector::ProviderEndpoint{cfg.provider.profile, cfg.provider.url, cfg.provider.caFile,
+                                        cfg.provider.serverName},
+            *creds.credentials);
+    } catch (const std::exception& e) {
+        std::cerr << "demail-gatewayd: [provider]: " << e.what() << "\n";
+        return 2;
+    }
+    const std::string providerHost = Poco::URI(cfg.provider.url).getHost();
+
+    gateway::SentJournal journal(cfg.queue.dir + "/sent");
+    gateway::ProviderSubmitter submitter(*transport, journal, providerHost);
+    gateway::IntakePolicy policy(cfg.smtp.relayNetworks, accounts, cfg.provider.deMailDomains);
+    std::mutex accountsMutex;
+    std::vector<std::string> ownAccounts;
+
+    // What the provider says about our accounts: refreshed at start and with every inbox poll.
+    auto refreshAccounts = [&]() -> bool {
+        auto r = transport->listAccounts();
+        if (!r.ok()) {
+            d.health.set("provider", false, r.error().reason);
+            return false;
+        }
+        std::vector<std::string> domains = cfg.provider.deMailDomains, own;
+        connector::AccountMap map;
+        {
+            std::lock_guard lock(accountsMutex);
+            map = accounts;
+        }
+        for (const auto& a : r.value()) {
+            own.push_back(a.address);
+            domains.push_back(a.domain);
+        }
+        policy.setDeMailDomains(domains);
+        policy.setAccounts(map);
+        submitter.update({domains, map});
+        {
+            std::lock_guard lock(accountsMutex);
+            ownAccounts = own;
+        }
+        d.health.set("provider", true,
+                     "reached; " + std::to_string(own.size()) + " De-Mail accounts");
+        return true;
+    };
+    submitter.update({cfg.provider.deMailDomains, accounts});
+    if (d.health.components().count("card") && d.health.components().at("card").ready)
+        refreshAccounts();
+    else
+        d.health.set("provider", false, "not contacted: the card is not ready");
+
+    gateway::SpoolSink sink(spool);
+    sink.onCommitted = [&d](const std::string&) {
+        std::lock_guard lock(d.wakeMutex);
+        d.dispatchWanted = true;
+        d.wake.notify_all();
+    };
+    smtp::UsersFile users;
+    if (!cfg.smtp.usersFile.empty()) {
+        if (auto e = users.load(cfg.smtp.usersFile); !e.empty()) {
+            std::cerr << "demail-gatewayd: [smtp] users_file: " << e << "\n";
+            return 2;
+        }
+    }
+    smtp::ServerConfig scfg;
+    scfg.host = cfg.smtp.listen.host;
+    scfg.port = cfg.smtp.listen.port;
+    scfg.hostname = host;
+    scfg.tlsCert = cfg.smtp.tlsCert;
+    scfg.tlsKey = cfg.smtp.tlsKey;
+    scfg.requireTls = cfg.smtp.requireTls;
+    scfg.maxMessageSize = cfg.smtp.maxMessageSize;
+    smtp::Server server(scfg, policy, sink, cfg.smtp.usersFile.empty() ? nullptr : &users);
+    if (auto e = server.start(); !e.empty()) {
+        std::cerr << "demail-gatewayd: " << e << "\n";
+        return 1;
+    }
+    log().notice("event=listening smtp=" + cfg.smtp.listen.toString() +
+                 " health=" + cfg.health.listen.toString());
+
+    // Outbound.
+    gateway::SpoolOutboundStore store(spool);
+    gateway::SmtpRelayTarget relay;
+    relay.host = cfg.delivery.relay.host;
+    relay.port = cfg.delivery.relay.port;
+    relay.requireTls = cfg.delivery.tls == gateway::DeliveryTls::Required;
+    relay.caFile = cfg.delivery.caFile;
+    relay.heloName = host;
+    gateway::RelayNotifier notifier(relay);
+    gateway::OutboundDispatcher::Options dopts;
+    dopts.reportingHost = host;
+    dopts.schedule.minDelay = cfg.queue.retryMin;
+    dopts.schedule.maxDelay = cfg.queue.retryMax;
+    dopts.schedule.maxAge = cfg.queue.maxAge;
+    dopts.schedule.delayWarning = cfg.queue.delayWarning;
+    std::mt19937_64 rng(std::random_device{}());
+    std::uniform_real_distribution<double> uniform(0.0, 1.0);
+    gateway::OutboundDispatcher dispatcher(dopts, store, submitter, notifier,
+                                           [&] { return uniform(rng); });
+    if (!d.health.components().at("card").ready)
+        dispatcher.pause(d.health.components().at("card").reason);
+    if (creds.card) {
+        submitter.cardProblem = [&]() -> std::optional<std::string> {
+            if (creds.card->source().tokenLost())
+                return "the card stopped answering (removed or reader gone)";
+            return std::nullopt;
+        };
+    }
+
+    auto& mAccepted = d.metrics.counter("demail_messages_accepted_total", "Messages answered 250");
+    auto& mSubmitted =
+        d.metrics.counter("demail_messages_submitted_total", "Messages accepted by the provider");
+    auto& mBounced = d.metrics.counter("demail_messages_bounced_total",
+                                       "Messages returned to their sender (DSN)");
+    auto& mDeferred = d.metrics.counter("demail_messages_deferred_total",
+                                        "Submission attempts deferred for a retry");
+    auto& mDelivered = d.metrics.counter("demail_messages_delivered_total",
+                                         "Inbound De-Mail and confirmations delivered internally");
+    auto& mSignatures = d.metrics.counter("demail_card_signatures_total",
+                                          "TLS handshakes signed with the client key");
+    auto& mFull =
+        d.metrics.counter("demail_tls_handshakes_total", "Provider TLS handshakes", "kind", "full");
+    auto& mResumed = d.metrics.counter("demail_tls_handshakes_total", "Provider TLS handshakes",
+                                       "kind", "resumed");
+    auto& mErrProvider =
+        d.metrics.counter("demail_errors_total", "Errors by kind", "kind", "provider");
+    auto& mErrInbound =
+        d.metrics.counter("demail_errors_total", "Errors by kind", "kind", "inbound_delivery");
+    auto& gDepth = d.metrics.gauge("demail_queue_depth", "Messages waiting in the spool");
+    auto& gOldest =
+        d.metrics.gauge("demail_queue_oldest_age_seconds", "Age of the oldest queued message");
+
+    auto updateQueueMetrics = [&]() {
+        const auto ids = spool.list();
+        gDepth.set(static_cast<double>(ids.size()));
+        double oldest = 0;
+        if (!ids.empty())
+            if (auto e = spool.envelope(ids.front()))
+                oldest =
+                    std::chrono::duration<double>(std::chrono::system_clock::now() - e->arrival)
+                        .count();
+        gOldest.set(oldest);
+        const bool young = oldest < static_cast<double>(cfg.queue.delayWarning.count());
+        d.health.set("queue", young,
+                     std::to_string(ids.size()) + " queued" +
+                         (young ? "" : ", the oldest waits longer than delay_warning"));
+        mAccepted.mirror(server.counters().accepted);
+        mSignatures.mirror(transport->counters().cardSignatures);
+        mFull.mirror(transport->counters().fullHandshakes);
+        mResumed.mirror(transport->counters().resumedHandshakes);
+    };
+
+    std::thread dispatchThread([&] {
+        while (!d.stopping) {
+            {
+                std::unique_lock lock(d.wakeMutex);
+                d.wake.wait_for(lock, 1s, [&] { return d.dispatchWanted || d.stopping.load(); });
+                d.dispatchWanted = false;
+            }
+            if (d.stopping)
+                break;
+            const auto c = dispatcher.runOnce(std::chrono::system_clock::now());
+            mSubmitted.add(static_cast<std::uint64_t>(c.submitted));
+            mBounced.add(static_cast<std::uint64_t>(c.bounced));
+            mDeferred.add(static_cast<std::uint64_t>(c.deferred));
+            if (c.deferred)
+                mErrProvider.add(static_cast<std::uint64_t>(c.deferred));
+            if (c.submitted)
+                d.health.set("provider", true, "submission accepted");
+            if (dispatcher.paused())
+                d.health.set("card", false, dispatcher.pauseReason());
+            updateQueueMetrics();
+        }
+    });
+
+    // Inbound.
+    gateway::ProviderInbox inbox(*transport, {});
+    gateway::DeMailRouter router(
+        journal,
+        [&]() {
+            std::lock_guard lock(accountsMutex);
+            return accounts;
+        },
+        cfg.delivery.postmaster);
+    gateway::RelayInboundDelivery inboundDelivery(relay);
+    gateway::FileLedger ledger(cfg.queue.dir + "/inbound-delivered");
+    gateway::InboundPoller poller(inbox, router, inboundDelivery, ledger, cfg.delivery.postmaster);
+    std::thread inboundThread([&] {
+        auto next = std::chrono::steady_clock::now();
+        while (!d.stopping) {
+            std::this_thread::sleep_for(200ms);
+            if (std::chrono::steady_clock::now() < next || dispatcher.paused())
+                continue;
+            next = std::chrono::steady_clock::now() + cfg.provider.pollInterval;
+            if (!refreshAccounts())
+                continue;
+            {
+                std::lock_guard lock(accountsMutex);
+                inbox.setAccounts(ownAccounts);
+            }
+            const auto c = poller.pollOnce();
+            mDelivered.add(static_cast<std::uint64_t>(c.delivered));
+            if (c.deferred)
+                mErrInbound.add(static_cast<std::uint64_t>(c.deferred));
+            d.health.set(
+                "inbound", c.deferred == 0,
+                c.deferred == 0 ? "delivering to " + cfg.delivery.relay.toString() : c.lastError);
+        }
+    });
+
+    // Card supervision: reader and card events; a card back is logged in again (never with a
+    // PIN that was rejected) and sending resumes by itself.
+    smartcard::PcscContext pcsc;
+    smartcard::CardMonitor monitor(pcsc, cfg.card.reader);
+    std::thread cardThread;
+    if (creds.card) {
+        cardThread = std::thread([&] {
+            auto state = monitor.current();
+            while (!d.stopping) {
+                auto now = monitor.waitForChange(state, 2s);
+                const bool changed = now.presence != state.presence;
+                state = now;
+                if (!changed && !(state.presence == smartcard::CardPresence::Present &&
+                                  dispatcher.paused() && !pinRejected))
+                    continue;
+                if (state.presence != smartcard::CardPresence::Present) {
+                    const std::string why =
+                        std::string(smartcard::toString(state.presence)) +
+                        (state.reader.empty() ? "" : " in reader " + state.reader) +
+                        ": sending is paused, mail is queued";
+                    dispatcher.pause(why);
+                    d.health.set("card", false, why);
+                    log().warning("event=card_absent reason=\"" + why + "\"");
+                    continue;
+                }
+                if (pinRejected)
+                    continue;
+                const auto r = creds.card->load();
+                if (r.ok()) {
+                    transport->disconnect();
+                    dispatcher.resume();
+                    d.health.set("card", true, "logged in");
+                    log().notice("event=card_ready");
+                    std::lock_guard lock(d.wakeMutex);
+                    d.dispatchWanted = true;
+                    d.wake.notify_all();
+                } else {
+                    if (r.kind == smartcard::KeyErrorKind::WrongPin ||
+                        r.kind == smartcard::KeyErrorKind::PinLocked ||
+                        r.kind == smartcard::KeyErrorKind::PinPreviouslyRejected)
+                        pinRejected = true;
+                    const std::string why =
+                        r.message + (pinRejected ? pinTriesText(cfg.card.reader) : "");
+                    dispatcher.pause(why);
+                    d.health.set("card", false, why);
+                    log().error("event=card_login_failed reason=\"" + r.message + "\"");
+                }
+            }
+        });
+    }
+
+    updateQueueMetrics();
+    gateway::systemd::ready("accepting mail on " + cfg.smtp.listen.toString() + "; " +
+                            (d.health.ready() ? "ready" : d.health.notReadySummary()));
+    log().notice("event=ready");
+
+    const auto watchdog = gateway::systemd::watchdogInterval();
+    while (true) {
+        timespec timeout{1, 0};
+        siginfo_t info;
+        const int sig = sigtimedwait(&signals, &info, &timeout);
+        if (watchdog)
+            gateway::systemd::watchdog();
+        if (sig == SIGHUP) {
+            gateway::systemd::reloading();
+            auto again = gateway::loadConfig(configPath);
+            connector::AccountMap map;
+            std::string err = again.ok() ? "" : again.error;
+            if (err.empty() && !again.config->provider.accountsFile.empty())
+                err = gateway::loadAccountsFile(again.config->provider.accountsFile, map);
+            if (!err.empty()) {
+                log().error("event=reload_failed reason=\"" + err + "\" action=kept_old");
+            } else {
+                {
+                    std::lock_guard lock(accountsMutex);
+                    accounts = map;
+                }
+                policy.setAccounts(map);
+                submitter.update({submitter.settings().deMailDomains, map});
+                if (creds.card) {
+                    creds.card->source().resetAfterConfigChange();
+                    pinRejected = false;
+                    const auto r = creds.card->load();
+                    if (r.ok()) {
+                        dispatcher.resume();
+                        d.health.set("card", true, "logged in");
+                    } else {
+                        pinRejected = r.kind == smartcard::KeyErrorKind::WrongPin ||
+                                      r.kind == smartcard::KeyErrorKind::PinLocked;
+                        d.health.set("card", false, r.message);
+                        dispatcher.pause(r.message);
+                    }
+                }
+                log().notice("event=reloaded");
+            }
+            gateway::systemd::status(d.health.ready() ? "ready" : d.health.notReadySummary());
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            break;
+        } else {
+            gateway::systemd::status(
+                (d.health.ready() ? std::string("ready") : d.health.notReadySummary()) + "; " +
+                std::to_string(server.activeSessions()) + " sessions");
+        }
+    }
+
+    gateway::systemd::stopping("stopping: finishing sessions in flight");
+    log().notice("event=stopping");
+    server.stop(30s);
+    d.stopping = true;
+    d.wake.notify_all();
+    monitor.cancel();
+    dispatchThread.join();
+    inboundThread.join();
+    if (cardThread.joinable())
+        cardThread.join();
+    log().notice("event=stopped");
+    return 0;
+}

@@ -1,0 +1,122 @@
+// The daemon's real implementations of the dispatcher's and the poller's seams: the spool as the
+// outbound store, the provider transport (with the De-Mail message layer) as submitter and inbox,
+// libcurl SMTP to the internal relay for DSNs and inbound mail, and the sent journal that lets a
+// confirmation find the sender of its message.
+#pragma once
+
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "demail/connector/message/outbound.h"
+#include "demail/connector/transport/provider_transport.h"
+#include "demail/gateway/inbound.h"
+#include "demail/gateway/outbound.h"
+#include "demail/gateway/smtp_delivery.h"
+#include "demail/gateway/spool.h"
+#include "demail/gateway/state_files.h"
+
+namespace demail::gateway {
+
+// "<internal address or @domain> <De-Mail account>" lines; empty error on success.
+std::string loadAccountsFile(const std::string& path, connector::AccountMap& out);
+
+class SpoolOutboundStore final : public OutboundStore {
+  public:
+    explicit SpoolOutboundStore(Spool& spool);
+    std::vector<std::string> queued() override;
+    std::optional<OutboundEnvelope> envelope(const std::string& id) override;
+    std::unique_ptr<std::istream> body(const std::string& id) override;
+    DispatchState state(const std::string& id) override;
+    void saveState(const std::string& id, const DispatchState& state) override;
+    void finish(const std::string& id) override;
+
+  private:
+    Spool& spool_;
+    DispatchStateFiles states_;
+};
+
+// queue id -> original envelope sender, kept after submission so that confirmations can be
+// delivered to the person who sent the message. Pruned after 120 days.
+class SentJournal {
+  public:
+    explicit SentJournal(std::string dir);
+    void record(const std::string& queueId, const std::string& sender);
+    std::optional<std::string> senderOf(const std::string& queueId) const;
+
+  private:
+    std::string dir_;
+};
+
+struct SubmitterSettings {
+    std::vector<std::string> deMailDomains;
+    connector::AccountMap accounts;
+};
+
+class ProviderSubmitter final : public Submitter {
+  public:
+    ProviderSubmitter(connector::ProviderTransport& transport, SentJournal& journal,
+                      std::string providerHost);
+    void update(SubmitterSettings settings);  // domains from the provider, SIGHUP
+    SubmitterSettings settings() const;
+    SubmitOutcome submit(const OutboundEnvelope& envelope, std::istream& body) override;
+    // Asked after a transport failure: is it the card? (Set by the daemon.)
+    std::function<std::optional<std::string>()> cardProblem;
+
+  private:
+    connector::ProviderTransport& transport_;
+    SentJournal& journal_;
+    std::string host_;
+    mutable std::mutex mutex_;
+    SubmitterSettings settings_;
+};
+
+class RelayNotifier final : public Notifier {
+  public:
+    explicit RelayNotifier(SmtpRelayTarget target) : target_(std::move(target)) {}
+    DeliveryResult send(const DsnMessage& dsn) override;
+
+  private:
+    SmtpRelayTarget target_;
+};
+
+class ProviderInbox final : public InboxSource {
+  public:
+    ProviderInbox(connector::ProviderTransport& transport, std::vector<std::string> accounts);
+    void setAccounts(std::vector<std::string> accounts);
+    std::optional<std::vector<InboxItem>> list(std::string& error) override;
+    std::optional<std::string> fetch(const InboxItem& item, std::string& error) override;
+    bool acknowledge(const InboxItem& item, std::string& error) override;
+
+  private:
+    connector::ProviderTransport& transport_;
+    std::mutex mutex_;
+    std::vector<std::string> accounts_;
+};
+
+// Confirmations go to the sender of the message they confirm; everything else to the account's
+// internal mailbox; failing both, the postmaster.
+class DeMailRouter final : public InboundRouter {
+  public:
+    DeMailRouter(const SentJournal& journal, std::function<connector::AccountMap()> accounts,
+                 std::string postmaster);
+    InboundRoute route(const InboxItem& item, const std::string& message) override;
+
+  private:
+    const SentJournal& journal_;
+    std::function<connector::AccountMap()> accounts_;
+    std::string postmaster_;
+};
+
+class RelayInboundDelivery final : public InboundDelivery {
+  public:
+    explicit RelayInboundDelivery(SmtpRelayTarget target) : target_(std::move(target)) {}
+    DeliveryResult deliver(const InboundRoute& route, const std::string& message) override;
+
+  private:
+    SmtpRelayTarget target_;
+};
+
+}  // namespace demail::gateway

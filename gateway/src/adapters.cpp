@@ -1,0 +1,263 @@
+#include "demail/gateway/adapters.h"
+
+#include <Poco/Logger.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "demail/connector/message/demail_headers.h"
+#include "demail/connector/message/header_block.h"
+#include "demail/connector/message/inbound.h"
+#include "demail/gateway/durable_file.h"
+
+namespace demail::gateway {
+namespace fs = std::filesystem;
+
+std::string loadAccountsFile(const std::string& path, connector::AccountMap& out) {
+    std::ifstream in(path);
+    if (!in)
+        return "cannot read accounts file " + path;
+    connector::AccountMap map;
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+        const auto hash = line.find('#');
+        if (hash != std::string::npos)
+            line.resize(hash);
+        std::istringstream f(line);
+        std::string internal, account, extra;
+        if (!(f >> internal))
+            continue;
+        if (!(f >> account) || (f >> extra) || !connector::isValidDeMailAddress(account) ||
+            (internal[0] != '@' && internal.find('@') == std::string::npos))
+            return path + " line " + std::to_string(n) +
+                   ": expected '<internal address or @domain> <De-Mail account>'";
+        map.entries.push_back({connector::toLower(internal), connector::toLower(account)});
+    }
+    out = std::move(map);
+    return {};
+}
+
+SpoolOutboundStore::SpoolOutboundStore(Spool& spool)
+    : spool_(spool), states_(spool.dir() + "/dispatch") {}
+
+std::vector<std::string> SpoolOutboundStore::queued() {
+    return spool_.list();
+}
+
+std::optional<OutboundEnvelope> SpoolOutboundStore::envelope(const std::string& id) {
+    const auto e = spool_.envelope(id);
+    if (!e) {
+        Poco::Logger::get("queue").error("event=unreadable queue_id=" + id + " action=corrupt");
+        spool_.moveToCorrupt(id);
+        return std::nullopt;
+    }
+    OutboundEnvelope o;
+    o.queueId = id;
+    o.sender = e->sender;
+    for (const auto& r : e->recipients)
+        o.recipients.push_back({r.address, r.orcpt, r.notify});
+    o.ret = e->ret;
+    o.envid = e->envid;
+    o.arrival = e->arrival;
+    o.size = e->size;
+    return o;
+}
+
+std::unique_ptr<std::istream> SpoolOutboundStore::body(const std::string& id) {
+    return spool_.body(id);
+}
+
+DispatchState SpoolOutboundStore::state(const std::string& id) {
+    return states_.load(id);
+}
+
+void SpoolOutboundStore::saveState(const std::string& id, const DispatchState& s) {
+    const std::string e = states_.save(id, s);
+    if (!e.empty())
+        Poco::Logger::get("queue").error("event=state_not_saved queue_id=" + id + " error=\"" + e +
+                                         "\"");
+}
+
+void SpoolOutboundStore::finish(const std::string& id) {
+    spool_.remove(id);
+    states_.remove(id);
+}
+
+SentJournal::SentJournal(std::string dir) : dir_(std::move(dir)) {
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    const auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(24 * 120);
+    for (const auto& e : fs::directory_iterator(dir_, ec))
+        if (e.last_write_time(ec) < cutoff)
+            fs::remove(e.path(), ec);
+}
+
+void SentJournal::record(const std::string& queueId, const std::string& sender) {
+    if (Spool::validId(queueId))
+        writeFileDurably(dir_ + "/" + queueId, sender + "\n");
+}
+
+std::optional<std::string> SentJournal::senderOf(const std::string& queueId) const {
+    if (!Spool::validId(queueId))
+        return std::nullopt;
+    std::ifstream in(dir_ + "/" + queueId);
+    std::string s;
+    if (!in || !std::getline(in, s) || s.empty())
+        return std::nullopt;
+    return s;
+}
+
+ProviderSubmitter::ProviderSubmitter(connector::ProviderTransport& transport, SentJournal& journal,
+                                     std::string providerHost)
+    : transport_(transport), journal_(journal), host_(std::move(providerHost)) {}
+
+void ProviderSubmitter::update(SubmitterSettings s) {
+    std::lock_guard lock(mutex_);
+    settings_ = std::move(s);
+}
+
+SubmitterSettings ProviderSubmitter::settings() const {
+    std::lock_guard lock(mutex_);
+    return settings_;
+}
+
+SubmitOutcome ProviderSubmitter::submit(const OutboundEnvelope& env, std::istream& body) {
+    std::stringstream ss;
+    ss << body.rdbuf();
+    const std::string message = ss.str();
+    connector::OutboundContext ctx;
+    ctx.queueId = env.queueId;
+    ctx.envelopeSender = env.sender;
+    for (const auto& r : env.recipients)
+        ctx.envelopeRecipients.push_back(r.address);
+    {
+        std::lock_guard lock(mutex_);
+        ctx.deMailDomains = settings_.deMailDomains;
+        ctx.accounts = settings_.accounts;
+    }
+    const auto prep = connector::prepareOutbound(message, ctx);
+    if (!prep.ok()) {
+        const char* status = prep.refusal == connector::RefusalKind::RecipientNotDeMail ||
+                                     prep.refusal == connector::RefusalKind::SenderNotMapped
+                                 ? "5.7.1"
+                                 : "5.6.0";
+        return {SubmitOutcome::Kind::Permanent, prep.reason, status, ""};
+    }
+    connector::Submission sub;
+    sub.idempotencyKey = env.queueId;
+    sub.account = prep.account;
+    sub.rfc5322 = prep.headers + message.substr(prep.bodyOffset);
+    sub.options = {prep.options.personal, prep.options.authoritative,
+                   prep.options.dispatchConfirmation, prep.options.receiptConfirmation,
+                   prep.options.retrieveConfirmation};
+    const auto r = transport_.submit(sub);
+    if (r.ok()) {
+        journal_.record(env.queueId, env.sender);
+        return {SubmitOutcome::Kind::Accepted,
+                r.value().duplicate ? "already at the provider" : "accepted by the provider", "",
+                host_};
+    }
+    const auto& e = r.error();
+    const std::string detail = "provider: " + e.reason;
+    switch (e.kind) {
+        case connector::ErrorKind::Permanent:
+            return {SubmitOutcome::Kind::Permanent, detail,
+                    e.code == "recipient_not_demail" ? "5.1.1" : "5.7.0", host_};
+        case connector::ErrorKind::OperatorAction:
+            return {SubmitOutcome::Kind::OperatorAction, detail, "4.7.0", host_};
+        case connector::ErrorKind::Retryable:
+            if (cardProblem) {
+                if (auto why = cardProblem())
+                    return {SubmitOutcome::Kind::OperatorAction, *why, "4.7.0", host_};
+            }
+            return {SubmitOutcome::Kind::Retryable, detail, "4.4.1", host_};
+    }
+    return {SubmitOutcome::Kind::Retryable, detail, "4.4.1", host_};
+}
+
+DeliveryResult RelayNotifier::send(const DsnMessage& dsn) {
+    std::istringstream in(dsn.data);
+    return deliverBySmtp(target_, "", {dsn.envelopeTo}, in);
+}
+
+ProviderInbox::ProviderInbox(connector::ProviderTransport& transport,
+                             std::vector<std::string> accounts)
+    : transport_(transport), accounts_(std::move(accounts)) {}
+
+void ProviderInbox::setAccounts(std::vector<std::string> accounts) {
+    std::lock_guard lock(mutex_);
+    accounts_ = std::move(accounts);
+}
+
+std::optional<std::vector<InboxItem>> ProviderInbox::list(std::string& error) {
+    std::vector<std::string> accounts;
+    {
+        std::lock_guard lock(mutex_);
+        accounts = accounts_;
+    }
+    std::vector<InboxItem> items;
+    for (const auto& a : accounts) {
+        auto r = transport_.listInbound(a);
+        if (!r.ok()) {
+            error = r.error().reason;
+            return std::nullopt;
+        }
+        for (const auto& ref : r.value())
+            items.push_back({ref.id, ref.account.empty() ? a : ref.account});
+    }
+    return items;
+}
+
+std::optional<std::string> ProviderInbox::fetch(const InboxItem& item, std::string& error) {
+    auto r = transport_.fetch(item.id);
+    if (!r.ok()) {
+        error = r.error().reason;
+        return std::nullopt;
+    }
+    return r.value();
+}
+
+bool ProviderInbox::acknowledge(const InboxItem& item, std::string& error) {
+    auto r = transport_.acknowledge(item.id);
+    if (!r.ok())
+        error = r.error().reason;
+    return r.ok();
+}
+
+DeMailRouter::DeMailRouter(const SentJournal& journal,
+                           std::function<connector::AccountMap()> accounts, std::string postmaster)
+    : journal_(journal), accounts_(std::move(accounts)), postmaster_(std::move(postmaster)) {}
+
+InboundRoute DeMailRouter::route(const InboxItem& item, const std::string& message) {
+    const auto c = connector::classifyInbound(message);
+    InboundRoute r;
+    r.kind = connector::toString(c.kind);
+    r.mailFrom = c.sender;
+    if (connector::isConfirmation(c.kind) || c.kind == connector::InboundKind::Notification) {
+        std::string err;
+        std::optional<connector::ConfirmationXml> xml;
+        if (connector::isConfirmation(c.kind))
+            xml = connector::confirmationXmlOf(message, err);
+        if (const auto job = connector::correlate(c, xml))
+            if (const auto sender = journal_.senderOf(*job)) {
+                r.recipients = {*sender};
+                return r;
+            }
+    }
+    if (const auto inbox = accounts_().inboxFor(item.account))
+        r.recipients = {*inbox};
+    else if (!postmaster_.empty())
+        r.recipients = {postmaster_};
+    else
+        r.recipients = {item.account};  // the account address itself; the relay decides
+    return r;
+}
+
+DeliveryResult RelayInboundDelivery::deliver(const InboundRoute& route,
+                                             const std::string& message) {
+    std::istringstream in(message);
+    return deliverBySmtp(target_, route.mailFrom, route.recipients, in);
+}
+
+}  // namespace demail::gateway

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Card supervision: pulled card -> not ready, mail queued, card back -> resumes by itself; a
+# rejected PIN costs exactly one try, is never tried again, and SIGHUP after the fix recovers.
+set -euo pipefail
+. "$(dirname "$0")/stack.sh"
+trap stack_stop EXIT
+fail() { echo "FAIL: $*" >&2; echo "--- gatewayd.log"; tail -30 "$STACK/gatewayd.log" >&2; exit 1; }
+pass() { echo "ok: $*"; }
+stack_start
+submissions() { provider_state | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['submissions'])"; }
+submissions_are() { [ "$(submissions)" = "$1" ]; }
+tries() { PCSCLITE_CSOCK_NAME="$STACK/pcsc/run/pcscd.comm" pkcs15-tool -D 2>/dev/null | awk '/PIN \[NetKey PIN2\]/ {f=1} f && /Tries left/ {print $NF; exit}'; }
+
+"$FIXTURE" card-pull "$STACK/pcsc"
+wait_for 15 bash -c "! curl -sf http://127.0.0.1:$HEALTH_PORT/readyz >/dev/null" || fail "still ready without a card"
+ready=$(curl -s "http://127.0.0.1:$HEALTH_PORT/readyz")
+grep -q "card: no card" <<<"$ready" || fail "readiness reason: $ready"
+send_mail "while the card is out" >/dev/null 2>&1 || fail "intake refused while the card is out"
+sleep 3
+[ "$(submissions)" = 0 ] || fail "submitted without a card"
+pass "card pulled: not ready ('$ready'), mail accepted and queued"
+"$FIXTURE" card-insert "$STACK/pcsc"
+wait_for 30 submissions_are 1 || fail "did not resume after the card came back"
+curl -sf "http://127.0.0.1:$HEALTH_PORT/readyz" >/dev/null || fail "not ready after the card came back"
+pass "card back: logged in again and the queued message was submitted"
+
+kill -TERM "$GATEWAYD_PID"; wait "$GATEWAYD_PID" || true
+echo 000000 >"$STACK/card.pin"
+before=$(tries)
+"$GATEWAYD" --config "$STACK/gateway.ini" >>"$STACK/gatewayd.log" 2>&1 &
+GATEWAYD_PID=$!; STACK_PIDS+=($GATEWAYD_PID)
+wait_for 15 curl -s "http://127.0.0.1:$HEALTH_PORT/readyz" -o "$STACK/ready.txt" || fail "no health endpoint"
+wait_for 15 grep -q "rejected the PIN" "$STACK/ready.txt" || wait_for 10 bash -c "curl -s http://127.0.0.1:$HEALTH_PORT/readyz | grep -q 'rejected the PIN'" ||
+  fail "readiness does not report the PIN: $(curl -s http://127.0.0.1:$HEALTH_PORT/readyz)"
+ready=$(curl -s "http://127.0.0.1:$HEALTH_PORT/readyz")
+grep -q "2 tries left" <<<"$ready" || fail "tries left not reported: $ready"
+"$FIXTURE" card-pull "$STACK/pcsc"; "$FIXTURE" card-insert "$STACK/pcsc"
+sleep 5
+after=$(tries)
+[ "$after" = $((before - 1)) ] || fail "a rejected PIN must cost exactly one try ($before -> $after)"
+if grep -q 000000 "$STACK/gatewayd.log"; then fail "the PIN is in the log"; fi
+pass "wrong PIN: one try spent ($before -> $after), never retried (not even after re-insertion), reported as '$ready'"
+
+echo 123456 >"$STACK/card.pin"
+kill -HUP "$GATEWAYD_PID"
+wait_for 15 curl -sf "http://127.0.0.1:$HEALTH_PORT/readyz" -o /dev/null || fail "not ready after SIGHUP with the right PIN"
+pass "SIGHUP after the PIN file was fixed: logged in, ready"

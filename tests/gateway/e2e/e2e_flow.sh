@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# demail-gatewayd end to end: internal mail in by SMTP (STARTTLS), out to the provider over the
+# card-signed TLS profile, confirmations back to the sender; inbound De-Mail to the internal
+# server; provider outage with retry; a non-De-Mail recipient refused; expiry bounce with a DSN.
+set -euo pipefail
+. "$(dirname "$0")/stack.sh"
+trap stack_stop EXIT
+fail() { echo "FAIL: $*" >&2; echo "--- gatewayd.log"; tail -30 "$STACK/gatewayd.log" >&2; exit 1; }
+pass() { echo "ok: $*"; }
+stack_start "[queue]" "max_age = 12s" "delay_warning = 4s"
+state() { provider_state | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print(d['$1'])"; }
+state_is() { [ "$(state "$1")" = "$2" ]; }
+confirmations_at_sender() { [ "$(grep -l 'X-Sink-Rcpt-To: <sachbearbeiter@firma.de>' "$STACK"/mailbox/*.eml 2>/dev/null | wc -l)" -ge "$1" ]; }
+unacked_at_most() { [ "$(provider_state | grep -o '"acked":false' | wc -l)" -le "$1" ]; }
+
+send_mail "[versandbestaetigung] [eingangsbestaetigung] Antrag" >"$STACK/swaks1.log" 2>&1 || fail "swaks: $(tail -3 "$STACK/swaks1.log")"
+wait_for 20 state_is submissions 1 || fail "not submitted"
+sub=$(provider_state)
+grep -q '"privateId":"2026' <<<"$sub" || fail "private-id is not the queue id"
+wait_for 20 confirmations_at_sender 2 ||
+  fail "confirmations did not reach the sender: $(ls "$STACK/mailbox")"
+grep -l "confirmation of dispatch" "$STACK"/mailbox/*.eml >/dev/null || fail "no Versandbestätigung"
+grep -l "confirmation of receipt" "$STACK"/mailbox/*.eml >/dev/null || fail "no Eingangsbestätigung"
+pass "submitted with the queue id as private-id; Versand- and Eingangsbestätigung delivered to the sender"
+
+if swaks --server "127.0.0.1:$SMTP_PORT" --tls --tls-ca-path "$STACK/pki/ca.pem" --from sachbearbeiter@firma.de \
+  --to someone@gmail.com >"$STACK/swaks2.log" 2>&1; then fail "ordinary mail recipient accepted"; fi
+grep -q "550 5.7.1 <someone@gmail.com>: not a De-Mail address" "$STACK/swaks2.log" || fail "refusal text"
+pass "a non-De-Mail recipient is refused at RCPT (550 5.7.1), never relayed as ordinary mail"
+
+printf 'From: amt@behoerde.de-mail.de\r\nTo: poststelle@firma.de-mail.de\r\nSubject: Bescheid\r\nX-de-mail-message-type: normal\r\nX-de-mail-sender: amt@behoerde.de-mail.de\r\n\r\nIhr Bescheid.\r\n' |
+  curl -s -X POST --data-binary @- "$PROVIDER_CONTROL/control/inject?account=poststelle@firma.de-mail.de" >/dev/null
+wait_for 20 bash -c "grep -q 'Subject: Bescheid' $STACK/mailbox/*.eml 2>/dev/null" || fail "inbound not delivered"
+f=$(grep -l "Subject: Bescheid" "$STACK"/mailbox/*.eml)
+grep -q "X-Sink-Rcpt-To: <poststelle@firma.de>" "$f" || fail "inbound went to the wrong mailbox"
+grep -q "X-Sink-TLS: yes" "$f" || fail "inbound delivered without TLS"
+wait_for 10 unacked_at_most 1 || fail "inbound not acknowledged"
+pass "inbound De-Mail delivered to the mapped internal mailbox over TLS, then acknowledged"
+
+curl -s -X POST -d '{"mode":"http_status","status":503,"count":0}' "$PROVIDER_CONTROL/control/fault" >/dev/null
+send_mail "during the outage" >/dev/null 2>&1 || fail "intake refused during provider outage"
+wait_for 15 grep -q "event=deferred" "$STACK/gatewayd.log" || fail "no deferral"
+"$DEMAILCTL" --config "$STACK/gateway.ini" queue list | grep -q "1 message" || fail "the message is not in the queue"
+curl -s -X POST -d '{"mode":"none"}' "$PROVIDER_CONTROL/control/fault" >/dev/null
+wait_for 30 state_is submissions 2 || fail "not submitted after the outage"
+pass "provider answering 503: accepted, queued, retried with backoff, submitted once it recovered"
+
+curl -s -X POST -d '{"mode":"refuse","count":0}' "$PROVIDER_CONTROL/control/fault" >/dev/null
+send_mail "never arrives" >/dev/null 2>&1
+wait_for 40 bash -c "grep -lq 'Undelivered Mail Returned to Sender' $STACK/mailbox/*.eml 2>/dev/null" || fail "no bounce after max_age"
+dsn=$(grep -l "Undelivered Mail Returned to Sender" "$STACK"/mailbox/*.eml)
+grep -q "X-Sink-Mail-From: <>" "$dsn" || fail "DSN not from <>"
+grep -q "X-Sink-Rcpt-To: <sachbearbeiter@firma.de>" "$dsn" || fail "DSN to the wrong address"
+grep -q "Action: failed" "$dsn" || fail "DSN action"
+grep -l "Delayed Mail (still being retried)" "$STACK"/mailbox/*.eml >/dev/null || fail "no delay warning before the bounce"
+curl -s -X POST -d '{"mode":"none"}' "$PROVIDER_CONTROL/control/fault" >/dev/null
+"$DEMAILCTL" --config "$STACK/gateway.ini" queue list | grep -q "0 messages" || fail "bounced message still queued"
+pass "provider unreachable past max_age: delay warning, then a DSN (multipart/report) to the sender, queue empty"
+
+metrics=$(curl -s "http://127.0.0.1:$HEALTH_PORT/metrics")
+sigs=$(awk '/^demail_card_signatures_total/ {print $2}' <<<"$metrics")
+[ "${sigs:-99}" -le 3 ] || fail "card signatures: $sigs (expected a handful, one per TLS session)"
+grep -q "demail_messages_submitted_total 2" <<<"$metrics" || fail "metrics: $metrics"
+pass "metrics: 2 submitted, $sigs card signatures for the whole run"
+
+kill -TERM "$GATEWAYD_PID"
+wait "$GATEWAYD_PID"; rc=$?
+[ "$rc" = 0 ] || fail "SIGTERM exit $rc"
+grep -q "event=stopped" "$STACK/gatewayd.log" || fail "no orderly stop"
+pass "SIGTERM: orderly stop, exit 0"

@@ -1,0 +1,107 @@
+# The whole product on one machine, for the end-to-end tests and the demo: the simulated card on a
+# private pcscd, the simulated provider (accounts bound to the card's certificate), the internal
+# mail server (aiosmtpd, keeps what it receives) and demail-gatewayd between them.
+# Source it; it defines stack_start / stack_stop and exports the ports and paths.
+FIXTURE="${DEMAIL_SOURCE_DIR:?}/tests/fixture/pcsc-fixture.sh"
+STACK=$(mktemp -d /tmp/demail-stack-XXXXXX)
+GATEWAYD="$DEMAIL_BUILD_DIR/gateway/demail-gatewayd"
+DEMAILCTL="$DEMAIL_BUILD_DIR/gateway/demailctl"
+SIM="$DEMAIL_BUILD_DIR/sim/demail-sim"
+STACK_PIDS=()
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+stack_start() {  # [extra gateway.ini lines]
+  "$FIXTURE" start "$STACK/pcsc" >/dev/null
+  . "$STACK/pcsc/env"
+  local P="$STACK/pki"; mkdir -p "$P"
+  (cd "$P" && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=stack-ca 2>/dev/null &&
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=provider.test 2>/dev/null &&
+    printf 'subjectAltName=DNS:provider.test,DNS:mail.firma.test,DNS:gateway.firma.test,IP:127.0.0.1\n' >ext.cnf &&
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf 2>/dev/null)
+  local subject
+  subject=$(openssl x509 -in "$DEMAIL_CARD_STATE/authentication.pem" -noout -subject -nameopt RFC2253 | sed 's/^subject=//')
+  cat >"$P/accounts.json" <<JSON
+{ "providerDomain": "sim-provider.de-mail.de", "domains": ["behoerde.de-mail.de"],
+  "certificates": [ { "subject": "$subject",
+     "accounts": [ {"address": "poststelle@firma.de-mail.de", "authLevel": "high", "retrieveConfirmation": true} ] } ],
+  "otherAccounts": ["amt@behoerde.de-mail.de"] }
+JSON
+  mkdir -p "$STACK/provider"
+  "$SIM" provider --cert "$P/server.pem" --key "$P/server.key" --client-ca "$DEMAIL_CARD_CA" \
+    --accounts "$P/accounts.json" --listen 127.0.0.1:0 --control 127.0.0.1:0 --state "$STACK/provider" \
+    >"$STACK/provider.log" 2>&1 &
+  STACK_PIDS+=($!)
+  for _ in $(seq 1 100); do [ -f "$STACK/provider/sim.env" ] && break; sleep 0.1; done
+  . "$STACK/provider/sim.env"
+  export PROVIDER_CONTROL="http://127.0.0.1:$CONTROL_PORT"
+
+  /usr/bin/python3 "$DEMAIL_SOURCE_DIR/tests/tools/smtp_sink.py" --dump "$STACK/mailbox" \
+    --port-file "$STACK/sink.port" --cert "$P/server.pem" --key "$P/server.key" >"$STACK/sink.log" 2>&1 &
+  STACK_PIDS+=($!)
+  for _ in $(seq 1 100); do [ -s "$STACK/sink.port" ] && break; sleep 0.05; done
+
+  echo 123456 >"$STACK/card.pin"
+  printf '@firma.de  poststelle@firma.de-mail.de\npoststelle@firma.de poststelle@firma.de-mail.de\n' >"$STACK/accounts.map"
+  export SMTP_PORT=$(free_port) HEALTH_PORT=$(free_port)
+  cat >"$STACK/gateway.ini" <<INI
+[smtp]
+listen = 127.0.0.1:$SMTP_PORT
+hostname = gateway.firma.test
+tls_cert = $P/server.pem
+tls_key = $P/server.key
+require_tls = true
+relay_networks = 127.0.0.1/32
+[card]
+reader = Virtual PCD 00 00
+pkcs11_module = /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so
+key_uri = pkcs11:token=NetKey%20V3%20Card%20%28NetKey%20PIN2%29;id=%47;type=private
+pin_file = $STACK/card.pin
+[provider]
+profile = mentana
+url = https://127.0.0.1:$HTTPS_PORT
+ca_file = $P/ca.pem
+server_name = provider.test
+accounts_file = $STACK/accounts.map
+poll_interval = 2s
+[delivery]
+relay = 127.0.0.1:$(cat "$STACK/sink.port")
+tls = required
+ca_file = $P/ca.pem
+postmaster = postmaster@firma.de
+[queue]
+dir = $STACK/spool
+retry_min = 2s
+retry_max = 10s
+[health]
+listen = 127.0.0.1:$HEALTH_PORT
+INI
+  [ $# -eq 0 ] || printf '%s\n' "$@" >>"$STACK/gateway.ini"
+  "$GATEWAYD" --config "$STACK/gateway.ini" >>"$STACK/gatewayd.log" 2>&1 &
+  GATEWAYD_PID=$!
+  STACK_PIDS+=($GATEWAYD_PID)
+  for _ in $(seq 1 100); do grep -q "event=ready" "$STACK/gatewayd.log" 2>/dev/null && break; sleep 0.1; done
+  grep -q "event=ready" "$STACK/gatewayd.log" || { echo "gatewayd did not start:"; cat "$STACK/gatewayd.log"; return 1; }
+}
+
+stack_stop() {
+  for p in "${STACK_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${STACK_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  "$FIXTURE" stop "$STACK/pcsc" 2>/dev/null || true
+  [ "${KEEP_TEST_DIR:-0}" = 1 ] || rm -rf "$STACK"
+}
+
+send_mail() {  # subject [extra swaks args]
+  local subject=$1; shift
+  swaks --server "127.0.0.1:$SMTP_PORT" --tls --tls-ca-path "$STACK/pki/ca.pem" \
+    --from sachbearbeiter@firma.de --to amt@behoerde.de-mail.de \
+    --header "Subject: $subject" --body "Sehr geehrte Damen und Herren, $subject." "$@"
+}
+
+provider_state() { curl -s "$PROVIDER_CONTROL/control/state"; }
+mailbox_count() { ls "$STACK/mailbox" 2>/dev/null | grep -c '\.eml$' || true; }
+wait_for() {  # seconds command...
+  local deadline=$(( $(date +%s) + $1 )); shift
+  while [ "$(date +%s)" -le "$deadline" ]; do "$@" && return 0; sleep 0.3; done
+  return 1
+}
