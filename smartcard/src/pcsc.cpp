@@ -317,9 +317,14 @@ CardMonitor::State CardMonitor::current() {
 
 CardMonitor::State CardMonitor::waitForChange(const State& known,
                                               std::chrono::milliseconds timeout) {
-    cancelled_ = false;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!cancelled_) {
+    for (;;) {
+        // A cancel() is consumed by exactly one wait, also when it came before the wait began.
+        if (cancelled_.exchange(false)) {
+            State now = current();
+            now.cancelled = true;
+            return now;
+        }
         State now = current();
         if (now.presence != known.presence || now.reader != known.reader)
             return now;
@@ -360,7 +365,6 @@ CardMonitor::State CardMonitor::waitForChange(const State& known,
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
         }
     }
-    return current();
 }
 
 void CardMonitor::cancel() {

@@ -214,6 +214,10 @@ Result<Done> TcosCard::verify(std::uint8_t ref, const Secret& pin) {
     const PinSpec* spec = profile_.pin(ref);
     if (!spec)
         return cardError(CardErrorKind::NotFound, "no PIN reference " + toHex({ref}, 0));
+    // A PIN of impossible length would still cost a try on the card: refuse it here.
+    auto len = checkPinLength(ref, pin, "the PIN");
+    if (!len.ok())
+        return len.error();
     return locked([&]() -> Result<Done> {
         auto sel = selectPath(spec->pwddPath, "verifying the " + spec->name);
         if (!sel.ok())
@@ -268,6 +272,9 @@ Result<Done> TcosCard::change(std::uint8_t ref, const Secret& oldPin, const Secr
     if (!spec)
         return cardError(CardErrorKind::NotFound, "no PIN reference " + toHex({ref}, 0));
     const std::string op = "changing the " + spec->name;
+    auto oldLen = checkPinLength(ref, oldPin, "the current PIN");
+    if (!oldLen.ok())
+        return oldLen.error();
     auto len = checkPinLength(ref, newPin, "the new PIN");
     if (!len.ok())
         return len.error();
@@ -293,6 +300,9 @@ Result<Done> TcosCard::unblock(std::uint8_t ref, const Secret& puk, const Secret
     if (!spec)
         return cardError(CardErrorKind::NotFound, "no PIN reference " + toHex({ref}, 0));
     const std::string op = "unblocking the " + spec->name + " with the PUK";
+    auto pukLen = checkPinLength(profile_.pukRef, puk, "the PUK");
+    if (!pukLen.ok())
+        return pukLen.error();
     auto len = checkPinLength(ref, newPin, "the new PIN");
     if (!len.ok())
         return len.error();

@@ -1,6 +1,8 @@
 // The smartcard library against the real pcscd and the simulated TCOS card (tests/fixture).
 #include <gtest/gtest.h>
 #include <openssl/x509.h>
+#include <future>
+#include <thread>
 
 #include "demail/smartcard/card_profile.h"
 #include "demail/smartcard/pcsc.h"
@@ -150,4 +152,30 @@ TEST(SmartcardOnSimulator, CardPulledMidOperationGivesAClearError) {
     EXPECT_TRUE(r.error().kind == CardErrorKind::CardRemoved ||
                 r.error().kind == CardErrorKind::NoCard)
         << r.error().message;
+}
+
+TEST(SmartcardOnSimulator, MonitorWaitEndsOnCancel) {
+    PcscSimulator sim;
+    PcscContext context;
+    CardMonitor monitor(context, "Virtual PCD");
+    const auto known = monitor.current();
+    ASSERT_EQ(known.presence, CardPresence::Present);
+    EXPECT_FALSE(known.cancelled);
+
+    // Nothing changes on the card: only cancel() can end this wait before ctest's timeout.
+    auto waiting = std::async(
+        std::launch::async, [&] { return monitor.waitForChange(known, std::chrono::minutes(30)); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let it block in pcscd
+    monitor.cancel();
+    const auto ended = waiting.get();
+    EXPECT_TRUE(ended.cancelled);
+    EXPECT_EQ(ended.presence, CardPresence::Present);
+
+    monitor.cancel();  // a cancel before the wait is not lost
+    EXPECT_TRUE(monitor.waitForChange(known, std::chrono::minutes(30)).cancelled);
+    // ...and is consumed: the next wait sees the real change.
+    sim.pullCard();
+    const auto pulled = monitor.waitForChange(known, std::chrono::seconds(20));
+    EXPECT_FALSE(pulled.cancelled);
+    EXPECT_EQ(pulled.presence, CardPresence::Absent);
 }

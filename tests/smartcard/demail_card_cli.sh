@@ -36,6 +36,9 @@ cmp <(openssl x509 -in "$TEST_DIR/export/authentication.pem" -outform DER) \
     <(openssl x509 -in "$DEMAIL_CARD_STATE/authentication.pem" -outform DER) || fail "exported auth cert differs"
 pass "certs list and export"
 
+run 1 12345 654321 -- pin change --pin-stdin
+expect_contains "$out" "the current PIN must have 6 to 16" "too short PIN"
+[ "$(tries_left 'NetKey PIN2')" = 3 ] || fail "a PIN of impossible length must not reach the card"
 run 3 000000 111111 -- pin change --pin-stdin
 expect_contains "$out" "wrong PIN, 2 tries left" "wrong PIN message"
 [ "$(tries_left 'NetKey PIN2')" = 2 ] || fail "a wrong PIN must cost exactly one try"

@@ -1,4 +1,4 @@
-// The PKCS#11 key source through the real pkcs11 engine: OpenSC against the simulated card, and
+// The PKCS#11 key source through real PKCS#11 modules: OpenSC against the simulated card, and
 // SoftHSM2. A signature made with the loaded key must verify with the certificate; a wrong PIN
 // costs the card exactly one try, and never a second.
 #include <gtest/gtest.h>
@@ -115,6 +115,27 @@ TEST(Pkcs11KeySource, WrongPinCostsOneTryAndIsNeverSentAgain) {
     source.resetAfterConfigChange();
     EXPECT_TRUE(source.load().ok());
     EXPECT_EQ(triesLeftOnCard(), 3);
+}
+
+TEST(Pkcs11KeySource, BlockedPinIsReportedAsLockedWithoutSpendingAnything) {
+    demail::test::PcscSimulator sim;
+    {
+        PcscContext ctx;
+        auto reader = ctx.findReader("Virtual PCD 00 00", true);
+        ASSERT_TRUE(reader.ok()) << reader.error().message;
+        auto card = PcscCard::connect(ctx, reader.value());
+        ASSERT_TRUE(card.ok()) << card.error().message;
+        TcosCard tcos(*card.value(), *profileForAtr(card.value()->atr()));
+        for (int i = 0; i < 3; ++i)
+            tcos.verify(0x83, Secret("000000"));
+    }
+    ASSERT_EQ(triesLeftOnCard(), 0);
+    Pkcs11KeySource source({kOpenSc, kCardUri, writePin(sim.dir(), "123456")});
+    const auto r = source.load();
+    EXPECT_EQ(r.kind, KeyErrorKind::PinLocked) << r.message;
+    EXPECT_EQ(source.privateKey(), nullptr);
+    EXPECT_EQ(source.load().kind, KeyErrorKind::PinPreviouslyRejected);
+    EXPECT_EQ(triesLeftOnCard(), 0);
 }
 
 TEST(Pkcs11KeySource, ReportsAbsentTokenAndUnreadablePinFile) {

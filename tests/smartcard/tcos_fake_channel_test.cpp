@@ -112,3 +112,20 @@ TEST(TcosFake, CardRemovedMidwayIsReportedWithTheOperation) {
     EXPECT_EQ(r.error().kind, CardErrorKind::CardRemoved);
     EXPECT_NE(r.error().message.find("reading the serial number"), std::string::npos);
 }
+
+TEST(TcosFake, PinsOfImpossibleLengthAreRefusedBeforeAnythingIsSent) {
+    ScriptedChannel ch;
+    TcosCard card(ch, netkey());
+    EXPECT_EQ(card.verify(0x83, Secret("12345")).error().kind, CardErrorKind::Protocol);
+    EXPECT_EQ(card.verify(0x83, Secret("12345678901234567")).error().kind, CardErrorKind::Protocol);
+    EXPECT_EQ(card.change(0x83, Secret("1234"), Secret("123456")).error().kind,
+              CardErrorKind::Protocol);
+    EXPECT_EQ(card.change(0x83, Secret("123456"), Secret("1234")).error().kind,
+              CardErrorKind::Protocol);
+    auto shortPuk = card.unblock(0x83, Secret("1234567"), Secret("123456"));
+    EXPECT_EQ(shortPuk.error().kind, CardErrorKind::Protocol);
+    EXPECT_NE(shortPuk.error().message.find("the PUK must have 8 to 16"), std::string::npos)
+        << shortPuk.error().message;
+    EXPECT_EQ(card.initialise(0x83, Secret("12345")).error().kind, CardErrorKind::Protocol);
+    EXPECT_TRUE(ch.sent.empty()) << "nothing reaches the card";
+}

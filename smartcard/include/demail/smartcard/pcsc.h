@@ -80,12 +80,14 @@ class CardMonitor {
     CardMonitor(PcscContext& context, std::string readerSubstring);
     struct State {
         CardPresence presence = CardPresence::NoService;
-        std::string reader;  // the matching reader's full name, if any
+        std::string reader;      // the matching reader's full name, if any
+        bool cancelled = false;  // waitForChange returned because of cancel()
     };
     State current();
     // Blocks until the state differs from `known` or the timeout passes; returns the new state.
     State waitForChange(const State& known, std::chrono::milliseconds timeout);
-    // Makes a waitForChange in another thread return at once (SCardCancel).
+    // Makes the running waitForChange (in another thread) return at once, through SCardCancel;
+    // if none is running, the next one returns at once. Either way the result has cancelled set.
     void cancel();
 
   private:
