@@ -176,15 +176,31 @@ int main(int argc, char** argv) {
         d.health.set("card", true, creds.card ? "logged in" : "PEM key (lab set-up)");
     }
 
-    std::unique_ptr<connector::HttpsProviderTransport> transport;
-    try {
-        transport = std::make_unique<connector::HttpsProviderTransport>(
-            connector::ProviderEndpoint{cfg.provider.profile, cfg.provider.url, cfg.provider.caFile,
-                                        cfg.provider.serverName},
-            *creds.credentials);
-    } catch (const std::exception& e) {
-        std::cerr << "demail-gatewayd: [provider]: " << e.what() << "\n";
-        return 2;
+    const connector::ProviderEndpoint endpoint{cfg.provider.profile, cfg.provider.url,
+                                               cfg.provider.caFile, cfg.provider.serverName};
+    auto* credentials = creds.credentials.get();
+    auto* cardCredentials = creds.card;
+    auto transport = std::make_unique<gateway::ResettableTransport>(
+        [endpoint, credentials,
+         cardCredentials](std::string& why) -> std::unique_ptr<connector::HttpsProviderTransport> {
+            if (cardCredentials && !cardCredentials->privateKey()) {
+                why = "the card key is not loaded";
+                return nullptr;
+            }
+            try {
+                return std::make_unique<connector::HttpsProviderTransport>(endpoint, *credentials);
+            } catch (const std::exception& e) {
+                why = e.what();
+                return nullptr;
+            }
+        });
+    if (creds.error.empty()) {  // a usable key: check the endpoint settings now, not later
+        try {
+            connector::HttpsProviderTransport probe(endpoint, *credentials);
+        } catch (const std::exception& e) {
+            std::cerr << "demail-gatewayd: [provider]: " << e.what() << "\n";
+            return 2;
+        }
     }
     const std::string providerHost = Poco::URI(cfg.provider.url).getHost();
 
@@ -324,9 +340,10 @@ int main(int argc, char** argv) {
                      std::to_string(ids.size()) + " queued" +
                          (young ? "" : ", the oldest waits longer than delay_warning"));
         mAccepted.mirror(server.counters().accepted);
-        mSignatures.mirror(transport->counters().cardSignatures);
-        mFull.mirror(transport->counters().fullHandshakes);
-        mResumed.mirror(transport->counters().resumedHandshakes);
+        const auto totals = transport->totals();
+        mSignatures.mirror(totals.cardSignatures);
+        mFull.mirror(totals.fullHandshakes);
+        mResumed.mirror(totals.resumedHandshakes);
     };
 
     std::thread dispatchThread([&] {
@@ -416,7 +433,7 @@ int main(int argc, char** argv) {
                     continue;
                 const auto r = creds.card->load();
                 if (r.ok()) {
-                    transport->disconnect();
+                    transport->reset();  // a new TLS context with the new key
                     dispatcher.resume();
                     d.health.set("card", true, "logged in");
                     log().notice("event=card_ready");
@@ -471,6 +488,7 @@ int main(int argc, char** argv) {
                     pinRejected = false;
                     const auto r = creds.card->load();
                     if (r.ok()) {
+                        transport->reset();
                         dispatcher.resume();
                         d.health.set("card", true, "logged in");
                     } else {

@@ -14,6 +14,69 @@
 namespace demail::gateway {
 namespace fs = std::filesystem;
 
+connector::HttpsProviderTransport* ResettableTransport::ready(connector::TransportError& error) {
+    if (!current_) {
+        std::string why;
+        current_ = factory_(why);
+        if (!current_) {
+            error = {connector::ErrorKind::OperatorAction, "client_credentials",
+                     why.empty() ? "the client key is not ready" : why, 0};
+            return nullptr;
+        }
+    }
+    return current_.get();
+}
+
+void ResettableTransport::reset() {
+    std::lock_guard lock(mutex_);
+    if (current_) {
+        retired_.cardSignatures += current_->counters().cardSignatures;
+        retired_.fullHandshakes += current_->counters().fullHandshakes;
+        retired_.resumedHandshakes += current_->counters().resumedHandshakes;
+    }
+    current_.reset();
+}
+
+ResettableTransport::Totals ResettableTransport::totals() {
+    std::lock_guard lock(mutex_);
+    Totals t = retired_;
+    if (current_) {
+        t.cardSignatures += current_->counters().cardSignatures;
+        t.fullHandshakes += current_->counters().fullHandshakes;
+        t.resumedHandshakes += current_->counters().resumedHandshakes;
+    }
+    return t;
+}
+
+#define DEMAIL_FORWARD(call)         \
+    std::lock_guard lock(mutex_);    \
+    connector::TransportError error; \
+    if (auto* t = ready(error))      \
+        return t->call;              \
+    return error
+
+connector::Result<connector::Done> ResettableTransport::open() {
+    DEMAIL_FORWARD(open());
+}
+connector::Result<std::vector<connector::Account>> ResettableTransport::listAccounts() {
+    DEMAIL_FORWARD(listAccounts());
+}
+connector::Result<connector::SubmitReceipt> ResettableTransport::submit(
+    const connector::Submission& s) {
+    DEMAIL_FORWARD(submit(s));
+}
+connector::Result<std::vector<connector::InboundRef>> ResettableTransport::listInbound(
+    const std::string& account) {
+    DEMAIL_FORWARD(listInbound(account));
+}
+connector::Result<std::string> ResettableTransport::fetch(const std::string& id) {
+    DEMAIL_FORWARD(fetch(id));
+}
+connector::Result<connector::Done> ResettableTransport::acknowledge(const std::string& id) {
+    DEMAIL_FORWARD(acknowledge(id));
+}
+#undef DEMAIL_FORWARD
+
 std::string loadAccountsFile(const std::string& path, connector::AccountMap& out) {
     std::ifstream in(path);
     if (!in)

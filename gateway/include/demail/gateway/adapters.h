@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "demail/connector/message/outbound.h"
+#include "demail/connector/transport/https_provider_transport.h"
 #include "demail/connector/transport/provider_transport.h"
 #include "demail/gateway/inbound.h"
 #include "demail/gateway/outbound.h"
@@ -19,6 +20,37 @@
 #include "demail/gateway/state_files.h"
 
 namespace demail::gateway {
+
+// The provider transport as the daemon uses it: built when the client key is ready, rebuilt
+// after the card was logged in again (the TLS context must hold the new key), and one call at a
+// time (the dispatcher and the inbound poller share it). Until a key is ready every call answers
+// OperatorAction.
+class ResettableTransport final : public connector::ProviderTransport {
+  public:
+    using Factory =
+        std::function<std::unique_ptr<connector::HttpsProviderTransport>(std::string& error)>;
+    explicit ResettableTransport(Factory factory) : factory_(std::move(factory)) {}
+    void reset();  // the next call builds a new transport
+    struct Totals {
+        std::uint64_t cardSignatures = 0, fullHandshakes = 0, resumedHandshakes = 0;
+    };
+    Totals totals();  // across every transport built so far
+
+    connector::Result<connector::Done> open() override;
+    connector::Result<std::vector<connector::Account>> listAccounts() override;
+    connector::Result<connector::SubmitReceipt> submit(const connector::Submission& s) override;
+    connector::Result<std::vector<connector::InboundRef>> listInbound(
+        const std::string& account) override;
+    connector::Result<std::string> fetch(const std::string& id) override;
+    connector::Result<connector::Done> acknowledge(const std::string& id) override;
+
+  private:
+    connector::HttpsProviderTransport* ready(connector::TransportError& error);
+    Factory factory_;
+    std::mutex mutex_;
+    std::unique_ptr<connector::HttpsProviderTransport> current_;
+    Totals retired_;
+};
 
 // "<internal address or @domain> <De-Mail account>" lines; empty error on success.
 std::string loadAccountsFile(const std::string& path, connector::AccountMap& out);
