@@ -8,12 +8,14 @@
 #include <Poco/Logger.h>
 #include <Poco/PatternFormatter.h>
 #include <Poco/URI.h>
+#include <openssl/x509.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -76,6 +78,16 @@ std::string pinTriesText(const std::string& reader) {
     if (!st.ok() || st.value().triesLeft < 0)
         return "";
     return ", " + std::to_string(st.value().triesLeft) + " tries left";
+}
+
+// Days until the client certificate expires; nothing without one.
+std::optional<int> daysLeft(X509* cert) {
+    if (!cert)
+        return std::nullopt;
+    int days = 0, secs = 0;
+    if (ASN1_TIME_diff(&days, &secs, nullptr, X509_get0_notAfter(cert)) != 1)
+        return std::nullopt;
+    return days;
 }
 
 struct Daemon {
@@ -175,6 +187,24 @@ int main(int argc, char** argv) {
     } else {
         d.health.set("card", true, creds.card ? "logged in" : "PEM key (lab set-up)");
     }
+    // Certificate expiry: a warning 30 days ahead (log and status), red when it has expired.
+    auto checkExpiry = [&]() {
+        const auto days = daysLeft(creds.credentials->certificate());
+        if (!days)
+            return;
+        if (*days < 0) {
+            d.health.set("certificate", false, "the client certificate has expired");
+            log().error("event=certificate_expired");
+        } else if (*days < 30) {
+            d.health.set("certificate", true,
+                         "warning: the client certificate expires in " + std::to_string(*days) +
+                             " days; order a new card");
+            log().warning("event=certificate_expires_soon days=" + std::to_string(*days));
+        } else {
+            d.health.set("certificate", true, "valid for " + std::to_string(*days) + " days");
+        }
+    };
+    checkExpiry();
 
     const connector::ProviderEndpoint endpoint{cfg.provider.profile, cfg.provider.url,
                                                cfg.provider.caFile, cfg.provider.serverName};
@@ -433,6 +463,7 @@ int main(int argc, char** argv) {
                     continue;
                 const auto r = creds.card->load();
                 if (r.ok()) {
+                    checkExpiry();
                     transport->reset();  // a new TLS context with the new key
                     dispatcher.resume();
                     d.health.set("card", true, "logged in");

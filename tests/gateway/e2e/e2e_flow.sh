@@ -57,6 +57,8 @@ curl -s -X POST -d '{"mode":"none"}' "$PROVIDER_CONTROL/control/fault" >/dev/nul
 "$DEMAILCTL" --config "$STACK/gateway.ini" queue list | grep -q "0 messages" || fail "bounced message still queued"
 pass "provider unreachable past max_age: delay warning, then a DSN (multipart/report) to the sender, queue empty"
 
+health=$("$DEMAILCTL" --config "$STACK/gateway.ini" health || true)
+grep -Eq "ok +certificate: valid for [0-9]+ days" <<<"$health" || fail "certificate expiry not reported: $health"
 metrics=$(curl -s "http://127.0.0.1:$HEALTH_PORT/metrics")
 sigs=$(awk '/^demail_card_signatures_total/ {print $2}' <<<"$metrics")
 [ "${sigs:-99}" -le 3 ] || fail "card signatures: $sigs (expected a handful, one per TLS session)"
