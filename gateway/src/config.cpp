@@ -126,6 +126,28 @@ Setter oneOf(std::vector<std::pair<std::string, T>> choices, std::string wanted,
     };
 }
 
+// Comma or space separated names (user and group names: letters, digits, '-', '_', '.').
+Setter wordList(std::vector<std::string>* (*field)(Config&)) {
+    return [field](Config& c, const std::string& v) -> std::string {
+        std::vector<std::string> words;
+        std::string w;
+        for (std::size_t i = 0; i <= v.size(); ++i) {
+            if (i == v.size() || v[i] == ',' || std::isspace(static_cast<unsigned char>(v[i]))) {
+                if (!w.empty())
+                    words.push_back(w);
+                w.clear();
+            } else if (std::isalnum(static_cast<unsigned char>(v[i])) || v[i] == '-' ||
+                       v[i] == '_' || v[i] == '.') {
+                w += v[i];
+            } else {
+                return expected("user or group names separated by commas", v);
+            }
+        }
+        *field(c) = std::move(words);
+        return {};
+    };
+}
+
 Setter duration(std::chrono::seconds* (*field)(Config&)) {
     return [field](Config& c, const std::string& v) -> std::string {
         auto d = parseDuration(v);
@@ -260,6 +282,17 @@ const std::map<std::string, Setter>& schema() {
         {"queue.delay_warning", duration([](Config& c) { return &c.queue.delayWarning; })},
         {"queue.retry_min", duration([](Config& c) { return &c.queue.retryMin; })},
         {"queue.retry_max", duration([](Config& c) { return &c.queue.retryMax; })},
+        {"certpromote.store",
+         [](Config& c, const std::string& v) -> std::string {
+             if (v.empty() || v[0] != '/')
+                 return expected("an absolute directory path", v);
+             c.certpromote.store = v;
+             return {};
+         }},
+        {"certpromote.group", text([](Config& c) { return &c.certpromote.group; })},
+        {"certpromote.read_users", wordList([](Config& c) { return &c.certpromote.readUsers; })},
+        {"certpromote.read_groups", wordList([](Config& c) { return &c.certpromote.readGroups; })},
+        {"certpromote.ca_file", existingFile([](Config& c) { return &c.certpromote.caFile; })},
         {"health.listen", hostPort([](Config& c) { return &c.health.listen; })},
     };
     return s;
@@ -397,8 +430,8 @@ ConfigResult loadConfig(const std::string& path) {
     Config config;
     config.path = path;
     const auto& known = schema();
-    static const std::set<std::string> sections = {"smtp",     "card",  "provider",
-                                                   "delivery", "queue", "health"};
+    static const std::set<std::string> sections = {"smtp",  "card",   "provider",   "delivery",
+                                                   "queue", "health", "certpromote"};
     Poco::Util::AbstractConfiguration::Keys sectionNames;
     ini->keys(sectionNames);
     for (const auto& rawSection : sectionNames) {
@@ -406,7 +439,7 @@ ConfigResult loadConfig(const std::string& path) {
         if (!sections.count(section)) {
             result.error = "[" + rawSection +
                            "]: unknown section (known: smtp, card, provider, "
-                           "delivery, queue, health)";
+                           "delivery, queue, health, certpromote)";
             return result;
         }
         Poco::Util::AbstractConfiguration::Keys keys;

@@ -77,6 +77,14 @@ struct QueueConfig {
     std::chrono::seconds retryMax{1800};
 };
 
+struct CertPromoteConfig {
+    std::string store = "/var/lib/demail-gateway/certs";
+    std::string group = "demail-gateway";  // owning group of the store files
+    std::vector<std::string> readUsers;    // extra users granted read by ACL
+    std::vector<std::string> readGroups;   // extra groups granted read by ACL
+    std::string caFile;                    // chain check; empty: none
+};
+
 struct HealthConfig {
     HostPort listen{"127.0.0.1", 8025};
 };
@@ -89,6 +97,7 @@ struct Config {
     DeliveryConfig delivery;
     QueueConfig queue;
     HealthConfig health;
+    CertPromoteConfig certpromote;
 };
 
 struct ConfigResult {

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# demail-certpromote against the simulated card: the store gets one PEM per certificate, owner
+# root, the configured group, mode 0640, exactly the configured ACL entries (getfacl is the
+# judge); a second run changes nothing and says so; --dry-run writes nothing; --prune removes
+# what is no longer on the card; --from-dir reads a "user store" directory.
+. "${DEMAIL_SOURCE_DIR:?}/tests/sim/lib.sh"
+PROMOTE="$DEMAIL_BUILD_DIR/certpromote/demail-certpromote"
+fixture_start
+S="$TEST_DIR/store"
+cat >"$TEST_DIR/gw.ini" <<INI
+[smtp]
+require_tls = false
+[provider]
+url = https://provider.example
+[card]
+key_uri = pkcs11:token=NetKey%20V3%20Card%20%28NetKey%20PIN2%29;id=%47;type=private
+[certpromote]
+store = $S
+group = nogroup
+read_users = nobody
+read_groups = daemon
+ca_file = $DEMAIL_CARD_CA
+INI
+
+out=$("$PROMOTE" --config "$TEST_DIR/gw.ini" --reader "$DEMAIL_READER" --dry-run)
+grep -q "3 added.*dry run" <<<"$out" || fail "dry run: $out"
+[ ! -e "$S" ] || [ -z "$(ls -A "$S")" ] || fail "dry run wrote files"
+pass "--dry-run reports 3 additions and writes nothing"
+
+out=$("$PROMOTE" --config "$TEST_DIR/gw.ini" --reader "$DEMAIL_READER") || fail "promote: $out"
+grep -q "3 added, 0 updated, 0 unchanged" <<<"$out" || fail "first run: $out"
+fp=$(openssl x509 -in "$DEMAIL_CARD_STATE/authentication.pem" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr A-F a-f)
+f="$S/$fp.pem"
+[ -f "$f" ] || fail "no $fp.pem"
+cmp <(openssl x509 -in "$f" -outform DER) <(openssl x509 -in "$DEMAIL_CARD_STATE/authentication.pem" -outform DER) || fail "content"
+[ "$(stat -c '%U:%G %a' "$f")" = "root:nogroup 640" ] || fail "owner/mode: $(stat -c '%U:%G %a' "$f")"
+acl=$(getfacl -cp "$f" | grep -v '^$' | sort | tr '\n' ' ')
+[ "$acl" = "group::r-- group:daemon:r-- mask::r-- other::--- user::rw- user:nobody:r-- " ] || fail "ACL: $acl"
+grep -q "pkcs11:token=NetKey%20V3%20Card%20%28NetKey%20PIN2%29;id=%47;type=private" "$S/index.tsv" || fail "index lacks the key URI"
+grep -q "clientAuth" "$S/index.tsv" || fail "index lacks the usage"
+chmod 755 "$TEST_DIR"
+su nobody -s /bin/sh -c "cat '$f' >/dev/null" || fail "nobody cannot read"
+pass "3 certificates: root:nogroup 0640, ACL exactly user:nobody and group:daemon read, index with usage and key URI"
+
+out=$("$PROMOTE" --config "$TEST_DIR/gw.ini" --reader "$DEMAIL_READER")
+grep -q "nothing to do: 3 certificates already" <<<"$out" || fail "second run: $out"
+setfacl -m u:daemon:rw "$f"
+out=$("$PROMOTE" --config "$TEST_DIR/gw.ini" --reader "$DEMAIL_READER")
+grep -q "updated  $fp" <<<"$out" || fail "a changed ACL is not repaired: $out"
+[ "$(getfacl -cp "$f" | grep -c 'user:daemon')" = 0 ] || fail "foreign ACL entry kept"
+pass "idempotent: a second run changes nothing and says so; a tampered ACL is repaired"
+
+mkdir -p "$TEST_DIR/userstore"
+cp "$DEMAIL_CARD_STATE/authentication.pem" "$TEST_DIR/userstore/"
+openssl x509 -in "$DEMAIL_CARD_STATE/signature.pem" -outform DER -out "$TEST_DIR/userstore/sig.der"
+echo "junk" >"$TEST_DIR/userstore/readme.txt"
+out=$("$PROMOTE" --config "$TEST_DIR/gw.ini" --from-dir "$TEST_DIR/userstore" --prune)
+grep -q "removed" <<<"$out" || fail "prune: $out"
+[ "$(ls "$S"/*.pem | wc -l)" = 2 ] || fail "after prune: $(ls "$S")"
+pass "--from-dir reads PEM and DER, skips junk; --prune removes the certificate no longer present"
+
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TEST_DIR/o.key" -out "$TEST_DIR/userstore/other.pem" -days 2 -subj /CN=foreign 2>/dev/null
+set +e; out=$("$PROMOTE" --config "$TEST_DIR/gw.ini" --from-dir "$TEST_DIR/userstore" 2>&1); rc=$?; set -e
+[ "$rc" = 1 ] || fail "a certificate outside the CA must fail the run: $rc $out"
+grep -q "does not chain" <<<"$out" || fail "chain message: $out"
+pass "a certificate that does not chain to [certpromote] ca_file is refused (exit 1)"
+"$PROMOTE" --config "$TEST_DIR/gw.ini" --list | grep -q -- "-- 2 certificates" || fail "--list"
