@@ -37,3 +37,7 @@ lint: configure
 
 clean:
 	rm -rf build
+
+# The Debian package (build/deb/demail-gateway_<version>_amd64.deb).
+deb: build
+	./deploy/build-deb.sh build/$(PRESET) build/deb

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The appliance packaging: every unit passes systemd-analyze verify, the service's exposure score
+# is printed and at most 2.0, the configuration example is accepted by the loader, the .deb
+# builds with the expected contents and lintian reports no errors.
+set -euo pipefail
+S=${DEMAIL_SOURCE_DIR:?}; B=${DEMAIL_BUILD_DIR:?}
+T=$(mktemp -d /tmp/demail-deploy-XXXXXX); trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok: $*"; }
+
+mkdir -p "$T/units"
+for u in "$S"/deploy/systemd/*.service; do
+  sed -e "s|/usr/sbin/demail-gatewayd|$B/gateway/demail-gatewayd|; s|/usr/sbin/demail-certpromote|$B/certpromote/demail-certpromote|; s|/usr/lib/demail-gateway/usbip-keep-attached|$S/deploy/usbip-keep-attached|" \
+    "$u" >"$T/units/$(basename "$u")"
+done
+out=$(cd "$T/units" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no ./*.service 2>&1 | grep -v "usbip\|modprobe\|Documentation" || true)
+[ -z "$out" ] || fail "systemd-analyze verify: $out"
+pass "systemd-analyze verify: $(ls "$T/units" | tr '\n' ' ')"
+score=$(systemd-analyze security --offline=yes "$T/units/demail-gatewayd.service" 2>/dev/null | awk '/Overall exposure level/ {print $(NF-2)}')
+echo "systemd-analyze security demail-gatewayd.service: exposure $score"
+awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }' || fail "exposure $score above 2.0"
+pass "exposure level $score (<= 2.0)"
+
+touch "$T/f.pem"
+sed -E -e "s#/etc/demail-gateway/[a-z.-]+[.](pem|key)#$T/f.pem#g; s#/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so#$T/f.pem#" \
+  "$S/deploy/gateway.ini.example" >"$T/gateway.ini"
+"$B/gateway/demail-gatewayd" --config "$T/gateway.ini" --check >/dev/null || fail "the example configuration is refused: $("$B/gateway/demail-gatewayd" --config "$T/gateway.ini" --check 2>&1)"
+pass "the commented configuration example is accepted by the loader"
+
+deb=$("$S/deploy/build-deb.sh" "$B" "$T/out") || fail "build-deb"
+contents=$(dpkg-deb --contents "$deb")
+for f in usr/sbin/demail-gatewayd usr/sbin/demailctl usr/sbin/demail-card usr/sbin/demail-certpromote \
+  lib/systemd/system/demail-gatewayd.service lib/systemd/system/demail-certpromote.service \
+  'lib/systemd/system/demail-usbip@.service' usr/lib/sysusers.d/demail-gateway.conf \
+  usr/lib/tmpfiles.d/demail-gateway.conf lib/udev/rules.d/90-demail-reader.rules \
+  usr/share/man/man8/demail-gatewayd.8.gz usr/share/man/man8/demailctl.8.gz \
+  usr/share/man/man8/demail-card.8.gz usr/share/man/man8/demail-certpromote.8.gz \
+  usr/share/doc/demail-gateway/examples/gateway.ini; do
+  grep -q " ./$f$" <<<"$contents" || fail "the package lacks $f"
+done
+if dpkg-deb -f "$deb" Depends | grep -q vsmartcard; then fail "depends on vsmartcard-vpcd"; fi
+pass "the .deb holds binaries, units, sysusers/tmpfiles, udev rule, man pages and the example; no vsmartcard dependency"
+lint=$(lintian --tag-display-limit 0 "$deb" 2>&1 || true)
+echo "$lint" | sed 's/^/  lintian: /' | head -20
+if grep -q "^E:" <<<"$lint"; then fail "lintian errors"; fi
+pass "lintian: no errors ($(grep -c '^W:' <<<"$lint" || true) warnings)"
