@@ -210,6 +210,23 @@ Result<Done> TcosCard::checkPinLength(std::uint8_t ref, const Secret& pin,
     return Done{};
 }
 
+// Sends a PIN command whose data is prefix || first [|| second] and wipes the data afterwards;
+// the caller interprets the status word.
+Result<ResponseApdu> TcosCard::sendSecrets(std::uint8_t ins, std::uint8_t ref, Bytes prefix,
+                                           const Secret& first, const Secret* second,
+                                           const std::string& operation) {
+    CommandApdu c{0x00, ins, 0x00, ref, std::move(prefix), std::nullopt};
+    for (const Secret* s : {&first, second}) {
+        if (!s)
+            continue;
+        const Bytes b = pinBytes(*s);
+        c.data.insert(c.data.end(), b.begin(), b.end());
+    }
+    auto r = run(c, operation);
+    wipe(c);
+    return r;
+}
+
 Result<Done> TcosCard::verify(std::uint8_t ref, const Secret& pin) {
     const PinSpec* spec = profile_.pin(ref);
     if (!spec)
@@ -254,11 +271,7 @@ Result<Done> TcosCard::initialise(std::uint8_t ref, const Secret& newPin) {
                              op + ": the PIN is already set (the card is not sealed); use "
                                   "'pin change'");
         // NullPIN procedure (netkey-tool handle_nullpin): 6 x 00 || new PIN.
-        CommandApdu c{0x00, 0x24, 0x00, ref, Bytes(6, 0x00), std::nullopt};
-        const Bytes p = pinBytes(newPin);
-        c.data.insert(c.data.end(), p.begin(), p.end());
-        auto r = run(c, op);
-        wipe(c);
+        auto r = sendSecrets(0x24, ref, Bytes(6, 0x00), newPin, nullptr, op);
         if (!r.ok())
             return r.error();
         if (!r.value().ok())
@@ -282,11 +295,7 @@ Result<Done> TcosCard::change(std::uint8_t ref, const Secret& oldPin, const Secr
         auto sel = selectPath(spec->pwddPath, op);
         if (!sel.ok())
             return sel.error();
-        CommandApdu c{0x00, 0x24, 0x00, ref, pinBytes(oldPin), std::nullopt};
-        const Bytes p = pinBytes(newPin);
-        c.data.insert(c.data.end(), p.begin(), p.end());
-        auto r = run(c, op);
-        wipe(c);
+        auto r = sendSecrets(0x24, ref, {}, oldPin, &newPin, op);
         if (!r.ok())
             return r.error();
         if (!r.value().ok())
@@ -310,11 +319,7 @@ Result<Done> TcosCard::unblock(std::uint8_t ref, const Secret& puk, const Secret
         auto sel = selectPath(spec->pwddPath, op);
         if (!sel.ok())
             return sel.error();
-        CommandApdu c{0x00, 0x2C, 0x00, ref, pinBytes(puk), std::nullopt};
-        const Bytes p = pinBytes(newPin);
-        c.data.insert(c.data.end(), p.begin(), p.end());
-        auto r = run(c, op);
-        wipe(c);
+        auto r = sendSecrets(0x2C, ref, {}, puk, &newPin, op);
         if (!r.ok())
             return r.error();
         if (!r.value().ok()) {

@@ -50,6 +50,9 @@ class TcosCard {
     Result<ResponseApdu> run(const CommandApdu& c, const std::string& operation);
     Result<Done> selectPath(const Bytes& pathFromMf, const std::string& operation);
     Result<Bytes> readWholeFile(const std::string& operation);
+    Result<ResponseApdu> sendSecrets(std::uint8_t ins, std::uint8_t ref, Bytes prefix,
+                                     const Secret& first, const Secret* second,
+                                     const std::string& operation);
     Result<Done> checkPinLength(std::uint8_t ref, const Secret& pin, const std::string& what);
     // Runs body inside a PC/SC transaction.
     template <typename F>
