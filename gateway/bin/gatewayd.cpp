@@ -461,6 +461,7 @@ int main(int argc, char** argv) {
                 }
                 if (pinRejected)
                     continue;
+                transport->reset();  // the old TLS context lets go of the old key first
                 const auto r = creds.card->load();
                 if (r.ok()) {
                     checkExpiry();

@@ -70,8 +70,11 @@ bool lostToken(CK_RV rv) {
            rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_TOKEN_NOT_RECOGNIZED;
 }
 
+// The RSA's ex_data holds a heap-allocated shared_ptr<Impl>; freeing the RSA drops it.
+void releaseImplRef(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*);
+
 int rsaIndex() {
-    static const int index = RSA_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    static const int index = RSA_get_ex_new_index(0, nullptr, nullptr, nullptr, &releaseImplRef);
     return index;
 }
 
@@ -121,9 +124,15 @@ struct Pkcs11KeySource::Impl {
 };
 
 namespace {
+using ImplRef = std::shared_ptr<Pkcs11KeySource::Impl>;
+
+void releaseImplRef(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+    delete static_cast<ImplRef*>(ptr);
+}
+
 int forwardPrivEnc(int flen, const unsigned char* from, unsigned char* to, RSA* rsa, int padding) {
-    auto* impl = static_cast<Pkcs11KeySource::Impl*>(RSA_get_ex_data(rsa, rsaIndex()));
-    return impl ? impl->sign(flen, from, to, padding, RSA_size(rsa)) : -1;
+    auto* impl = static_cast<ImplRef*>(RSA_get_ex_data(rsa, rsaIndex()));
+    return impl && *impl ? (*impl)->sign(flen, from, to, padding, RSA_size(rsa)) : -1;
 }
 }  // namespace
 
@@ -212,7 +221,7 @@ Pkcs11KeySource::~Pkcs11KeySource() {
 }
 
 void Pkcs11KeySource::release() {
-    EVP_PKEY_free(key_);  // the RSA holds a pointer to impl_: free the key first
+    EVP_PKEY_free(key_);  // other holders of the key keep the session (impl) alive
     key_ = nullptr;
     X509_free(cert_);
     cert_ = nullptr;
@@ -299,7 +308,7 @@ KeyLoadResult Pkcs11KeySource::load() {
         return {KeyErrorKind::Other, "the key URI matches " + std::to_string(matching.size()) +
                                          " tokens; add token= or serial= to [card] key_uri"};
 
-    auto impl = std::make_unique<Impl>();
+    auto impl = std::make_shared<Impl>();
     impl->module = module;
     impl->signatures = carried;
     if (f->C_OpenSession(matching[0], CKF_SERIAL_SESSION, nullptr, nullptr, &impl->session) !=
@@ -392,11 +401,11 @@ KeyLoadResult Pkcs11KeySource::load() {
     RSA* rsa = RSA_new();
     RSA_set0_key(rsa, BN_dup(RSA_get0_n(pubRsa)), BN_dup(RSA_get0_e(pubRsa)), nullptr);
     RSA_set_method(rsa, impl->method);
-    RSA_set_ex_data(rsa, rsaIndex(), impl.get());
+    RSA_set_ex_data(rsa, rsaIndex(), new ImplRef(impl));
     EVP_PKEY* key = EVP_PKEY_new();
     EVP_PKEY_assign_RSA(key, rsa);
 
-    impl_ = std::move(impl);
+    impl_ = std::move(impl);  // shared with the RSA
     key_ = key;
     cert_ = cert;
     return {};

@@ -24,6 +24,12 @@ wait_for 30 submissions_are 1 || fail "did not resume after the card came back"
 curl -sf "http://127.0.0.1:$HEALTH_PORT/readyz" >/dev/null || fail "not ready after the card came back"
 pass "card back: logged in again and the queued message was submitted"
 
+"$FIXTURE" pcscd-restart "$STACK/pcsc"
+send_mail "after the pcscd restart" >"$STACK/swaks-pcscd.log" 2>&1 || fail "intake refused after the pcscd restart: $(tail -5 "$STACK/swaks-pcscd.log")"
+wait_for 40 submissions_are 2 || fail "no recovery after pcscd restarted: $(curl -s http://127.0.0.1:$HEALTH_PORT/readyz)"
+wait_for 15 curl -sf "http://127.0.0.1:$HEALTH_PORT/readyz" -o /dev/null || fail "not ready after the pcscd restart"
+pass "pcscd restarted under the running gateway: it logged in again and submitted"
+
 kill -TERM "$GATEWAYD_PID"; wait "$GATEWAYD_PID" || true
 echo 000000 >"$STACK/card.pin"
 before=$(tries)

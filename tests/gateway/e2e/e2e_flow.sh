@@ -17,6 +17,14 @@ send_mail "[versandbestaetigung] [eingangsbestaetigung] Antrag" >"$STACK/swaks1.
 wait_for 20 state_is submissions 1 || fail "not submitted"
 sub=$(provider_state)
 grep -q '"privateId":"2026' <<<"$sub" || fail "private-id is not the queue id"
+id=$(provider_state | /usr/bin/python3 -c 'import json,sys; print([m["id"] for m in json.load(sys.stdin)["messages"] if m["messageType"]=="normal"][0])')
+stored=$(curl -s "$PROVIDER_CONTROL/control/message/$id")
+for h in "X-de-mail-sender: poststelle@firma.de-mail.de" "X-de-mail-chosen-recipient: to=amt@behoerde.de-mail.de" \
+         "X-de-mail-confirmation-of-dispatch: yes" "X-de-mail-confirmation-of-receipt: yes" "X-de-mail-private: no" \
+         "Subject: Antrag"; do
+  grep -qi -- "^$h" <<<"$stored" || fail "the provider's copy lacks '$h'"
+done
+if grep -qi "^X-De-Mail-Options\|^Subject: \[" <<<"$stored"; then fail "internal markers reached the provider"; fi
 wait_for 20 confirmations_at_sender 2 ||
   fail "confirmations did not reach the sender: $(ls "$STACK/mailbox")"
 grep -l "confirmation of dispatch" "$STACK"/mailbox/*.eml >/dev/null || fail "no Versandbestätigung"

@@ -77,7 +77,7 @@ retry_max = 10s
 listen = 127.0.0.1:$HEALTH_PORT
 INI
   [ $# -eq 0 ] || printf '%s\n' "$@" >>"$STACK/gateway.ini"
-  "$GATEWAYD" --config "$STACK/gateway.ini" >>"$STACK/gatewayd.log" 2>&1 &
+  ${GATEWAYD_WRAPPER:-} "$GATEWAYD" --config "$STACK/gateway.ini" >>"$STACK/gatewayd.log" 2>&1 &
   GATEWAYD_PID=$!
   STACK_PIDS+=($GATEWAYD_PID)
   for _ in $(seq 1 100); do grep -q "event=ready" "$STACK/gatewayd.log" 2>/dev/null && break; sleep 0.1; done

@@ -89,7 +89,9 @@ class Pkcs11KeySource {
     void release();
     Pkcs11KeyConfig config_;
     mutable std::mutex mutex_;
-    std::unique_ptr<Impl> impl_;
+    // Shared with every RSA handed out: an EVP_PKEY held elsewhere (an SSL_CTX, a session) keeps
+    // the session and the RSA method alive after this source has moved on to a new key.
+    std::shared_ptr<Impl> impl_;
     EVP_PKEY* key_ = nullptr;
     X509* cert_ = nullptr;
     std::optional<KeyLoadResult> rejected_;
