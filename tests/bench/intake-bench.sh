@@ -57,3 +57,12 @@ echo "intake benchmark: $sessions sessions, $messages messages of $size bytes, p
 printf '%-22s %10s msg/s   (%s queued)\n' "demail-gateway intake" "$g" "$queued_g"
 printf '%-22s %10s msg/s\n' "postfix 3.7 smtpd" "$p"
 echo "ratio gateway/postfix: $(awk -v g="$g" -v p="$p" 'BEGIN { printf "%.2f", g / p }')"
+
+# Memory does not grow with the message: DATA streams to the spool. Peak resident memory of the
+# intake after a 1 KB message and after a 20 MB message.
+hwm() { awk '/VmHWM/ {print $2 " " $3}' "/proc/$gw/status"; }
+smtp-source -s 1 -m 1 -l 1024 -f a@firma.de -t b@behoerde.de-mail.de -M bench.test "127.0.0.1:$gport" >/dev/null 2>&1
+small=$(hwm)
+smtp-source -s 1 -m 1 -l 20000000 -f a@firma.de -t b@behoerde.de-mail.de -M bench.test "127.0.0.1:$gport" >/dev/null 2>&1
+big=$(hwm)
+echo "intake peak resident memory: after a 1 KB message $small, after a 20 MB message $big"
