@@ -41,3 +41,11 @@ clean:
 # The Debian package (build/deb/demail-gateway_<version>_amd64.deb).
 deb: build
 	./deploy/build-deb.sh build/$(PRESET) build/deb
+
+# Fuzzing (not part of `make test`, whose fuzz.* tests replay the committed corpora):
+# clang + libFuzzer, every target for FUZZ_SECONDS (default 60) on a scratch copy of its corpus.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	CC=clang CXX=clang++ cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDEMAIL_LIBFUZZER=ON
+	cmake --build build/fuzz -j2 --target fuzz_smtp_command fuzz_message fuzz_apdu_tlv fuzz_dispatch_state
+	./tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS)

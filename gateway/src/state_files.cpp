@@ -91,7 +91,11 @@ std::optional<DispatchState> decodeDispatchState(std::string_view text) {
             } else if (key == "attempts") {
                 s.attempts = std::stoi(value);
             } else if (key == "next") {
-                s.nextAttempt = TimePoint(std::chrono::milliseconds(std::stoll(value)));
+                // Milliseconds since the epoch; beyond ~292 years the nanosecond clock overflows.
+                const long long ms = std::stoll(value);
+                if (ms < 0 || ms > 9'000'000'000'000LL)
+                    return std::nullopt;
+                s.nextAttempt = TimePoint(std::chrono::milliseconds(ms));
             } else if (key == "delay_warned") {
                 s.delayWarned = value == "1";
             } else if (key == "last_status") {
