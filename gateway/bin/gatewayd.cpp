@@ -237,6 +237,8 @@ int main(int argc, char** argv) {
     gateway::SentJournal journal(cfg.queue.dir + "/sent");
     gateway::ProviderSubmitter submitter(*transport, journal, providerHost);
     gateway::IntakePolicy policy(cfg.smtp.relayNetworks, accounts, cfg.provider.deMailDomains);
+    // The submission port ([smtp] submission_listen): AUTH required (no relay networks), TLS first.
+    gateway::IntakePolicy submissionPolicy({}, accounts, cfg.provider.deMailDomains);
     std::mutex accountsMutex;
     std::vector<std::string> ownAccounts;
 
@@ -259,6 +261,8 @@ int main(int argc, char** argv) {
         }
         policy.setDeMailDomains(domains);
         policy.setAccounts(map);
+        submissionPolicy.setDeMailDomains(domains);
+        submissionPolicy.setAccounts(map);
         submitter.update({domains, map});
         {
             std::lock_guard lock(accountsMutex);
@@ -302,6 +306,19 @@ int main(int argc, char** argv) {
     }
     log().notice("event=listening smtp=" + cfg.smtp.listen.toString() +
                  " health=" + cfg.health.listen.toString());
+    std::unique_ptr<smtp::Server> submission;
+    if (cfg.smtp.submissionListen) {
+        smtp::ServerConfig sub = scfg;
+        sub.host = cfg.smtp.submissionListen->host;
+        sub.port = cfg.smtp.submissionListen->port;
+        sub.requireTls = true;
+        submission = std::make_unique<smtp::Server>(sub, submissionPolicy, sink, &users);
+        if (auto e = submission->start(); !e.empty()) {
+            std::cerr << "demail-gatewayd: [smtp] submission_listen: " << e << "\n";
+            return 1;
+        }
+        log().notice("event=listening submission=" + cfg.smtp.submissionListen->toString());
+    }
 
     // Outbound.
     gateway::SpoolOutboundStore store(spool);
@@ -514,6 +531,7 @@ int main(int argc, char** argv) {
                     accounts = map;
                 }
                 policy.setAccounts(map);
+                submissionPolicy.setAccounts(map);
                 submitter.update({submitter.settings().deMailDomains, map});
                 if (creds.card) {
                     creds.card->source().resetAfterConfigChange();
@@ -545,6 +563,8 @@ int main(int argc, char** argv) {
     gateway::systemd::stopping("stopping: finishing sessions in flight");
     log().notice("event=stopping");
     server.stop(30s);
+    if (submission)
+        submission->stop(5s);
     d.stopping = true;
     d.wake.notify_all();
     monitor.cancel();

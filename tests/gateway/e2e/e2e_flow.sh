@@ -7,11 +7,15 @@ set -euo pipefail
 trap stack_stop EXIT
 fail() { echo "FAIL: $*" >&2; echo "--- gatewayd.log"; tail -30 "$STACK/gatewayd.log" >&2; exit 1; }
 pass() { echo "ok: $*"; }
-stack_start "[queue]" "max_age = 12s" "delay_warning = 4s"
+SUB_PORT=$(free_port)
+echo "relay:$(/usr/bin/python3 -c 'import hashlib,base64,os; s=os.urandom(16); print("$pbkdf2-sha256$10000$%s$%s" % (base64.b64encode(s).decode(), base64.b64encode(hashlib.pbkdf2_hmac("sha256", b"geheim123", s, 10000)).decode()))')" >"$STACK/users"
+stack_start "[queue]" "max_age = 12s" "delay_warning = 4s" "[smtp]" "submission_listen = 127.0.0.1:$SUB_PORT" "users_file = $STACK/users"
 state() { provider_state | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print(d['$1'])"; }
 state_is() { [ "$(state "$1")" = "$2" ]; }
 confirmations_at_sender() { [ "$(grep -l 'X-Sink-Rcpt-To: <sachbearbeiter@firma.de>' "$STACK"/mailbox/*.eml 2>/dev/null | wc -l)" -ge "$1" ]; }
-unacked_at_most() { [ "$(provider_state | grep -o '"acked":false' | wc -l)" -le "$1" ]; }
+unacked_at_most() {  # unacknowledged messages in our own account's inbox
+  [ "$(provider_state | /usr/bin/python3 -c 'import json,sys; print(sum(1 for m in json.load(sys.stdin)["messages"] if m["account"] == "poststelle@firma.de-mail.de" and not m["acked"]))')" -le "$1" ]
+}
 
 send_mail "[versandbestaetigung] [eingangsbestaetigung] Antrag" >"$STACK/swaks1.log" 2>&1 || fail "swaks: $(tail -3 "$STACK/swaks1.log")"
 wait_for 20 state_is submissions 1 || fail "not submitted"
@@ -36,13 +40,19 @@ if swaks --server "127.0.0.1:$SMTP_PORT" --tls --tls-ca-path "$STACK/pki/ca.pem"
 grep -q "550 5.7.1 <someone@gmail.com>: not a De-Mail address" "$STACK/swaks2.log" || fail "refusal text"
 pass "a non-De-Mail recipient is refused at RCPT (550 5.7.1), never relayed as ordinary mail"
 
+sub() { swaks --server "127.0.0.1:$SUB_PORT" --tls --tls-ca-path "$STACK/pki/ca.pem" --from sachbearbeiter@firma.de --to amt@behoerde.de-mail.de "$@"; }
+if sub >"$STACK/sub1.log" 2>&1; then fail "the submission port relayed without AUTH"; fi
+grep -q "554 5.7.1" "$STACK/sub1.log" || fail "submission without AUTH: $(grep '<~' "$STACK/sub1.log" | tail -2)"
+sub --auth PLAIN --auth-user relay --auth-password geheim123 >"$STACK/sub2.log" 2>&1 || fail "submission with AUTH: $(tail -3 "$STACK/sub2.log")"
+pass "submission port: relay only after AUTH over TLS"
+
 printf 'From: amt@behoerde.de-mail.de\r\nTo: poststelle@firma.de-mail.de\r\nSubject: Bescheid\r\nX-de-mail-message-type: normal\r\nX-de-mail-sender: amt@behoerde.de-mail.de\r\n\r\nIhr Bescheid.\r\n' |
   curl -s -X POST --data-binary @- "$PROVIDER_CONTROL/control/inject?account=poststelle@firma.de-mail.de" >/dev/null
 wait_for 20 bash -c "grep -q 'Subject: Bescheid' $STACK/mailbox/*.eml 2>/dev/null" || fail "inbound not delivered"
 f=$(grep -l "Subject: Bescheid" "$STACK"/mailbox/*.eml)
 grep -q "X-Sink-Rcpt-To: <poststelle@firma.de>" "$f" || fail "inbound went to the wrong mailbox"
 grep -q "X-Sink-TLS: yes" "$f" || fail "inbound delivered without TLS"
-wait_for 10 unacked_at_most 1 || fail "inbound not acknowledged"
+wait_for 10 unacked_at_most 0 || fail "inbound not acknowledged"
 pass "inbound De-Mail delivered to the mapped internal mailbox over TLS, then acknowledged"
 
 curl -s -X POST -d '{"mode":"http_status","status":503,"count":0}' "$PROVIDER_CONTROL/control/fault" >/dev/null
@@ -50,7 +60,7 @@ send_mail "during the outage" >/dev/null 2>&1 || fail "intake refused during pro
 wait_for 15 grep -q "event=deferred" "$STACK/gatewayd.log" || fail "no deferral"
 "$DEMAILCTL" --config "$STACK/gateway.ini" queue list | grep -q "1 message" || fail "the message is not in the queue"
 curl -s -X POST -d '{"mode":"none"}' "$PROVIDER_CONTROL/control/fault" >/dev/null
-wait_for 30 state_is submissions 2 || fail "not submitted after the outage"
+wait_for 30 state_is submissions 3 || fail "not submitted after the outage"
 pass "provider answering 503: accepted, queued, retried with backoff, submitted once it recovered"
 
 curl -s -X POST -d '{"mode":"refuse","count":0}' "$PROVIDER_CONTROL/control/fault" >/dev/null
@@ -70,8 +80,8 @@ grep -Eq "ok +certificate: valid for [0-9]+ days" <<<"$health" || fail "certific
 metrics=$(curl -s "http://127.0.0.1:$HEALTH_PORT/metrics")
 sigs=$(awk '/^demail_card_signatures_total/ {print $2}' <<<"$metrics")
 [ "${sigs:-99}" -le 3 ] || fail "card signatures: $sigs (expected a handful, one per TLS session)"
-grep -q "demail_messages_submitted_total 2" <<<"$metrics" || fail "metrics: $metrics"
-pass "metrics: 2 submitted, $sigs card signatures for the whole run"
+grep -q "demail_messages_submitted_total 3" <<<"$metrics" || fail "metrics: $metrics"
+pass "metrics: 3 submitted, $sigs card signatures for the whole run"
 
 kill -TERM "$GATEWAYD_PID"
 wait "$GATEWAYD_PID"; rc=$?
