@@ -20,6 +20,8 @@ std::string directoryOf(const std::string& path) {
     return slash == 0 ? "/" : path.substr(0, slash);
 }
 
+}  // namespace
+
 std::string syncDirectory(const std::string& dir) {
     const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -28,8 +30,6 @@ std::string syncDirectory(const std::string& dir) {
     ::close(fd);
     return rc == 0 ? std::string() : failure("cannot fsync directory", dir);
 }
-
-}  // namespace
 
 std::string writeFileDurably(const std::string& path, std::string_view content) {
     const std::string tmp = path + ".tmp";

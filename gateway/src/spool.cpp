@@ -1,5 +1,7 @@
 #include "demail/gateway/spool.h"
 
+#include "demail/gateway/durable_file.h"
+
 #include <fcntl.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
@@ -28,12 +30,7 @@ std::string oneLine(const std::string& s) {
 }
 
 bool syncDir(const std::string& dir) {
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    const bool ok = ::fsync(fd) == 0;
-    ::close(fd);
-    return ok;
+    return syncDirectory(dir).empty();
 }
 
 std::string encodeEnvelope(const SpoolEnvelope& e) {

@@ -12,5 +12,7 @@ namespace demail::gateway {
 std::string writeFileDurably(const std::string& path, std::string_view content);
 // Removes the file and fsyncs the directory; a missing file is not an error.
 std::string removeFileDurably(const std::string& path);
+// fsync of a directory, so that a rename or unlink in it survives a crash; "" or the error.
+std::string syncDirectory(const std::string& dir);
 
 }  // namespace demail::gateway
