@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,6 +24,9 @@ Server::~Server() {
 }
 
 std::string Server::start() {
+    // OpenSSL writes to the socket with write(2): a client that vanishes mid-TLS would raise
+    // SIGPIPE and end the process (found with sslscan). Plain writes use MSG_NOSIGNAL already.
+    signal(SIGPIPE, SIG_IGN);
     if (!config_.tlsCert.empty()) {
         tls_ = SSL_CTX_new(TLS_server_method());
         SSL_CTX_set_min_proto_version(tls_, TLS1_2_VERSION);

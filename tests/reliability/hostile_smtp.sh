@@ -66,4 +66,10 @@ for p in SSLv2 SSLv3 TLSv1.0 TLSv1.1; do
   grep -Eq "^$p +disabled" <<<"$scan" || fail "$p not disabled: $(grep -E "^$p" <<<"$scan")"
 done
 (echo "$scan" | grep -E "^(Preferred|Accepted)" | sed 's/^/  /') || true
-pass "sslscan: SSLv2/3, TLS 1.0/1.1 disabled; no non-PFS, CBC, 3DES, RC4 or NULL suite negotiable (openssl)"
+grep -Eq "^(Preferred|Accepted) +TLSv1.2 .*ECDHE-RSA-AES256-GCM-SHA384" <<<"$scan" || fail "sslscan saw no TLS 1.2 suite: $scan"
+if grep -E "^(Preferred|Accepted)" <<<"$scan" | grep -Eiq "RC4|DES|NULL|EXP|MD5|CBC|ADH|AECDH"; then
+  fail "weak suites offered: $(grep -E '^(Preferred|Accepted)' <<<"$scan")"
+fi
+out=$(raw_smtp 'EHLO x\r\nQUIT\r\n')
+grep -q "221 2.0.0" <<<"$out" || fail "the intake did not survive the scan"
+pass "sslscan: SSLv2/3, TLS 1.0/1.1 disabled, only AEAD suites with forward secrecy; weak suites refused one by one (openssl); the server survives the scan"
