@@ -102,9 +102,14 @@ std::optional<Parsed> parseFile(const std::string& path) {
                 p.envelope.authUser = v;
             else if (k == "tls")
                 p.envelope.tls = v;
-            else if (k == "arrival")
+            else if (k == "arrival") {
+                // Milliseconds since the epoch; beyond ~285 years the nanosecond clock overflows.
+                const long long ms = std::stoll(v);
+                if (ms < 0 || ms > 9'000'000'000'000LL)
+                    return std::nullopt;
                 p.envelope.arrival =
-                    std::chrono::system_clock::time_point(std::chrono::milliseconds(std::stoll(v)));
+                    std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+            }
         }
     } catch (const std::exception&) {
         return std::nullopt;
