@@ -24,6 +24,8 @@ install -m 0644 "$src/deploy/tmpfiles.d/demail-gateway.conf" "$pkg/usr/lib/tmpfi
 install -m 0644 "$src/udev/90-demail-reader.rules" "$pkg/lib/udev/rules.d/"
 for m in "$src"/deploy/man/*.8; do gzip -9n <"$m" >"$pkg/usr/share/man/man8/$(basename "$m").gz"; done
 install -m 0644 "$src/deploy/gateway.ini.example" "$pkg/usr/share/doc/demail-gateway/examples/gateway.ini"
+install -d "$pkg/usr/share/demail-gateway"
+install -m 0644 "$src/deploy/opensc.conf" "$pkg/usr/share/demail-gateway/opensc.conf"
 install -m 0644 "$src/docs/configuration.md" "$src/docs/operations.md" "$pkg/usr/share/doc/demail-gateway/"
 cat >"$pkg/usr/share/doc/demail-gateway/copyright" <<'TXT'
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/

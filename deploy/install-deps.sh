@@ -15,6 +15,8 @@ packages=(
   # interfaces), a software token, SMTP clients and Postfix as a real peer, ACL tools
   vsmartcard-vpcd softhsm2 gnutls-bin swaks postfix python3 python3-aiosmtpd sslscan acl
   util-linux iproute2 procps
+  # reliability and benchmarks: gcore (core dumps), perf and callgrind, plots, TSan/libFuzzer
+  gdb linux-perf valgrind gnuplot-nox clang libclang-rt-14-dev
   # packaging and unit checks
   systemd debhelper lintian dpkg-dev
 )

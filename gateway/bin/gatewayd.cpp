@@ -35,6 +35,7 @@
 #include "demail/smartcard/pcsc.h"
 #include "demail/smartcard/tcos.h"
 #include "demail/smtp/server.h"
+#include "secret_memory.h"
 
 using namespace demail;
 using namespace std::chrono_literals;
@@ -120,6 +121,7 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
+    const std::string wipeWarning = checkOnly ? "" : gatewayd::ensureFreedMemoryIsWiped(argv);
     setUpLogging();
     auto loaded = gateway::loadConfig(configPath);
     if (!loaded.ok()) {
@@ -140,6 +142,10 @@ int main(int argc, char** argv) {
         std::cout << "configuration " << configPath << " is valid\n";
         return 0;
     }
+    if (!wipeWarning.empty())
+        log().warning("event=secret_memory reason=\"" + wipeWarning + "\"");
+    if (auto w = gatewayd::disableOpenScPinCache(cfg.card.openscConf); !w.empty())
+        log().warning("event=secret_memory reason=\"" + w + "\"");
     const std::string host = hostnameOr(cfg.smtp.hostname);
 
     // Signals are taken by the main thread only (sigtimedwait below).

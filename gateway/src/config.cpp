@@ -218,6 +218,7 @@ const std::map<std::string, Setter>& schema() {
         // Not checked for readability here: the service reads it through a systemd credential
         // or as its own user; the card layer reports an unreadable PIN file with its path.
         {"card.pin_file", text([](Config& c) { return &c.card.pinFile; })},
+        {"card.opensc_conf", text([](Config& c) { return &c.card.openscConf; })},
         {"provider.profile",
          oneOf<std::string>(
              {{"mentana", "mentana"}, {"telekom", "telekom"}, {"t-systems", "t-systems"}},

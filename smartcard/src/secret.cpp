@@ -2,9 +2,12 @@
 
 #include <openssl/crypto.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 
 namespace demail::smartcard {
 
@@ -17,24 +20,48 @@ Secret& Secret::operator=(Secret&& other) noexcept {
     return *this;
 }
 
+void Secret::cleanse(std::string& s) {
+    OPENSSL_cleanse(s.data(), s.capacity());
+}
+
 void Secret::wipe() {
-    if (!value_.empty())
-        OPENSSL_cleanse(value_.data(), value_.size());
+    cleanse(value_);
     value_.clear();
     value_.shrink_to_fit();
 }
 
 Secret readSecretFile(const std::string& path, std::string& error) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+    // read(2) into a buffer wiped here: an ifstream would leave the file's bytes in its own heap
+    // buffer, which nobody wipes (found by the memory scan in tests/reliability/secrets.sh).
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         error = "cannot read PIN file " + path + ": " + std::strerror(errno);
         return Secret();
     }
-    std::string line;
-    std::getline(in, line);
-    while (!line.empty() && (line.back() == '\r' || line.back() == '\n' || line.back() == ' '))
-        line.pop_back();
-    Secret s(std::move(line));  // the buffer moves into the Secret, which wipes it
+    std::array<char, 256> buffer{};
+    ssize_t got = 0;
+    do {
+        got = ::read(fd, buffer.data(), buffer.size());
+    } while (got < 0 && errno == EINTR);
+    const int readErrno = errno;
+    ::close(fd);
+    if (got < 0) {
+        error = "cannot read PIN file " + path + ": " + std::strerror(readErrno);
+        return Secret();
+    }
+    std::size_t length = 0;
+    while (length < static_cast<std::size_t>(got) && buffer[length] != '\n' &&
+           buffer[length] != '\r')
+        ++length;
+    if (length == buffer.size()) {
+        OPENSSL_cleanse(buffer.data(), buffer.size());
+        error = "PIN file " + path + " has an overlong first line";
+        return Secret();
+    }
+    while (length > 0 && buffer[length - 1] == ' ')
+        --length;
+    Secret s(buffer.data(), length);
+    OPENSSL_cleanse(buffer.data(), buffer.size());
     if (s.empty())
         error = "PIN file " + path + " is empty";
     return s;

@@ -11,8 +11,8 @@ STACK_PIDS=()
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-stack_start() {  # [extra gateway.ini lines]
-  "$FIXTURE" start "$STACK/pcsc" >/dev/null
+stack_start() {  # [extra gateway.ini lines]; STACK_CARD_PIN chooses the card's PIN (default 123456)
+  "$FIXTURE" start "$STACK/pcsc" -- --pin "${STACK_CARD_PIN:-123456}" >/dev/null
   . "$STACK/pcsc/env"
   local P="$STACK/pki"; mkdir -p "$P"
   (cd "$P" && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=stack-ca 2>/dev/null &&
@@ -41,7 +41,7 @@ JSON
   STACK_PIDS+=($!)
   for _ in $(seq 1 100); do [ -s "$STACK/sink.port" ] && break; sleep 0.05; done
 
-  echo 123456 >"$STACK/card.pin"
+  echo "${STACK_CARD_PIN:-123456}" >"$STACK/card.pin"
   printf '@firma.de  poststelle@firma.de-mail.de\npoststelle@firma.de poststelle@firma.de-mail.de\n' >"$STACK/accounts.map"
   export SMTP_PORT=$(free_port) HEALTH_PORT=$(free_port)
   cat >"$STACK/gateway.ini" <<INI
@@ -57,6 +57,7 @@ reader = Virtual PCD 00 00
 pkcs11_module = /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so
 key_uri = pkcs11:token=NetKey%20V3%20Card%20%28NetKey%20PIN2%29;id=%47;type=private
 pin_file = $STACK/card.pin
+opensc_conf = $DEMAIL_SOURCE_DIR/deploy/opensc.conf
 [provider]
 profile = mentana
 url = https://127.0.0.1:$HTTPS_PORT

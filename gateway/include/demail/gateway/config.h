@@ -35,6 +35,8 @@ struct CardConfig {
     std::string pkcs11Module = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
     std::string keyUri;
     std::string pinFile = "/etc/demail-gateway/card.pin";
+    // OpenSC configuration for the daemon: turns OpenSC's PIN cache off (deploy/opensc.conf).
+    std::string openscConf = "/usr/share/demail-gateway/opensc.conf";
 };
 
 struct ProviderConfig {

@@ -9,7 +9,10 @@ namespace demail::smartcard {
 class Secret {
   public:
     Secret() = default;
-    explicit Secret(std::string value) : value_(std::move(value)) {}
+    // Takes the characters and wipes the source string, including a short string's inline buffer,
+    // which a move leaves behind.
+    explicit Secret(std::string&& value) : value_(std::move(value)) { cleanse(value); }
+    Secret(const char* data, std::size_t size) : value_(data, size) {}
     ~Secret() { wipe(); }
     Secret(const Secret&) = delete;
     Secret& operator=(const Secret&) = delete;
@@ -20,6 +23,9 @@ class Secret {
     std::size_t size() const { return value_.size(); }
     bool empty() const { return value_.empty(); }
     void wipe();
+
+    // Overwrites every byte a string owns (its whole capacity), not only its current length.
+    static void cleanse(std::string& s);
 
   private:
     std::string value_;
