@@ -17,7 +17,12 @@ unacked_at_most() {  # unacknowledged messages in our own account's inbox
   [ "$(provider_state | /usr/bin/python3 -c 'import json,sys; print(sum(1 for m in json.load(sys.stdin)["messages"] if m["account"] == "poststelle@firma.de-mail.de" and not m["acked"]))')" -le "$1" ]
 }
 
-send_mail "[versandbestaetigung] [eingangsbestaetigung] Antrag" >"$STACK/swaks1.log" 2>&1 || fail "swaks: $(tail -3 "$STACK/swaks1.log")"
+# Forged provider headers from the internal side: stripped before submission, never relayed.
+send_mail "[versandbestaetigung] [eingangsbestaetigung] Antrag" \
+  --add-header "X-de-mail-auth-level: high-forged" --add-header "X-de-mail-message-id: <forged@evil.test>" \
+  --add-header "X-de-mail-sender: chef-forged@firma.de-mail.de" --add-header "X-De-Mail-Account-Holder: forged" \
+  >"$STACK/swaks1.log" 2>&1 || fail "swaks: $(tail -3 "$STACK/swaks1.log")"
+grep -q "X-de-mail-auth-level: high-forged" "$STACK/swaks1.log" || fail "swaks did not send the forged headers"
 wait_for 20 state_is submissions 1 || fail "not submitted"
 sub=$(provider_state)
 grep -q '"privateId":"2026' <<<"$sub" || fail "private-id is not the queue id"
@@ -29,6 +34,7 @@ for h in "X-de-mail-sender: poststelle@firma.de-mail.de" "X-de-mail-chosen-recip
   grep -qi -- "^$h" <<<"$stored" || fail "the provider's copy lacks '$h'"
 done
 if grep -qi "^X-De-Mail-Options\|^Subject: \[" <<<"$stored"; then fail "internal markers reached the provider"; fi
+if grep -qi "forged" <<<"$stored"; then fail "a forged provider header reached the provider: $(grep -i forged <<<"$stored")"; fi
 wait_for 20 confirmations_at_sender 2 ||
   fail "confirmations did not reach the sender: $(ls "$STACK/mailbox")"
 grep -l "confirmation of dispatch" "$STACK"/mailbox/*.eml >/dev/null || fail "no Versandbestätigung"
