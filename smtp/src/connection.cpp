@@ -46,46 +46,6 @@ long Connection::rawRead(char* p, std::size_t n) {
     }
 }
 
-Connection::LineResult Connection::readLine(std::string& line, std::size_t maxLength) {
-    line.clear();
-    while (true) {
-        while (pos_ < buf_.size()) {
-            const char c = buf_[pos_++];
-            if (c == '\n') {
-                if (line.empty() || line.back() != '\r')
-                    return LineResult::BareNewline;
-                line.pop_back();
-                if (line.find('\r') != std::string::npos)
-                    return LineResult::BareNewline;
-                return LineResult::Ok;
-            }
-            line += c;
-            if (line.size() > maxLength) {
-                // Skip to the end of this line so the session can go on after the 500.
-                while (true) {
-                    while (pos_ < buf_.size())
-                        if (buf_[pos_++] == '\n')
-                            return LineResult::TooLong;
-                    char tmp[4096];
-                    const long r = rawRead(tmp, sizeof tmp);
-                    if (r <= 0)
-                        return r == -2 ? LineResult::Timeout : LineResult::Eof;
-                    buf_.assign(tmp, static_cast<std::size_t>(r));
-                    pos_ = 0;
-                }
-            }
-        }
-        char tmp[16384];
-        const long r = rawRead(tmp, sizeof tmp);
-        if (r == -2)
-            return LineResult::Timeout;
-        if (r <= 0)
-            return LineResult::Eof;
-        buf_.assign(tmp, static_cast<std::size_t>(r));
-        pos_ = 0;
-    }
-}
-
 bool Connection::write(const std::string& data) {
     std::size_t off = 0;
     while (off < data.size()) {
@@ -105,8 +65,7 @@ bool Connection::write(const std::string& data) {
 }
 
 bool Connection::startTls(SSL_CTX* ctx, std::string& description) {
-    buf_.clear();  // whatever came before the handshake is not trusted
-    pos_ = 0;
+    reader_.discardBuffered();  // whatever came before the handshake is not trusted
     ssl_ = SSL_new(ctx);
     SSL_set_fd(ssl_, fd_);
     if (SSL_accept(ssl_) != 1) {

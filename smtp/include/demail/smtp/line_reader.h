@@ -1,0 +1,39 @@
+// The CRLF-strict line reader of the intake, apart from the socket so that it can be fuzzed and
+// tested with any chunking of the input (tests/fuzz/fuzz_smtp_line.cpp).
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <string>
+
+namespace demail::smtp {
+
+class LineReader {
+  public:
+    // Reads up to n bytes into p: the count (> 0), 0 at end of input, -1 on error, -2 on timeout.
+    using Source = std::function<long(char* p, std::size_t n)>;
+    explicit LineReader(Source source) : source_(std::move(source)) {}
+
+    enum class Result { Ok, Eof, Timeout, TooLong, BareNewline };
+
+    // One line without its CRLF. A CR or LF that is not part of a CRLF is BareNewline (the SMTP
+    // smuggling defence, RFC 5321 §2.3.8); the reader then stands after that LF. A line whose
+    // bytes before the LF (its CR included) exceed maxLength is TooLong; the rest of it is skipped
+    // so the session can go on after its 500.
+    Result readLine(std::string& line, std::size_t maxLength);
+
+    // STARTTLS: whatever came before the handshake is not trusted (RFC 3207 §4.2).
+    void discardBuffered();
+    bool hasBuffered() const { return pos_ < buf_.size(); }
+
+  private:
+    // Refills the buffer when it is used up; Ok or the source's Eof/Timeout.
+    Result fill();
+    Result skipRestOfLine();
+
+    Source source_;
+    std::string buf_;
+    std::size_t pos_ = 0;
+};
+
+}  // namespace demail::smtp
