@@ -216,20 +216,22 @@ int main(int argc, char** argv) {
                                                cfg.provider.caFile, cfg.provider.serverName};
     auto* credentials = creds.credentials.get();
     auto* cardCredentials = creds.card;
-    auto transport = std::make_unique<gateway::ResettableTransport>(
-        [endpoint, credentials,
-         cardCredentials](std::string& why) -> std::unique_ptr<connector::HttpsProviderTransport> {
+    auto transport = std::make_unique<gateway::ProviderConnectionPool>(
+        [endpoint, credentials, cardCredentials](std::string& why, Poco::Net::Session::Ptr resume)
+            -> std::unique_ptr<connector::HttpsProviderTransport> {
             if (cardCredentials && !cardCredentials->privateKey()) {
                 why = "the card key is not loaded";
                 return nullptr;
             }
             try {
-                return std::make_unique<connector::HttpsProviderTransport>(endpoint, *credentials);
+                return std::make_unique<connector::HttpsProviderTransport>(
+                    endpoint, *credentials, connector::TransportTimeouts{}, resume);
             } catch (const std::exception& e) {
                 why = e.what();
                 return nullptr;
             }
-        });
+        },
+        cfg.provider.connections);
     if (creds.error.empty()) {  // a usable key: check the endpoint settings now, not later
         try {
             connector::HttpsProviderTransport probe(endpoint, *credentials);
@@ -337,6 +339,7 @@ int main(int argc, char** argv) {
     gateway::RelayNotifier notifier(relay);
     gateway::OutboundDispatcher::Options dopts;
     dopts.reportingHost = host;
+    dopts.lanes = cfg.provider.connections;
     dopts.schedule.minDelay = cfg.queue.retryMin;
     dopts.schedule.maxDelay = cfg.queue.retryMax;
     dopts.schedule.maxAge = cfg.queue.maxAge;

@@ -1,5 +1,7 @@
 #include "demail/gateway/adapters.h"
 
+#include <openssl/ssl.h>
+
 #include <Poco/Logger.h>
 
 #include <filesystem>
@@ -14,68 +16,110 @@
 namespace demail::gateway {
 namespace fs = std::filesystem;
 
-connector::HttpsProviderTransport* ResettableTransport::ready(connector::TransportError& error) {
-    if (!current_) {
-        std::string why;
-        current_ = factory_(why);
-        if (!current_) {
-            error = {connector::ErrorKind::OperatorAction, "client_credentials",
-                     why.empty() ? "the client key is not ready" : why, 0};
-            return nullptr;
+ProviderConnectionPool::ProviderConnectionPool(Factory factory, std::size_t connections)
+    : factory_(std::move(factory)), slots_(std::max<std::size_t>(connections, 1)) {}
+
+template <typename Call>
+auto ProviderConnectionPool::withConnection(Call call) {
+    Slot* slot = nullptr;
+    {
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, [&] {
+            if (resetting_)
+                return false;
+            // A connection already open first: kept alive, it costs no card signature.
+            for (auto& s : slots_)
+                if (!s.busy && s.transport)
+                    return (slot = &s), true;
+            for (auto& s : slots_)
+                if (!s.busy)
+                    return (slot = &s), true;
+            return false;
+        });
+        if (!slot->transport) {
+            std::string why;
+            slot->transport = factory_(why, lastSession_);  // no I/O until the first call
+            if (!slot->transport)
+                return decltype(call(*slot->transport))(connector::TransportError{
+                    connector::ErrorKind::OperatorAction, "client_credentials",
+                    why.empty() ? "the client key is not ready" : why, 0});
         }
+        slot->busy = true;
     }
-    return current_.get();
+    auto result = call(*slot->transport);
+    auto session = slot->transport->tlsSession();
+    {
+        std::lock_guard lock(mutex_);
+        slot->busy = false;
+        if (session && SSL_SESSION_is_resumable(session->sslSession()) == 1)
+            lastSession_ = session;
+    }
+    changed_.notify_all();
+    return result;
 }
 
-void ResettableTransport::reset() {
-    std::lock_guard lock(mutex_);
-    if (current_) {
-        retired_.cardSignatures += current_->counters().cardSignatures;
-        retired_.fullHandshakes += current_->counters().fullHandshakes;
-        retired_.resumedHandshakes += current_->counters().resumedHandshakes;
-    }
-    current_.reset();
+void ProviderConnectionPool::retire(Slot& slot) {
+    if (!slot.transport)
+        return;
+    retired_.cardSignatures += slot.transport->counters().cardSignatures;
+    retired_.fullHandshakes += slot.transport->counters().fullHandshakes;
+    retired_.resumedHandshakes += slot.transport->counters().resumedHandshakes;
+    slot.transport.reset();
 }
 
-ResettableTransport::Totals ResettableTransport::totals() {
+void ProviderConnectionPool::reset() {
+    std::unique_lock lock(mutex_);
+    // No new call starts; the ones in flight finish with the old key first (the card reload
+    // frees it right after this returns).
+    changed_.wait(lock, [&] { return !resetting_; });
+    resetting_ = true;
+    changed_.wait(lock, [&] {
+        for (const auto& s : slots_)
+            if (s.busy)
+                return false;
+        return true;
+    });
+    for (auto& s : slots_)
+        retire(s);
+    lastSession_ = nullptr;  // established with the old key (or card): never resumed again
+    resetting_ = false;
+    lock.unlock();
+    changed_.notify_all();
+}
+
+ProviderConnectionPool::Totals ProviderConnectionPool::totals() {
     std::lock_guard lock(mutex_);
     Totals t = retired_;
-    if (current_) {
-        t.cardSignatures += current_->counters().cardSignatures;
-        t.fullHandshakes += current_->counters().fullHandshakes;
-        t.resumedHandshakes += current_->counters().resumedHandshakes;
-    }
+    for (const auto& s : slots_)
+        if (s.transport) {  // counters are atomics: safe to read while a call runs
+            t.cardSignatures += s.transport->counters().cardSignatures;
+            t.fullHandshakes += s.transport->counters().fullHandshakes;
+            t.resumedHandshakes += s.transport->counters().resumedHandshakes;
+        }
     return t;
 }
 
-#define DEMAIL_FORWARD(call)         \
-    std::lock_guard lock(mutex_);    \
-    connector::TransportError error; \
-    if (auto* t = ready(error))      \
-        return t->call;              \
-    return error
-
-connector::Result<connector::Done> ResettableTransport::open() {
-    DEMAIL_FORWARD(open());
+connector::Result<connector::Done> ProviderConnectionPool::open() {
+    return withConnection([](connector::HttpsProviderTransport& t) { return t.open(); });
 }
-connector::Result<std::vector<connector::Account>> ResettableTransport::listAccounts() {
-    DEMAIL_FORWARD(listAccounts());
+connector::Result<std::vector<connector::Account>> ProviderConnectionPool::listAccounts() {
+    return withConnection([](connector::HttpsProviderTransport& t) { return t.listAccounts(); });
 }
-connector::Result<connector::SubmitReceipt> ResettableTransport::submit(
+connector::Result<connector::SubmitReceipt> ProviderConnectionPool::submit(
     const connector::Submission& s) {
-    DEMAIL_FORWARD(submit(s));
+    return withConnection([&](connector::HttpsProviderTransport& t) { return t.submit(s); });
 }
-connector::Result<std::vector<connector::InboundRef>> ResettableTransport::listInbound(
+connector::Result<std::vector<connector::InboundRef>> ProviderConnectionPool::listInbound(
     const std::string& account) {
-    DEMAIL_FORWARD(listInbound(account));
+    return withConnection(
+        [&](connector::HttpsProviderTransport& t) { return t.listInbound(account); });
 }
-connector::Result<std::string> ResettableTransport::fetch(const std::string& id) {
-    DEMAIL_FORWARD(fetch(id));
+connector::Result<std::string> ProviderConnectionPool::fetch(const std::string& id) {
+    return withConnection([&](connector::HttpsProviderTransport& t) { return t.fetch(id); });
 }
-connector::Result<connector::Done> ResettableTransport::acknowledge(const std::string& id) {
-    DEMAIL_FORWARD(acknowledge(id));
+connector::Result<connector::Done> ProviderConnectionPool::acknowledge(const std::string& id) {
+    return withConnection([&](connector::HttpsProviderTransport& t) { return t.acknowledge(id); });
 }
-#undef DEMAIL_FORWARD
 
 std::string loadAccountsFile(const std::string& path, connector::AccountMap& out) {
     std::ifstream in(path);

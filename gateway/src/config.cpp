@@ -158,6 +158,26 @@ Setter duration(std::chrono::seconds* (*field)(Config&)) {
     };
 }
 
+Setter absoluteDir(std::string* (*field)(Config&)) {
+    return [field](Config& c, const std::string& v) -> std::string {
+        if (v.empty() || v[0] != '/')
+            return expected("an absolute directory path", v);
+        *field(c) = v;
+        return {};
+    };
+}
+
+Setter count(std::uint64_t min, std::uint64_t max, std::size_t* (*field)(Config&)) {
+    return [=](Config& c, const std::string& v) -> std::string {
+        const auto n = parseUnsigned(v);
+        if (!n || *n < min || *n > max)
+            return expected(
+                "a number between " + std::to_string(min) + " and " + std::to_string(max), v);
+        *field(c) = static_cast<std::size_t>(*n);
+        return {};
+    };
+}
+
 const std::map<std::string, Setter>& schema() {
     static const std::map<std::string, Setter> s = {
         {"smtp.listen", hostPort([](Config& c) { return &c.smtp.listen; })},
@@ -269,27 +289,16 @@ const std::map<std::string, Setter>& schema() {
              c.provider.deMailDomains = std::move(domains);
              return {};
          }},
+        {"provider.connections", count(1, 32, [](Config& c) { return &c.provider.connections; })},
         {"provider.poll_interval", duration([](Config& c) { return &c.provider.pollInterval; })},
         {"delivery.postmaster", text([](Config& c) { return &c.delivery.postmaster; })},
         {"delivery.ca_file", existingFile([](Config& c) { return &c.delivery.caFile; })},
-        {"queue.dir",
-         [](Config& c, const std::string& v) -> std::string {
-             if (v.empty() || v[0] != '/')
-                 return expected("an absolute directory path", v);
-             c.queue.dir = v;
-             return {};
-         }},
+        {"queue.dir", absoluteDir([](Config& c) { return &c.queue.dir; })},
         {"queue.max_age", duration([](Config& c) { return &c.queue.maxAge; })},
         {"queue.delay_warning", duration([](Config& c) { return &c.queue.delayWarning; })},
         {"queue.retry_min", duration([](Config& c) { return &c.queue.retryMin; })},
         {"queue.retry_max", duration([](Config& c) { return &c.queue.retryMax; })},
-        {"certpromote.store",
-         [](Config& c, const std::string& v) -> std::string {
-             if (v.empty() || v[0] != '/')
-                 return expected("an absolute directory path", v);
-             c.certpromote.store = v;
-             return {};
-         }},
+        {"certpromote.store", absoluteDir([](Config& c) { return &c.certpromote.store; })},
         {"certpromote.group", text([](Config& c) { return &c.certpromote.group; })},
         {"certpromote.read_users", wordList([](Config& c) { return &c.certpromote.readUsers; })},
         {"certpromote.read_groups", wordList([](Config& c) { return &c.certpromote.readGroups; })},

@@ -2,7 +2,9 @@
 
 #include <Poco/Logger.h>
 
+#include <algorithm>
 #include <sstream>
+#include <thread>
 
 namespace demail::gateway {
 namespace {
@@ -49,11 +51,42 @@ void OutboundDispatcher::resume() {
     pauseReason_.reset();
 }
 
+DispatchCounts& DispatchCounts::operator+=(const DispatchCounts& o) {
+    submitted += o.submitted;
+    deferred += o.deferred;
+    bounced += o.bounced;
+    delayWarnings += o.delayWarnings;
+    notifyDeferred += o.notifyDeferred;
+    skipped += o.skipped;
+    return *this;
+}
+
+double OutboundDispatcher::uniform01() {
+    std::lock_guard lock(randomMutex_);
+    return uniform01_();
+}
+
 DispatchCounts OutboundDispatcher::runOnce(TimePoint now) {
-    DispatchCounts counts;
-    for (const auto& id : store_.queued())
-        processOne(id, now, counts);
-    return counts;
+    const std::vector<std::string> ids = store_.queued();
+    // Each lane takes the next id until none is left, so a slow submission holds up one lane,
+    // not the queue. Each id is taken exactly once per pass.
+    std::atomic<std::size_t> next{0};
+    auto lane = [&](DispatchCounts& counts) {
+        for (std::size_t i; (i = next.fetch_add(1)) < ids.size();)
+            processOne(ids[i], now, counts);
+    };
+    const std::size_t lanes = std::max<std::size_t>(1, std::min(options_.lanes, ids.size()));
+    std::vector<DispatchCounts> laneCounts(lanes);
+    std::vector<std::thread> threads;
+    for (std::size_t k = 1; k < lanes; ++k)
+        threads.emplace_back(lane, std::ref(laneCounts[k]));
+    lane(laneCounts[0]);
+    for (auto& t : threads)
+        t.join();
+    DispatchCounts total;
+    for (const auto& c : laneCounts)
+        total += c;
+    return total;
 }
 
 void OutboundDispatcher::processOne(const std::string& id, TimePoint now, DispatchCounts& counts) {
@@ -95,8 +128,9 @@ void OutboundDispatcher::processOne(const std::string& id, TimePoint now, Dispat
     ++st.attempts;
     RetrySchedule notifySchedule = options_.schedule;
     notifySchedule.maxAge = std::chrono::hours(24 * 365);  // a DSN is retried, never dropped
-    st.nextAttempt =
-        planRetry(notifySchedule, st.attempts, env->arrival, now, true, uniform01_).nextAttempt;
+    st.nextAttempt = planRetry(notifySchedule, st.attempts, env->arrival, now, true, [this] {
+                         return uniform01();
+                     }).nextAttempt;
     store_.saveState(id, st);
     ++counts.notifyDeferred;
 }
@@ -140,8 +174,8 @@ void OutboundDispatcher::handleSubmit(const OutboundEnvelope& env, DispatchState
     ++st.attempts;
     st.lastError = out.detail;
     st.lastStatus = out.status.empty() ? "4.4.1" : out.status;
-    const RetryPlan plan =
-        planRetry(options_.schedule, st.attempts, env.arrival, now, st.delayWarned, uniform01_);
+    const RetryPlan plan = planRetry(options_.schedule, st.attempts, env.arrival, now,
+                                     st.delayWarned, [this] { return uniform01(); });
     if (plan.giveUp) {
         giveUp(env, st, st.lastStatus,
                "not accepted by the De-Mail provider in time; last error: " + out.detail);

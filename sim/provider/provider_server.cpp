@@ -105,8 +105,11 @@ void ProviderServer::startHttps() {
     params->setMaxKeepAliveRequests(10000);
     params->setKeepAliveTimeout(Poco::Timespan(60, 0));
     params->setTimeout(Poco::Timespan(30, 0));
-    params->setMaxThreads(16);
-    https_ = std::make_unique<Poco::Net::HTTPServer>(makeApiHandlerFactory(*this), socket, params);
+    params->setMaxThreads(64);
+    if (!httpsThreads_)
+        httpsThreads_ = std::make_unique<Poco::ThreadPool>(4, 64);
+    https_ = std::make_unique<Poco::Net::HTTPServer>(makeApiHandlerFactory(*this), *httpsThreads_,
+                                                     socket, params);
     https_->setConnectionFilter(new AlertFilter(*this));
     https_->start();
 }

@@ -5,6 +5,7 @@
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPServer.h>
 #include <Poco/Net/SocketAddress.h>
+#include <Poco/ThreadPool.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -79,6 +80,9 @@ class ProviderServer {
     Faults faults_;
     ServerStats stats_;
     Poco::Net::Context::Ptr context_;
+    // A keep-alive connection holds a server thread, and a gateway keeps up to 32 open (plus
+    // the tests' own clients): Poco's default pool (16 threads) would queue the 17th for good.
+    std::unique_ptr<Poco::ThreadPool> httpsThreads_;
     std::unique_ptr<Poco::Net::HTTPServer> https_;
     std::unique_ptr<Poco::Net::HTTPServer> control_;
     unsigned short httpsPort_ = 0;

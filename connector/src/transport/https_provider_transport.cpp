@@ -32,8 +32,8 @@ class ProfileViolation : public std::runtime_error {
 class ProfileHttpsSession : public Poco::Net::HTTPSClientSession {
   public:
     ProfileHttpsSession(const std::string& host, Poco::UInt16 port, Poco::Net::Context::Ptr ctx,
-                        TlsCounters& counters, HandshakeInfo& last)
-        : HTTPSClientSession(host, port, ctx), counters_(counters), last_(last) {}
+                        Poco::Net::Session::Ptr resume, TlsCounters& counters, HandshakeInfo& last)
+        : HTTPSClientSession(host, port, ctx, resume), counters_(counters), last_(last) {}
 
   protected:
     void connect(const Poco::Net::SocketAddress& address) override {
@@ -56,14 +56,15 @@ class ProfileHttpsSession : public Poco::Net::HTTPSClientSession {
 
 HttpsProviderTransport::HttpsProviderTransport(ProviderEndpoint endpoint,
                                                ClientCredentials& credentials,
-                                               TransportTimeouts timeouts)
+                                               TransportTimeouts timeouts,
+                                               Poco::Net::Session::Ptr resume)
     : endpoint_(std::move(endpoint)), timeouts_(timeouts) {
     if (auto err = completeEndpoint(endpoint_))
         throw std::runtime_error(*err);
     url_ = *parseHttpsUrl(endpoint_.url);
     context_ = makeClientContext(endpoint_, credentials, counters_);
-    session_ = std::make_unique<ProfileHttpsSession>(url_.host, url_.port, context_, counters_,
-                                                     lastHandshake_);
+    session_ = std::make_unique<ProfileHttpsSession>(url_.host, url_.port, context_, resume,
+                                                     counters_, lastHandshake_);
     session_->setKeepAlive(true);
     session_->setKeepAliveTimeout(Poco::Timespan(60, 0));
     // Poco bounds connect *and* handshake by the connection timeout.
@@ -75,6 +76,11 @@ HttpsProviderTransport::~HttpsProviderTransport() = default;
 void HttpsProviderTransport::disconnect() {
     std::lock_guard lock(mutex_);
     session_->reset();  // closes the socket; the TLS session is kept for resumption
+}
+
+Poco::Net::Session::Ptr HttpsProviderTransport::tlsSession() const {
+    std::lock_guard lock(mutex_);
+    return session_->sslSession();
 }
 
 HandshakeInfo HttpsProviderTransport::lastHandshake() const {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <vector>
 
 #include "demail/connector/transport/https_provider_transport.h"
 #include "demail/connector/transport/probe.h"
@@ -82,6 +83,26 @@ TEST_F(TransportSim, ResumedSessionAfterReconnectDoesNotSign) {
     EXPECT_EQ(transport->counters().resumedHandshakes.load(), 3u);
     EXPECT_EQ(sim->stat("resumedHandshakes"), 3);
     EXPECT_EQ(sim->stat("clientSignatures"), 1);
+}
+
+TEST_F(TransportSim, ParallelConnectionsResumeOneSessionAndSignOnce) {
+    ASSERT_TRUE(transport->listAccounts().ok());
+    const auto session = transport->tlsSession();
+    ASSERT_TRUE(session);
+    // Three more connections, open at the same time as the first, built from its session.
+    std::vector<std::unique_ptr<HttpsProviderTransport>> more;
+    for (int i = 0; i < 3; ++i) {
+        more.push_back(
+            std::make_unique<HttpsProviderTransport>(sim->endpoint(), *creds, timeouts(), session));
+        auto r = more.back()->submit(
+            submission("parallel-" + std::to_string(i), "to=buerger@example.de-mail.de"));
+        ASSERT_TRUE(r.ok()) << r.error().reason;
+        EXPECT_TRUE(more.back()->lastHandshake().resumed);
+        EXPECT_EQ(more.back()->counters().cardSignatures.load(), 0u);
+    }
+    ASSERT_TRUE(transport->listAccounts().ok());  // the first one is still open and usable
+    EXPECT_EQ(sim->stat("clientSignatures"), 1);
+    EXPECT_EQ(sim->stat("resumedHandshakes"), 3);
 }
 
 TEST_F(TransportSim, IdempotentResubmissionIsStoredOnce) {

@@ -46,6 +46,7 @@ TEST_F(ConfigFile, MinimalFileGetsDocumentedDefaults) {
     EXPECT_EQ(r.config->smtp.maxMessageSize, 20971520u);
     EXPECT_EQ(r.config->provider.profile, "mentana");
     EXPECT_EQ(r.config->delivery.tls, DeliveryTls::Required);
+    EXPECT_EQ(r.config->provider.connections, 4u);
 }
 
 TEST_F(ConfigFile, InlineCommentsAreStrippedButUriSemicolonsKept) {
@@ -87,6 +88,10 @@ TEST_F(ConfigFile, BadValuesNameTheKeyAndTheValue) {
          "[provider] profile: expected mentana, telekom or t-systems, got 'acme'"},
         {"[smtp]\nrequire_tls = perhaps\n",
          "[smtp] require_tls: expected true or false, got 'perhaps'"},
+        {"[provider]\nconnections = 0\n",
+         "[provider] connections: expected a number between 1 and 32, got '0'"},
+        {"[provider]\nconnections = 33\n",
+         "[provider] connections: expected a number between 1 and 32, got '33'"},
         {"[smtp]\ntls_cert = /nonexistent/cert.pem\n",
          "[smtp] tls_cert: cannot read file '/nonexistent/cert.pem'"},
     };

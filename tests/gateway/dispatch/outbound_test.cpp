@@ -3,8 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <condition_variable>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <sstream>
 
 using namespace demail::gateway;
@@ -220,4 +223,97 @@ TEST_F(Dispatch, ExpiryStillBouncesWhilePaused) {
     EXPECT_EQ(dispatcher.runOnce(kT0 + 1h).skipped, 1);
     EXPECT_EQ(dispatcher.runOnce(kT0 + 25h).bounced, 1);
     EXPECT_TRUE(provider.seen.empty());
+}
+
+namespace {
+
+// Thread-safe store and a provider that blocks until `lanes` submissions are in flight at once,
+// which proves the lanes run side by side (a serial dispatcher would time out at the first one).
+class LockedStore : public MemoryStore {
+  public:
+    std::optional<OutboundEnvelope> envelope(const std::string& id) override {
+        std::lock_guard lock(mutex);
+        return MemoryStore::envelope(id);
+    }
+    std::unique_ptr<std::istream> body(const std::string& id) override {
+        std::lock_guard lock(mutex);
+        return MemoryStore::body(id);
+    }
+    DispatchState state(const std::string& id) override {
+        std::lock_guard lock(mutex);
+        return MemoryStore::state(id);
+    }
+    void saveState(const std::string& id, const DispatchState& s) override {
+        std::lock_guard lock(mutex);
+        MemoryStore::saveState(id, s);
+    }
+    void finish(const std::string& id) override {
+        std::lock_guard lock(mutex);
+        MemoryStore::finish(id);
+    }
+    std::mutex mutex;
+};
+
+class RendezvousProvider : public Submitter {
+  public:
+    explicit RendezvousProvider(int lanes) : lanes_(lanes) {}
+    SubmitOutcome submit(const OutboundEnvelope& env, std::istream&) override {
+        std::unique_lock lock(mutex_);
+        ++inFlight_;
+        maxInFlight = std::max(maxInFlight, inFlight_);
+        submitted.push_back(env.queueId);
+        changed_.notify_all();
+        const bool met = changed_.wait_for(lock, 5s, [&] { return maxInFlight >= lanes_; });
+        --inFlight_;
+        if (!met)
+            return retryable("the lanes never met");
+        return {SubmitOutcome::Kind::Accepted, "accepted", "", "provider.test"};
+    }
+    int maxInFlight = 0;
+    std::vector<std::string> submitted;
+
+  private:
+    int lanes_;
+    int inFlight_ = 0;
+    std::mutex mutex_;
+    std::condition_variable changed_;
+};
+
+}  // namespace
+
+TEST(DispatchLanes, FourLanesSubmitSideBySideAndEachMessageOnce) {
+    LockedStore store;
+    for (int i = 0; i < 40; ++i)
+        store.add(envelope("M" + std::to_string(100 + i)), "Subject: x\r\n\r\nbody\r\n");
+    RendezvousProvider provider(4);
+    RecordingRelay relay;
+    OutboundDispatcher::Options o;
+    o.reportingHost = "gw.firma.de";
+    o.lanes = 4;
+    OutboundDispatcher dispatcher(o, store, provider, relay, [] { return 0.5; });
+    const auto c = dispatcher.runOnce(kT0);
+    EXPECT_EQ(c.submitted, 40);
+    EXPECT_EQ(c.deferred, 0);
+    EXPECT_EQ(provider.maxInFlight, 4);
+    auto ids = provider.submitted;
+    std::sort(ids.begin(), ids.end());
+    EXPECT_EQ(std::unique(ids.begin(), ids.end()), ids.end()) << "a message was submitted twice";
+    EXPECT_EQ(ids.size(), 40u);
+    EXPECT_TRUE(store.envelopes.empty());
+}
+
+TEST(DispatchLanes, MoreLanesThanMessagesAndAnEmptyQueue) {
+    LockedStore store;
+    RendezvousProvider provider(1);
+    RecordingRelay relay;
+    OutboundDispatcher::Options o;
+    o.lanes = 16;
+    OutboundDispatcher dispatcher(o, store, provider, relay, [] { return 0.5; });
+    EXPECT_EQ(dispatcher.runOnce(kT0).submitted, 0);
+    store.add(envelope("A"), "Subject: a\r\n\r\nbody\r\n");
+    EXPECT_EQ(dispatcher.runOnce(kT0).submitted, 1);
+    o.lanes = 0;  // treated as one
+    OutboundDispatcher one(o, store, provider, relay, [] { return 0.5; });
+    store.add(envelope("B"), "Subject: b\r\n\r\nbody\r\n");
+    EXPECT_EQ(one.runOnce(kT0).submitted, 1);
 }

@@ -55,6 +55,9 @@ struct ProviderConfig {
     // of our own accounts. All De-Mail domains are below de-mail.de (TR ACM_FU §2.1.2).
     std::vector<std::string> deMailDomains{"de-mail.de"};
     std::chrono::seconds pollInterval{60};  // how often the provider inbox is fetched
+    // Keep-alive HTTPS connections to the provider, and so messages submitted at the same time.
+    // Each new connection costs one card signature.
+    std::size_t connections = 4;
 };
 
 enum class DeliveryTls { Required, Opportunistic };

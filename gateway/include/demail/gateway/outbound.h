@@ -100,6 +100,7 @@ struct DispatchCounts {
     int delayWarnings = 0;
     int notifyDeferred = 0;  // the DSN itself could not be handed over yet
     int skipped = 0;         // not due yet
+    DispatchCounts& operator+=(const DispatchCounts& o);
 };
 
 class OutboundDispatcher {
@@ -107,14 +108,18 @@ class OutboundDispatcher {
     struct Options {
         RetrySchedule schedule;
         std::string reportingHost;  // our host name in DSNs
+        // Messages handled at the same time in one pass, each on its own thread (the calling
+        // thread is one of them). The Submitter, store and notifier must then be thread-safe;
+        // the daemon sets it to [provider] connections.
+        std::size_t lanes = 1;
     };
     OutboundDispatcher(Options options, OutboundStore& store, Submitter& submitter,
                        Notifier& notifier, std::function<double()> uniform01);
 
-    // Processes every message that is due at `now`. Stops submitting (but still sends pending
-    // DSNs and bounces what expired) while paused.
+    // Processes every message that is due at `now`, `lanes` at a time. Stops submitting (but
+    // still sends pending DSNs and bounces what expired) while paused.
     DispatchCounts runOnce(TimePoint now);
-    // Processes one message; used by runOnce and by worker pools that share out the ids.
+    // Processes one message; used by runOnce's lanes.
     void processOne(const std::string& id, TimePoint now, DispatchCounts& counts);
 
     // Set when a submission came back OperatorAction, cleared by resume() (the card supervisor
@@ -136,7 +141,9 @@ class OutboundDispatcher {
     OutboundStore& store_;
     Submitter& submitter_;
     Notifier& notifier_;
+    double uniform01();  // uniform01_ is not thread-safe: lanes take turns
     std::function<double()> uniform01_;
+    std::mutex randomMutex_;
     mutable std::mutex pauseMutex_;
     std::optional<std::string> pauseReason_;
 };

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <Poco/Net/Context.h>
+#include <Poco/Net/Session.h>
 #include <Poco/Timespan.h>
 
 #include <memory>
@@ -25,8 +26,12 @@ class ProfileHttpsSession;  // internal: HTTPSClientSession with the post-handsh
 class HttpsProviderTransport final : public ProviderTransport {
   public:
     // Throws std::runtime_error (one line) when the endpoint or credentials are unusable.
+    // `resume`: a TLS session another connection established with the same credentials; the
+    // first connection then resumes it instead of a full handshake, which costs no signature on
+    // the card (TLS 1.2 resumption carries the client's authentication over).
     HttpsProviderTransport(ProviderEndpoint endpoint, ClientCredentials& credentials,
-                           TransportTimeouts timeouts = {});
+                           TransportTimeouts timeouts = {},
+                           Poco::Net::Session::Ptr resume = nullptr);
     ~HttpsProviderTransport() override;
 
     Result<Done> open() override;
@@ -41,6 +46,8 @@ class HttpsProviderTransport final : public ProviderTransport {
     const TlsCounters& counters() const { return counters_; }
     // What the last handshake negotiated (empty before the first one).
     HandshakeInfo lastHandshake() const;
+    // The TLS session of the current or last connection, for `resume` (null before one).
+    Poco::Net::Session::Ptr tlsSession() const;
 
     struct Response {
         int status = 0;
