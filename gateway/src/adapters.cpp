@@ -6,7 +6,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
+#include <string_view>
 
 #include "demail/connector/message/demail_headers.h"
 #include "demail/connector/message/header_block.h"
@@ -229,10 +231,42 @@ SubmitterSettings ProviderSubmitter::settings() const {
     return settings_;
 }
 
+namespace {
+
+// The header section with its blank line (all of a message without body), or nullopt when it is
+// longer than `limit`: such a message is refused, never cut (the cut-off rest would reach the
+// provider unchecked).
+std::optional<std::string> readHeaderSection(std::istream& in, std::size_t limit) {
+    std::string head;
+    std::streambuf* sb = in.rdbuf();
+    std::size_t lineStart = 0;
+    for (int c; (c = sb->sbumpc()) != std::char_traits<char>::eof();) {
+        head.push_back(static_cast<char>(c));
+        if (c == '\n') {
+            const std::string_view line(head.data() + lineStart, head.size() - lineStart);
+            if (line == "\n" || line == "\r\n")
+                return head;
+            lineStart = head.size();
+        }
+        if (head.size() > limit)
+            return std::nullopt;
+    }
+    return head;
+}
+
+}  // namespace
+
+// Only the header section is held in memory: the body goes from the spool file to the provider
+// in 64 KiB pieces, so a lane needs the same memory for 1 KB and for 20 MB.
 SubmitOutcome ProviderSubmitter::submit(const OutboundEnvelope& env, std::istream& body) {
-    std::stringstream ss;
-    ss << body.rdbuf();
-    const std::string message = ss.str();
+    const std::size_t limit = connector::HeaderLimits{}.maxSectionBytes;
+    const auto head = readHeaderSection(body, limit);
+    if (!head || head->size() > env.size)
+        return {SubmitOutcome::Kind::Permanent,
+                head ? "the queued message is shorter than its header section"
+                     : "header section larger than " + std::to_string(limit) + " bytes",
+                "5.6.0", ""};
+    const std::string& message = *head;
     connector::OutboundContext ctx;
     ctx.queueId = env.queueId;
     ctx.envelopeSender = env.sender;
@@ -255,6 +289,8 @@ SubmitOutcome ProviderSubmitter::submit(const OutboundEnvelope& env, std::istrea
     sub.idempotencyKey = env.queueId;
     sub.account = prep.account;
     sub.rfc5322 = prep.headers + message.substr(prep.bodyOffset);
+    sub.bodyStream = &body;
+    sub.bodyLength = env.size - head->size();
     sub.options = {prep.options.personal, prep.options.authoritative,
                    prep.options.dispatchConfirmation, prep.options.receiptConfirmation,
                    prep.options.retrieveConfirmation};

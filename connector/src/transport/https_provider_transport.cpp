@@ -90,7 +90,8 @@ HandshakeInfo HttpsProviderTransport::lastHandshake() const {
 
 Result<HttpsProviderTransport::Response> HttpsProviderTransport::request(
     const std::string& method, const std::string& path, const std::string& contentType,
-    const std::string& body, const std::vector<std::pair<std::string, std::string>>& headers) {
+    const std::string& body, const std::vector<std::pair<std::string, std::string>>& headers,
+    StreamedTail tail) {
     std::lock_guard lock(mutex_);
     try {
         Poco::Net::HTTPRequest req(method, url_.basePath + path, Poco::Net::HTTPMessage::HTTP_1_1);
@@ -100,10 +101,30 @@ Result<HttpsProviderTransport::Response> HttpsProviderTransport::request(
             req.set(name, value);
         if (!body.empty() || method == Poco::Net::HTTPRequest::HTTP_POST) {
             req.setContentType(contentType.empty() ? "application/json" : contentType);
-            req.setContentLength(static_cast<std::streamsize>(body.size()));
+            req.setContentLength(static_cast<std::streamsize>(body.size() + tail.length));
         }
         std::ostream& out = session_->sendRequest(req);
         out.write(body.data(), static_cast<std::streamsize>(body.size()));
+        if (tail.stream) {
+            char chunk[64 * 1024];
+            std::uint64_t left = tail.length;
+            while (left > 0 && out) {
+                tail.stream->read(chunk, static_cast<std::streamsize>(
+                                             std::min<std::uint64_t>(left, sizeof chunk)));
+                const auto n = tail.stream->gcount();
+                if (n <= 0)
+                    break;
+                out.write(chunk, n);
+                left -= static_cast<std::uint64_t>(n);
+            }
+            if (left > 0) {  // the server waits for bytes that will not come: drop the connection
+                session_->reset();
+                return api::connectFailure("short_body",
+                                           out ? "the message ended " + std::to_string(left) +
+                                                     " bytes before its declared length"
+                                               : "connection lost while sending the message");
+            }
+        }
         Poco::Net::HTTPResponse resp;
         std::istream& in = session_->receiveResponse(resp);
         Response r;
@@ -183,7 +204,8 @@ Result<SubmitReceipt> HttpsProviderTransport::submit(const Submission& s) {
     auto r = request("POST", "/v1/messages", "message/rfc822", s.rfc5322,
                      {{"Idempotency-Key", s.idempotencyKey},
                       {"X-Demail-Account", s.account},
-                      {"X-Demail-Options", api::submitOptionsJson(s.options)}});
+                      {"X-Demail-Options", api::submitOptionsJson(s.options)}},
+                     {s.bodyStream, s.bodyStream ? s.bodyLength : 0});
     if (!r)
         return r.error();
     int status = r.value().status;

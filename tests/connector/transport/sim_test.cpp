@@ -1,8 +1,10 @@
 // Integration: the HTTPS transport with PEM credentials against the real `demail-sim provider`
 // (real Poco/OpenSSL on both ends, separate processes).
+#include <Poco/JSON/Parser.h>
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <sstream>
 #include <vector>
 
 #include "demail/connector/transport/https_provider_transport.h"
@@ -151,6 +153,43 @@ TEST_F(TransportSim, SubmissionChecksArePermanentErrorsWithReason) {
     EXPECT_EQ(tooLarge.error().kind, ErrorKind::Permanent);
     EXPECT_EQ(tooLarge.error().code, "too_large");
     EXPECT_EQ(jsonNumber(sim->control("GET", "/control/state"), "submissions"), 0);
+}
+
+TEST_F(TransportSim, StreamedBodyArrivesWholeAndAShortStreamFailsCleanly) {
+    std::string body;
+    for (int i = 0; body.size() < 3u * 1024u * 1024u; ++i)
+        body += "Zeile " + std::to_string(i) + " des Anhangs\r\n";
+    Submission s = submission("stream-1", "to=buerger@example.de-mail.de");
+    s.rfc5322 = message(kSender, "to=buerger@example.de-mail.de", "stream-1", "");
+    std::istringstream stream(body);
+    s.bodyStream = &stream;
+    s.bodyLength = body.size();
+    auto r = transport->submit(s);
+    ASSERT_TRUE(r.ok()) << r.error().reason;
+    // The copy in the recipient's mailbox: the only stored message so far.
+    const auto state = Poco::JSON::Parser()
+                           .parse(sim->control("GET", "/control/state"))
+                           .extract<Poco::JSON::Object::Ptr>();
+    const auto messages = state->getArray("messages");
+    ASSERT_EQ(messages->size(), 1u);
+    const std::string id = messages->getObject(0)->getValue<std::string>("id");
+    const std::string stored = sim->control("GET", "/control/message/" + id);
+    ASSERT_GE(stored.size(), body.size());
+    EXPECT_EQ(stored.substr(stored.size() - body.size()), body);
+
+    // The stream ends early: the provider must not wait for the rest, nor store half a message.
+    Submission shortOne = submission("stream-2", "to=buerger@example.de-mail.de");
+    shortOne.rfc5322 = message(kSender, "to=buerger@example.de-mail.de", "stream-2", "");
+    std::istringstream truncated(body.substr(0, 1000));
+    shortOne.bodyStream = &truncated;
+    shortOne.bodyLength = body.size();
+    auto failed = transport->submit(shortOne);
+    ASSERT_FALSE(failed.ok());
+    EXPECT_EQ(failed.error().kind, ErrorKind::Retryable);
+    EXPECT_EQ(failed.error().code, "short_body");
+    EXPECT_EQ(jsonNumber(sim->control("GET", "/control/state"), "submissions"), 1);
+    auto after = transport->submit(submission("stream-3", "to=buerger@example.de-mail.de"));
+    EXPECT_TRUE(after.ok()) << after.error().reason;
 }
 
 TEST_F(TransportSim, BccSplitAndConfirmationsCarryPrivateId) {

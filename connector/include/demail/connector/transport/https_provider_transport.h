@@ -21,7 +21,13 @@ struct TransportTimeouts {
     Poco::Timespan io{30, 0};       // handshake, each send and each read
 };
 
-class ProfileHttpsSession;  // internal: HTTPSClientSession with the post-handshake check
+class ProfileHttpsSession;
+
+// More request body, copied from a stream after the in-memory part (exactly `length` bytes).
+struct StreamedTail {
+    std::istream* stream = nullptr;
+    std::uint64_t length = 0;
+};  // internal: HTTPSClientSession with the post-handshake check
 
 class HttpsProviderTransport final : public ProviderTransport {
   public:
@@ -56,7 +62,8 @@ class HttpsProviderTransport final : public ProviderTransport {
     // One request; on success the HTTP status and body (any status), else a transport error.
     Result<Response> request(const std::string& method, const std::string& path,
                              const std::string& contentType, const std::string& body,
-                             const std::vector<std::pair<std::string, std::string>>& headers = {});
+                             const std::vector<std::pair<std::string, std::string>>& headers = {},
+                             StreamedTail tail = {});
 
   private:
     ProviderEndpoint endpoint_;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <istream>
 #include <string>
 #include <variant>
 #include <vector>
@@ -62,6 +63,11 @@ struct Submission {
     std::string account;         // sending De-Mail account (address)
     std::string rfc5322;         // the message with user metadata (X-de-mail-* options, private-id)
     SubmitOptions options;
+    // Optional: the rest of the message, streamed after `rfc5322` (then only the header section
+    // and any start of the body), exactly `bodyLength` bytes, so that memory does not grow with
+    // the message. Read once: a retry needs a fresh stream.
+    std::istream* bodyStream = nullptr;
+    std::uint64_t bodyLength = 0;
 };
 
 struct SubmitReceipt {

@@ -1,0 +1,103 @@
+// ProviderSubmitter with a recording transport: what it hands to the provider, and that only the
+// header section is held in memory while the body is streamed.
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "demail/gateway/adapters.h"
+
+using namespace demail;
+using namespace demail::gateway;
+
+namespace {
+
+class RecordingTransport : public connector::ProviderTransport {
+  public:
+    connector::Result<connector::Done> open() override { return connector::Done{}; }
+    connector::Result<std::vector<connector::Account>> listAccounts() override {
+        return std::vector<connector::Account>{};
+    }
+    connector::Result<connector::SubmitReceipt> submit(const connector::Submission& s) override {
+        ++calls;
+        inMemory = s.rfc5322;
+        sent = s.rfc5322;
+        if (s.bodyStream) {
+            std::string rest(s.bodyLength, '\0');
+            s.bodyStream->read(rest.data(), static_cast<std::streamsize>(rest.size()));
+            rest.resize(static_cast<std::size_t>(s.bodyStream->gcount()));
+            sent += rest;
+        }
+        return connector::SubmitReceipt{{"id-1"}, false};
+    }
+    connector::Result<std::vector<connector::InboundRef>> listInbound(const std::string&) override {
+        return std::vector<connector::InboundRef>{};
+    }
+    connector::Result<std::string> fetch(const std::string&) override { return std::string(); }
+    connector::Result<connector::Done> acknowledge(const std::string&) override {
+        return connector::Done{};
+    }
+    int calls = 0;
+    std::string inMemory, sent;
+};
+
+class ProviderSubmission : public ::testing::Test {
+  protected:
+    ProviderSubmission() : journal(dir()), submitter(transport, journal, "provider.test") {
+        connector::AccountMap accounts;
+        accounts.entries.push_back({"sachbearbeiter@firma.de", "poststelle@firma.de-mail.de"});
+        submitter.update({{"de-mail.de"}, accounts});
+    }
+    static std::string dir() {
+        return ::testing::TempDir() + "/submitter-journal-" +
+               ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    }
+    SubmitOutcome submit(const std::string& message) {
+        OutboundEnvelope env;
+        env.queueId = "20261123T120000-abcdef";
+        env.sender = "sachbearbeiter@firma.de";
+        env.recipients = {{"amt@behoerde.de-mail.de", "", ""}};
+        env.size = message.size();
+        std::istringstream body(message);
+        return submitter.submit(env, body);
+    }
+    RecordingTransport transport;
+    SentJournal journal;
+    ProviderSubmitter submitter;
+};
+
+const std::string kHeaders =
+    "From: poststelle@firma.de-mail.de\r\nTo: amt@behoerde.de-mail.de\r\n"
+    "X-de-mail-sender: forged@firma.de-mail.de\r\nSubject: Antrag\r\n\r\n";
+
+}  // namespace
+
+TEST_F(ProviderSubmission, BodyIsStreamedWholeAndOnlyTheHeadersAreHeld) {
+    std::string body;
+    while (body.size() < 4u * 1024u * 1024u)
+        body += "X-de-mail-sender: in the body this is text, not a header\r\n";
+    const auto out = submit(kHeaders + body);
+    ASSERT_EQ(out.kind, SubmitOutcome::Kind::Accepted) << out.detail;
+    EXPECT_LT(transport.inMemory.size(), 4096u);
+    ASSERT_GE(transport.sent.size(), body.size());
+    EXPECT_EQ(transport.sent.substr(transport.sent.size() - body.size()), body);
+    const std::string head = transport.sent.substr(0, transport.sent.find("\r\n\r\n"));
+    EXPECT_EQ(head.find("forged@"), std::string::npos) << "forged provider header not stripped";
+    EXPECT_NE(head.find("X-de-mail-private-id: 20261123T120000-abcdef"), std::string::npos);
+}
+
+TEST_F(ProviderSubmission, MessageWithoutBodyIsSentWhole) {
+    const auto out = submit("From: poststelle@firma.de-mail.de\r\nTo: amt@behoerde.de-mail.de\r\n");
+    ASSERT_EQ(out.kind, SubmitOutcome::Kind::Accepted) << out.detail;
+    EXPECT_NE(transport.sent.find("To: amt@behoerde.de-mail.de"), std::string::npos);
+}
+
+TEST_F(ProviderSubmission, OversizedHeaderSectionIsRefusedNotCut) {
+    std::string headers = "From: poststelle@firma.de-mail.de\r\nTo: amt@behoerde.de-mail.de\r\n";
+    while (headers.size() <= (1u << 20))
+        headers += "X-Filler: " + std::string(900, 'f') + "\r\n";
+    // Past the limit a forged provider header would escape the check if the section were cut.
+    const auto out = submit(headers + "X-de-mail-sender: forged@firma.de-mail.de\r\n\r\nbody\r\n");
+    EXPECT_EQ(out.kind, SubmitOutcome::Kind::Permanent);
+    EXPECT_EQ(out.status, "5.6.0");
+    EXPECT_EQ(transport.calls, 0);
+}
