@@ -1,9 +1,11 @@
 #include "demail/gateway/adapters.h"
 
 #include <openssl/ssl.h>
+#include <sys/stat.h>
 
 #include <Poco/Logger.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -186,6 +188,15 @@ void SpoolOutboundStore::saveState(const std::string& id, const DispatchState& s
     if (!e.empty())
         Poco::Logger::get("queue").error("event=state_not_saved queue_id=" + id + " error=\"" + e +
                                          "\"");
+}
+
+std::optional<std::uint64_t> SpoolOutboundStore::stateStamp(const std::string& id) {
+    struct stat st {};
+    if (::stat(states_.path(id).c_str(), &st) != 0)
+        return errno == ENOENT ? std::optional<std::uint64_t>(0) : std::nullopt;
+    const auto mtimeNs = static_cast<std::uint64_t>(st.st_mtim.tv_sec) * 1000000000ULL +
+                         static_cast<std::uint64_t>(st.st_mtim.tv_nsec);
+    return (static_cast<std::uint64_t>(st.st_ino) << 40) ^ mtimeNs ^ 1;
 }
 
 void SpoolOutboundStore::finish(const std::string& id) {

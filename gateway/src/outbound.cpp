@@ -66,8 +66,37 @@ double OutboundDispatcher::uniform01() {
     return uniform01_();
 }
 
+bool OutboundDispatcher::due(const Parked& p, TimePoint now) const {
+    // As processMessage decides: not before nextAttempt; a message to submit only while sending
+    // or once it expired (it is bounced even while paused).
+    if (p.nextAttempt > now)
+        return false;
+    return p.phase == DispatchState::Phase::Notify || !paused() ||
+           now >= p.arrival + options_.schedule.maxAge;
+}
+
 DispatchCounts OutboundDispatcher::runOnce(TimePoint now) {
-    const std::vector<std::string> ids = store_.queued();
+    std::vector<std::string> ids;
+    DispatchCounts parkedCounts;
+    {
+        // Messages a previous pass left waiting are skipped without touching their files while
+        // they are not due and nobody rewrote their state; forgotten once they left the queue.
+        std::lock_guard lock(parkedMutex_);
+        std::map<std::string, Parked> stillQueued;
+        for (auto& id : store_.queued()) {
+            auto it = parked_.find(id);
+            if (it != parked_.end()) {
+                const Parked p = it->second;
+                stillQueued.emplace(id, p);
+                if (!due(p, now) && store_.stateStamp(id) == p.stamp) {
+                    ++parkedCounts.skipped;
+                    continue;
+                }
+            }
+            ids.push_back(std::move(id));
+        }
+        parked_ = std::move(stillQueued);
+    }
     // Each lane takes the next id until none is left, so a slow submission holds up one lane,
     // not the queue. Each id is taken exactly once per pass.
     std::atomic<std::size_t> next{0};
@@ -83,22 +112,37 @@ DispatchCounts OutboundDispatcher::runOnce(TimePoint now) {
     lane(laneCounts[0]);
     for (auto& t : threads)
         t.join();
-    DispatchCounts total;
+    DispatchCounts total = parkedCounts;
     for (const auto& c : laneCounts)
         total += c;
     return total;
 }
 
 void OutboundDispatcher::processOne(const std::string& id, TimePoint now, DispatchCounts& counts) {
-    const auto env = store_.envelope(id);
+    std::optional<OutboundEnvelope> env;
+    DispatchState st;
+    const bool stays = processMessage(id, now, counts, env, st);
+    const auto stamp = stays ? store_.stateStamp(id) : std::nullopt;
+    std::lock_guard lock(parkedMutex_);
+    if (stamp)
+        parked_[id] = Parked{st.phase, st.nextAttempt, env->arrival, *stamp};
+    else
+        parked_.erase(id);
+}
+
+// True when the message stays queued (then `env` and `st` are what it waits with).
+bool OutboundDispatcher::processMessage(const std::string& id, TimePoint now,
+                                        DispatchCounts& counts,
+                                        std::optional<OutboundEnvelope>& env, DispatchState& st) {
+    env = store_.envelope(id);
     if (!env) {
         ++counts.skipped;  // the store moved it to corrupt/ and logged it
-        return;
+        return false;
     }
-    DispatchState st = store_.state(id);
+    st = store_.state(id);
     if (st.nextAttempt > now) {
         ++counts.skipped;
-        return;
+        return true;
     }
 
     if (st.phase == DispatchState::Phase::Submit) {
@@ -110,11 +154,12 @@ void OutboundDispatcher::processOne(const std::string& id, TimePoint now, Dispat
                        (st.lastError.empty() ? "" : "; last error: " + st.lastError));
         } else if (paused()) {
             ++counts.skipped;
-            return;
+            return true;
         } else {
-            handleSubmit(*env, st, now, counts);
+            if (handleSubmit(*env, st, now, counts))
+                return false;  // accepted by the provider
             if (st.phase == DispatchState::Phase::Submit)
-                return;
+                return true;
         }
     }
 
@@ -123,7 +168,7 @@ void OutboundDispatcher::processOne(const std::string& id, TimePoint now, Dispat
         store_.finish(id);
         ++counts.bounced;
         log().notice("event=bounced queue_id=" + id + " status=" + st.lastStatus);
-        return;
+        return false;
     }
     ++st.attempts;
     RetrySchedule notifySchedule = options_.schedule;
@@ -133,14 +178,15 @@ void OutboundDispatcher::processOne(const std::string& id, TimePoint now, Dispat
                      }).nextAttempt;
     store_.saveState(id, st);
     ++counts.notifyDeferred;
+    return true;
 }
 
-void OutboundDispatcher::handleSubmit(const OutboundEnvelope& env, DispatchState& st, TimePoint now,
+bool OutboundDispatcher::handleSubmit(const OutboundEnvelope& env, DispatchState& st, TimePoint now,
                                       DispatchCounts& counts) {
     auto body = store_.body(env.queueId);
     if (!body) {
         giveUp(env, st, "4.3.0", "the queued message body cannot be read");
-        return;
+        return false;
     }
     const SubmitOutcome out = submitter_.submit(env, *body);
     switch (out.kind) {
@@ -157,17 +203,17 @@ void OutboundDispatcher::handleSubmit(const OutboundEnvelope& env, DispatchState
                 done.lastError = "handed to the De-Mail provider";
                 sendReport(env, done, DsnAction::Relayed, now, out.remoteHost);
             }
-            return;
+            return true;
         case SubmitOutcome::Kind::Permanent:
             giveUp(env, st, out.status.empty() ? "5.0.0" : out.status, out.detail);
-            return;
+            return false;
         case SubmitOutcome::Kind::OperatorAction:
             // Not the message's fault: no attempt is counted, the queue waits for the operator.
             pause(out.detail);
             st.lastError = out.detail;
             store_.saveState(env.queueId, st);
             ++counts.deferred;
-            return;
+            return false;
         case SubmitOutcome::Kind::Retryable:
             break;
     }
@@ -179,7 +225,7 @@ void OutboundDispatcher::handleSubmit(const OutboundEnvelope& env, DispatchState
     if (plan.giveUp) {
         giveUp(env, st, st.lastStatus,
                "not accepted by the De-Mail provider in time; last error: " + out.detail);
-        return;
+        return false;
     }
     st.nextAttempt = plan.nextAttempt;
     if (plan.sendDelayWarning) {
@@ -191,6 +237,7 @@ void OutboundDispatcher::handleSubmit(const OutboundEnvelope& env, DispatchState
     ++counts.deferred;
     log().information("event=deferred queue_id=" + env.queueId + " attempts=" +
                       std::to_string(st.attempts) + " reason=\"" + out.detail + "\"");
+    return false;
 }
 
 void OutboundDispatcher::giveUp(const OutboundEnvelope& env, DispatchState& st,

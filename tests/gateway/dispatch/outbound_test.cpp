@@ -317,3 +317,67 @@ TEST(DispatchLanes, MoreLanesThanMessagesAndAnEmptyQueue) {
     store.add(envelope("B"), "Subject: b\r\n\r\nbody\r\n");
     EXPECT_EQ(one.runOnce(kT0).submitted, 1);
 }
+
+namespace {
+
+// A store that reports state stamps and counts how often a message's files are read.
+class StampedStore : public MemoryStore {
+  public:
+    std::optional<OutboundEnvelope> envelope(const std::string& id) override {
+        ++reads;
+        return MemoryStore::envelope(id);
+    }
+    void saveState(const std::string& id, const DispatchState& s) override {
+        MemoryStore::saveState(id, s);
+        ++stamps[id];
+    }
+    std::optional<std::uint64_t> stateStamp(const std::string& id) override { return stamps[id]; }
+    int reads = 0;
+    std::map<std::string, std::uint64_t> stamps;
+};
+
+}  // namespace
+
+TEST(DispatchParked, WaitingMessagesAreNotReadAgainUntilDueOrRewritten) {
+    StampedStore store;
+    for (int i = 0; i < 100; ++i)
+        store.add(envelope("P" + std::to_string(100 + i)), "Subject: p\r\n\r\nbody\r\n");
+    ScriptedProvider provider;
+    RecordingRelay relay;
+    OutboundDispatcher::Options o;
+    OutboundDispatcher dispatcher(o, store, provider, relay, [] { return 0.5; });
+    dispatcher.pause("card removed");
+    EXPECT_EQ(dispatcher.runOnce(kT0).skipped, 100);
+    EXPECT_EQ(store.reads, 100);
+    for (int pass = 0; pass < 5; ++pass)  // the card stays away: no file is opened again
+        EXPECT_EQ(dispatcher.runOnce(kT0 + 1s * pass).skipped, 100);
+    EXPECT_EQ(store.reads, 100);
+
+    // `demailctl queue retry` rewrites one message's state: that one is read again.
+    store.saveState("P150", DispatchState{});
+    dispatcher.runOnce(kT0 + 10s);
+    EXPECT_EQ(store.reads, 101);
+
+    // Expiry still bounces while paused, and the card coming back sends the rest.
+    store.add(envelope("OLD"), "Subject: old\r\n\r\nbody\r\n");
+    store.envelopes["OLD"].arrival = kT0 - 25h;
+    dispatcher.runOnce(kT0 + 20s);
+    EXPECT_EQ(store.envelopes.count("OLD"), 0u);
+    dispatcher.resume();
+    EXPECT_EQ(dispatcher.runOnce(kT0 + 30s).submitted, 100);
+    EXPECT_TRUE(store.envelopes.empty());
+}
+
+TEST(DispatchParked, DeferredMessageIsReadAgainWhenItsRetryIsDue) {
+    StampedStore store;
+    store.add(envelope("D"), "Subject: d\r\n\r\nbody\r\n");
+    ScriptedProvider provider;
+    provider.script = {retryable("provider down")};
+    RecordingRelay relay;
+    OutboundDispatcher dispatcher({}, store, provider, relay, [] { return 0.5; });
+    EXPECT_EQ(dispatcher.runOnce(kT0).deferred, 1);
+    const int readsAfterFirst = store.reads;
+    EXPECT_EQ(dispatcher.runOnce(kT0 + 30s).skipped, 1);  // retry_min is 60 s
+    EXPECT_EQ(store.reads, readsAfterFirst);
+    EXPECT_EQ(dispatcher.runOnce(kT0 + 61s).submitted, 1);
+}

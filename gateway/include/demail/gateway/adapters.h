@@ -84,6 +84,9 @@ class SpoolOutboundStore final : public OutboundStore {
     DispatchState state(const std::string& id) override;
     void saveState(const std::string& id, const DispatchState& state) override;
     void finish(const std::string& id) override;
+    // The state file's inode and modification time: every write (ours by rename, demailctl's)
+    // changes it; 0 when there is no state file yet.
+    std::optional<std::uint64_t> stateStamp(const std::string& id) override;
 
   private:
     Spool& spool_;

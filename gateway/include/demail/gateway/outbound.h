@@ -12,6 +12,7 @@
 #include <chrono>
 #include <functional>
 #include <istream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -65,6 +66,12 @@ class OutboundStore {
     virtual void saveState(const std::string& id, const DispatchState& state) = 0;
     // The message is finished (accepted by the provider, or bounced): remove it from the queue.
     virtual void finish(const std::string& id) = 0;
+    // A value that changes whenever the message's dispatch state is written, by the daemon or by
+    // `demailctl queue retry`. It lets a pass skip a message that is not due without reading its
+    // files; nullopt (the default) means unknown: the message is read on every pass.
+    virtual std::optional<std::uint64_t> stateStamp(const std::string& /*id*/) {
+        return std::nullopt;
+    }
 };
 
 struct SubmitOutcome {
@@ -130,7 +137,19 @@ class OutboundDispatcher {
     void resume();
 
   private:
-    void handleSubmit(const OutboundEnvelope& env, DispatchState& st, TimePoint now,
+    // What a pass learnt about a message that stays queued, so that the next passes need not
+    // read its files until it is due (a queue of thousands waiting for the card costs nothing).
+    struct Parked {
+        DispatchState::Phase phase;
+        TimePoint nextAttempt;
+        TimePoint arrival;
+        std::uint64_t stamp;
+    };
+    bool processMessage(const std::string& id, TimePoint now, DispatchCounts& counts,
+                        std::optional<OutboundEnvelope>& env, DispatchState& st);
+    bool due(const Parked& p, TimePoint now) const;
+    // True when the provider accepted it and it left the queue.
+    bool handleSubmit(const OutboundEnvelope& env, DispatchState& st, TimePoint now,
                       DispatchCounts& counts);
     void giveUp(const OutboundEnvelope& env, DispatchState& st, const std::string& status,
                 const std::string& detail);
@@ -142,6 +161,8 @@ class OutboundDispatcher {
     Submitter& submitter_;
     Notifier& notifier_;
     double uniform01();  // uniform01_ is not thread-safe: lanes take turns
+    std::mutex parkedMutex_;
+    std::map<std::string, Parked> parked_;
     std::function<double()> uniform01_;
     std::mutex randomMutex_;
     mutable std::mutex pauseMutex_;

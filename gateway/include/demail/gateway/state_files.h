@@ -26,9 +26,9 @@ class DispatchStateFiles {
     DispatchState load(const std::string& queueId) const;
     std::string save(const std::string& queueId, const DispatchState& state);  // "" or error
     std::string remove(const std::string& queueId);
+    std::string path(const std::string& queueId) const;
 
   private:
-    std::string path(const std::string& queueId) const;
     std::string dir_;
 };
 
