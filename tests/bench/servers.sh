@@ -1,0 +1,109 @@
+# The two servers the intake benchmarks compare, on loopback, with the same durability: the
+# message is on disk (fsync) before the 250. Source it; it defines bench_start_servers and
+# bench_stop_servers and exports GW_PORT, GW_PID, GW_SPOOL, PF_PORT, PF_DIR.
+#
+# demail-gatewayd runs with no card in its reader: sending is paused, so only the intake works
+# (the state a gateway is in while its card is away: mail is still accepted and queued).
+# Postfix accepts for a relay domain whose next hop is deferred, so it only queues as well.
+#   BENCH_DIR  scratch directory (required)   GATEWAYD  the daemon binary (required)
+
+bench_free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+bench_start_servers() {
+  local T=${BENCH_DIR:?} src
+  src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 2 \
+    -subj /CN=bench.test 2>/dev/null
+  chmod 644 "$T/key.pem"
+  echo 000000 >"$T/pin"
+  echo "@firma.de poststelle@firma.de-mail.de" >"$T/accounts"
+  GW_PORT=$(bench_free_port); GW_HEALTH=$(bench_free_port); GW_SPOOL=$T/gw-spool
+  cat >"$T/gateway.ini" <<INI
+[smtp]
+listen = 127.0.0.1:$GW_PORT
+hostname = bench.test
+tls_cert = $T/cert.pem
+tls_key = $T/key.pem
+require_tls = false
+relay_networks = 127.0.0.0/8
+max_message_size = 50M
+[card]
+reader = Bench Reader Without Card 00 00
+pkcs11_module = /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so
+key_uri = pkcs11:token=NetKey%20V3%20Card%20%28NetKey%20PIN2%29;id=%47;type=private
+pin_file = $T/pin
+opensc_conf = $src/deploy/opensc.conf
+[provider]
+url = https://127.0.0.1:9/
+ca_file = $T/cert.pem
+accounts_file = $T/accounts
+[delivery]
+relay = 127.0.0.1:9
+[queue]
+dir = $GW_SPOOL
+[health]
+listen = 127.0.0.1:$GW_HEALTH
+INI
+  # NOTIFY_SOCKET: the start-up time to READY=1 is read from it (resources.sh).
+  ${GATEWAYD_ENV:-} "${GATEWAYD:?}" --config "$T/gateway.ini" >"$T/gatewayd.log" 2>&1 &
+  GW_PID=$!
+  for _ in $(seq 1 100); do grep -q "event=ready" "$T/gatewayd.log" && break; sleep 0.05; done
+  grep -q "event=ready" "$T/gatewayd.log" || { echo "gatewayd did not start:"; cat "$T/gatewayd.log"; return 1; }
+
+  # Postfix: a private instance (its own queue and master), fsync on (the default), TLS offered
+  # with the same certificate, enough smtpd processes for 128 and 1000 sessions.
+  PF_DIR=$T/pf; PF_PORT=$(bench_free_port)
+  mkdir -p "$PF_DIR/queue" "$PF_DIR/data"; cp /etc/postfix/master.cf "$PF_DIR/"
+  sed -i "s/^smtp      inet  n       -       y       -       -       smtpd/127.0.0.1:$PF_PORT inet n - n - - smtpd/" "$PF_DIR/master.cf"
+  cat >"$PF_DIR/main.cf" <<CF
+compatibility_level = 3.6
+queue_directory = $PF_DIR/queue
+data_directory = $PF_DIR/data
+shlib_directory = /usr/lib/postfix
+myhostname = bench.test
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mydestination =
+relay_domains = behoerde.de-mail.de
+mynetworks = 127.0.0.0/8
+relayhost = [127.0.0.1]:9
+defer_transports = smtp
+message_size_limit = 52428800
+default_process_limit = 1200
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+smtpd_client_message_rate_limit = 0
+smtpd_tls_security_level = may
+smtpd_tls_cert_file = $T/cert.pem
+smtpd_tls_key_file = $T/key.pem
+maillog_file = $PF_DIR/maillog
+maillog_file_prefixes = $T
+CF
+  chmod 755 "$T"; chown postfix "$PF_DIR/data"
+  postconf -c "$PF_DIR" -F '*/*/chroot = n' >/dev/null
+  postfix -c "$PF_DIR" start >/dev/null 2>&1 || { echo "postfix did not start"; return 1; }
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$PF_PORT") 2>/dev/null && break; sleep 0.1
+  done
+  export GW_PORT GW_PID GW_SPOOL GW_HEALTH PF_PORT PF_DIR
+}
+
+# Empties both queues between points, so the disk does not fill and every point starts alike.
+bench_clear_queues() {
+  find "$GW_SPOOL/queue" -type f -delete 2>/dev/null || true
+  postsuper -c "$PF_DIR" -d ALL >/dev/null 2>&1 || true
+}
+
+bench_stop_servers() {
+  [ -n "${GW_PID:-}" ] && kill "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null
+  [ -n "${PF_DIR:-}" ] && postfix -c "$PF_DIR" stop >/dev/null 2>&1
+  true
+}
+
+# Every process of the private Postfix (master, smtpd, cleanup, qmgr, ...): their pids.
+bench_postfix_pids() {
+  local master
+  master=$(head -1 "$PF_DIR/queue/pid/master.pid" 2>/dev/null | tr -d ' ')
+  [ -n "$master" ] || return 0
+  echo "$master"; pgrep -P "$master"
+}
