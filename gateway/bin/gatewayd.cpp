@@ -98,7 +98,8 @@ struct Daemon {
     std::atomic<bool> stopping{false};
     std::mutex wakeMutex;
     std::condition_variable wake;
-    bool dispatchWanted = false;
+    bool fullPassWanted = false;     // the card is back: look at the whole queue now
+    std::vector<std::string> fresh;  // committed since the last pass: sent without a full pass
 };
 
 }  // namespace
@@ -287,9 +288,9 @@ int main(int argc, char** argv) {
         d.health.set("provider", false, "not contacted: the card is not ready");
 
     gateway::SpoolSink sink(spool);
-    sink.onCommitted = [&d](const std::string&) {
+    sink.onCommitted = [&d](const std::string& id) {
         std::lock_guard lock(d.wakeMutex);
-        d.dispatchWanted = true;
+        d.fresh.push_back(id);
         d.wake.notify_all();
     };
     smtp::UsersFile users;
@@ -402,16 +403,33 @@ int main(int argc, char** argv) {
         mResumed.mirror(totals.resumedHandshakes);
     };
 
+    // New mail is sent as it arrives (only its ids, no queue listing); the whole queue is looked
+    // at once a second and when the card is back (retries due, expiries, DSNs). While paused the
+    // new ids are left to the next full pass: a queue waiting for the card costs the intake
+    // nothing.
     std::thread dispatchThread([&] {
+        auto lastFullPass = std::chrono::steady_clock::now() - 1h;
         while (!d.stopping) {
+            std::vector<std::string> fresh;
+            bool full = false;
             {
                 std::unique_lock lock(d.wakeMutex);
-                d.wake.wait_for(lock, 1s, [&] { return d.dispatchWanted || d.stopping.load(); });
-                d.dispatchWanted = false;
+                d.wake.wait_for(lock, 1s, [&] {
+                    return !d.fresh.empty() || d.fullPassWanted || d.stopping.load();
+                });
+                full = d.fullPassWanted || std::chrono::steady_clock::now() - lastFullPass >= 1s;
+                d.fullPassWanted = false;
+                fresh.swap(d.fresh);
             }
             if (d.stopping)
                 break;
-            const auto c = dispatcher.runOnce(std::chrono::system_clock::now());
+            gateway::DispatchCounts c;
+            if (full) {
+                c = dispatcher.runOnce(std::chrono::system_clock::now());
+                lastFullPass = std::chrono::steady_clock::now();
+            } else if (!dispatcher.paused()) {
+                c = dispatcher.runIds(fresh, std::chrono::system_clock::now());
+            }
             mSubmitted.add(static_cast<std::uint64_t>(c.submitted));
             mBounced.add(static_cast<std::uint64_t>(c.bounced));
             mDeferred.add(static_cast<std::uint64_t>(c.deferred));
@@ -421,7 +439,8 @@ int main(int argc, char** argv) {
                 d.health.set("provider", true, "submission accepted");
             if (dispatcher.paused())
                 d.health.set("card", false, dispatcher.pauseReason());
-            updateQueueMetrics();
+            if (full)
+                updateQueueMetrics();
         }
     });
 
@@ -496,7 +515,7 @@ int main(int argc, char** argv) {
                     d.health.set("card", true, "logged in");
                     log().notice("event=card_ready");
                     std::lock_guard lock(d.wakeMutex);
-                    d.dispatchWanted = true;
+                    d.fullPassWanted = true;
                     d.wake.notify_all();
                 } else {
                     if (r.kind == smartcard::KeyErrorKind::WrongPin ||

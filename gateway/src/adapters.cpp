@@ -158,6 +158,9 @@ std::vector<std::string> SpoolOutboundStore::queued() {
 
 std::optional<OutboundEnvelope> SpoolOutboundStore::envelope(const std::string& id) {
     const auto e = spool_.envelope(id);
+    std::error_code ec;
+    if (!e && !fs::exists(spool_.dir() + "/queue/" + id, ec))
+        return std::nullopt;  // gone (sent or deleted meanwhile): nothing to report
     if (!e) {
         Poco::Logger::get("queue").error("event=unreadable queue_id=" + id + " action=corrupt");
         spool_.moveToCorrupt(id);

@@ -97,6 +97,12 @@ DispatchCounts OutboundDispatcher::runOnce(TimePoint now) {
         }
         parked_ = std::move(stillQueued);
     }
+    DispatchCounts total = parkedCounts;
+    total += runIds(ids, now);
+    return total;
+}
+
+DispatchCounts OutboundDispatcher::runIds(const std::vector<std::string>& ids, TimePoint now) {
     // Each lane takes the next id until none is left, so a slow submission holds up one lane,
     // not the queue. Each id is taken exactly once per pass.
     std::atomic<std::size_t> next{0};
@@ -112,7 +118,7 @@ DispatchCounts OutboundDispatcher::runOnce(TimePoint now) {
     lane(laneCounts[0]);
     for (auto& t : threads)
         t.join();
-    DispatchCounts total = parkedCounts;
+    DispatchCounts total;
     for (const auto& c : laneCounts)
         total += c;
     return total;

@@ -381,3 +381,12 @@ TEST(DispatchParked, DeferredMessageIsReadAgainWhenItsRetryIsDue) {
     EXPECT_EQ(store.reads, readsAfterFirst);
     EXPECT_EQ(dispatcher.runOnce(kT0 + 61s).submitted, 1);
 }
+
+TEST_F(Dispatch, NewArrivalsAreSentByIdAndGoneOnesSkipped) {
+    store.add(envelope("NEW"), "Subject: new\r\n\r\nbody\r\n");
+    store.add(envelope("OTHER"), "Subject: other\r\n\r\nbody\r\n");
+    const auto c = dispatcher.runIds({"NEW", "SENT-MEANWHILE"}, kT0);
+    EXPECT_EQ(c.submitted, 1);
+    EXPECT_EQ(c.skipped, 1);
+    EXPECT_EQ(store.finished, std::vector<std::string>{"NEW"});  // OTHER waits for a full pass
+}

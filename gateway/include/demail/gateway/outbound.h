@@ -126,6 +126,9 @@ class OutboundDispatcher {
     // Processes every message that is due at `now`, `lanes` at a time. Stops submitting (but
     // still sends pending DSNs and bounces what expired) while paused.
     DispatchCounts runOnce(TimePoint now);
+    // Processes just these messages (new arrivals), `lanes` at a time, without listing the
+    // queue; ids that are gone already are skipped.
+    DispatchCounts runIds(const std::vector<std::string>& ids, TimePoint now);
     // Processes one message; used by runOnce's lanes.
     void processOne(const std::string& id, TimePoint now, DispatchCounts& counts);
 
