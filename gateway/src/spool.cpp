@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace demail::gateway {
 namespace fs = std::filesystem;
@@ -185,8 +186,9 @@ class FileWriter final : public SpoolWriter {
             fail();
             return;
         }
+        pending_.reserve(kBufferSize);
         const std::string head = encodeEnvelope(env);
-        raw(head.data(), head.size());
+        buffered(head.data(), head.size());
     }
     ~FileWriter() override {
         if (fd_ >= 0)
@@ -203,7 +205,7 @@ class FileWriter final : public SpoolWriter {
             errorText_ = "message larger than " + std::to_string(maxSize_) + " bytes";
             return false;
         }
-        return raw(data, n);
+        return buffered(data, n);
     }
     std::optional<std::string> commit() override {
         if (error_ != SpoolError::None)
@@ -211,7 +213,7 @@ class FileWriter final : public SpoolWriter {
         char trailer[kTrailerSize + 1];
         std::snprintf(trailer, sizeof trailer, "DEMAIL-END %020llu\n",
                       static_cast<unsigned long long>(body_));
-        if (!raw(trailer, kTrailerSize))
+        if (!buffered(trailer, kTrailerSize) || !flush())
             return std::nullopt;
         if (::fsync(fd_) != 0) {
             fail();
@@ -232,6 +234,23 @@ class FileWriter final : public SpoolWriter {
     std::string errorText() const override { return errorText_; }
 
   private:
+    // DATA arrives line by line; one write(2) per line (and one per CRLF) made the system calls
+    // cost more than the fsync for 100 KB messages. Collected here, written 64 KiB at a time;
+    // a write error (ENOSPC) still surfaces before the 250, at the latest in commit().
+    static constexpr std::size_t kBufferSize = 64 * 1024;
+    bool buffered(const char* data, std::size_t n) {
+        if (pending_.size() + n > kBufferSize && !flush())
+            return false;
+        if (n >= kBufferSize)
+            return raw(data, n);
+        pending_.insert(pending_.end(), data, data + n);
+        return true;
+    }
+    bool flush() {
+        const bool ok = raw(pending_.data(), pending_.size());
+        pending_.clear();
+        return ok;
+    }
     bool raw(const char* data, std::size_t n) {
         while (n > 0 && fd_ >= 0) {
             const ssize_t w = ::write(fd_, data, n);
@@ -260,6 +279,7 @@ class FileWriter final : public SpoolWriter {
     std::string id_;
     std::string tmpPath_;
     int fd_ = -1;
+    std::vector<char> pending_;
     std::uint64_t body_ = 0;
     bool committed_ = false;
     SpoolError error_ = SpoolError::None;
