@@ -308,6 +308,8 @@ int main(int argc, char** argv) {
     scfg.tlsKey = cfg.smtp.tlsKey;
     scfg.requireTls = cfg.smtp.requireTls;
     scfg.maxMessageSize = cfg.smtp.maxMessageSize;
+    scfg.maxConnections = static_cast<int>(cfg.smtp.maxConnections);
+    scfg.maxConnectionsPerClient = static_cast<int>(cfg.smtp.maxConnectionsPerClient);
     smtp::Server server(scfg, policy, sink, cfg.smtp.usersFile.empty() ? nullptr : &users);
     if (auto e = server.start(); !e.empty()) {
         std::cerr << "demail-gatewayd: " << e << "\n";

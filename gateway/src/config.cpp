@@ -225,6 +225,9 @@ const std::map<std::string, Setter>& schema() {
              c.smtp.maxMessageSize = *n;
              return {};
          }},
+        {"smtp.max_connections", count(1, 20000, [](Config& c) { return &c.smtp.maxConnections; })},
+        {"smtp.max_connections_per_client",
+         count(1, 20000, [](Config& c) { return &c.smtp.maxConnectionsPerClient; })},
         {"smtp.hostname", text([](Config& c) { return &c.smtp.hostname; })},
         {"card.reader", text([](Config& c) { return &c.card.reader; })},
         {"card.pkcs11_module", existingFile([](Config& c) { return &c.card.pkcs11Module; })},

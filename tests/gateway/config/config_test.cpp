@@ -47,6 +47,8 @@ TEST_F(ConfigFile, MinimalFileGetsDocumentedDefaults) {
     EXPECT_EQ(r.config->provider.profile, "mentana");
     EXPECT_EQ(r.config->delivery.tls, DeliveryTls::Required);
     EXPECT_EQ(r.config->provider.connections, 4u);
+    EXPECT_EQ(r.config->smtp.maxConnections, 1000u);
+    EXPECT_EQ(r.config->smtp.maxConnectionsPerClient, 50u);
 }
 
 TEST_F(ConfigFile, InlineCommentsAreStrippedButUriSemicolonsKept) {
@@ -88,6 +90,8 @@ TEST_F(ConfigFile, BadValuesNameTheKeyAndTheValue) {
          "[provider] profile: expected mentana, telekom or t-systems, got 'acme'"},
         {"[smtp]\nrequire_tls = perhaps\n",
          "[smtp] require_tls: expected true or false, got 'perhaps'"},
+        {"[smtp]\nmax_connections_per_client = many\n",
+         "[smtp] max_connections_per_client: expected a number between 1 and 20000, got 'many'"},
         {"[provider]\nconnections = 0\n",
          "[provider] connections: expected a number between 1 and 32, got '0'"},
         {"[provider]\nconnections = 33\n",

@@ -27,6 +27,8 @@ struct SmtpConfig {
     std::vector<std::string> relayNetworks{"127.0.0.0/8"};  // validated CIDRs
     std::string usersFile;
     std::uint64_t maxMessageSize = 20971520;
+    std::size_t maxConnections = 1000;         // sessions at once (one thread each)
+    std::size_t maxConnectionsPerClient = 50;  // from one address, like Postfix's default
     std::string hostname;  // EHLO/Received name; default: the machine's host name
 };
 
