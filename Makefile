@@ -3,7 +3,7 @@ PRESET ?= release
 BUILD_DIR := build/$(PRESET)
 CTEST_JOBS ?= 2
 
-.PHONY: all deps configure build test unit integration demo format lint clean
+.PHONY: all deps configure build test unit integration demo format lint clean bench
 
 all: build
 
@@ -49,3 +49,12 @@ fuzz: deps
 	CC=clang CXX=clang++ cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDEMAIL_LIBFUZZER=ON
 	cmake --build build/fuzz -j2 --target fuzz_smtp_command fuzz_smtp_line fuzz_message fuzz_apdu_tlv fuzz_dispatch_state fuzz_spool_record
 	./tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS)
+
+# Benchmarks (never part of `make test`): the intake side by side with Postfix, resources, and end
+# to end through the simulated card and provider. Tables on stdout, raw data and plots in
+# build/bench. About 10 minutes on 2 cores; tests/bench/README.md says what each one measures.
+bench: build
+	./tests/bench/intake-matrix.sh $(BUILD_DIR) build/bench
+	./tests/bench/resources.sh $(BUILD_DIR) build/bench
+	./tests/bench/e2e-bench.sh $(BUILD_DIR) | tee build/bench/e2e.txt
+	./tests/bench/plot.sh build/bench/intake.tsv build/bench

@@ -27,6 +27,8 @@ tls_key = $T/key.pem
 require_tls = false
 relay_networks = 127.0.0.0/8
 max_message_size = 50M
+max_connections = 2000
+max_connections_per_client = 2000
 [card]
 reader = Bench Reader Without Card 00 00
 pkcs11_module = /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so
