@@ -3,7 +3,7 @@ PRESET ?= release
 BUILD_DIR := build/$(PRESET)
 CTEST_JOBS ?= 2
 
-.PHONY: all deps configure build test unit integration demo format lint clean bench
+.PHONY: all deps configure build test unit integration demo format lint clean bench soak tsan
 
 all: build
 
@@ -58,3 +58,18 @@ bench: build
 	./tests/bench/resources.sh $(BUILD_DIR) build/bench
 	./tests/bench/e2e-bench.sh $(BUILD_DIR) | tee build/bench/e2e.txt
 	./tests/bench/plot.sh build/bench/intake.tsv build/bench
+
+# The long crash and fault suites: SOAK_MINUTES (30) of crash runs (SOAK_ROUNDS kills each, 40)
+# alternating with fault runs; stops at the first message lost or sent twice.
+soak: build
+	./tests/reliability/soak.sh $(BUILD_DIR)
+
+# ThreadSanitizer over the tests of the concurrent parts: the SMTP server and its sessions, the
+# dispatcher's lanes and parked cache, the provider connection pool against the simulator, the
+# card monitor, health and metrics, and gatewayd itself in the end-to-end and fault suites (a race
+# in the daemon or the simulator aborts it: halt_on_error). About 15 minutes.
+TSAN_TESTS ?= ^(smtp\.|gateway\.(dispatch|health|inbound|adapters|e2e)|smartcard\.|connector\.transport\.sim|reliability\.provider)
+tsan: deps
+	cmake --preset tsan
+	cmake --build --preset tsan
+	ctest --preset tsan -j $(CTEST_JOBS) -R '$(TSAN_TESTS)'

@@ -97,7 +97,7 @@ ProviderServer::~ProviderServer() {
 
 void ProviderServer::startHttps() {
     Poco::Net::SecureServerSocket socket(context_);
-    socket.bind(Poco::Net::SocketAddress(config_.listen.host(), httpsPort_), true);
+    socket.bind(Poco::Net::SocketAddress(config_.listen.host(), httpsPort_.load()), true);
     socket.listen(64);
     httpsPort_ = socket.address().port();
     auto params = new Poco::Net::HTTPServerParams;

@@ -85,7 +85,9 @@ class ProviderServer {
     std::unique_ptr<Poco::ThreadPool> httpsThreads_;
     std::unique_ptr<Poco::Net::HTTPServer> https_;
     std::unique_ptr<Poco::Net::HTTPServer> control_;
-    unsigned short httpsPort_ = 0;
+    // Rewritten (same value) when the listener comes back after a "refuse" fault, on a control
+    // thread, while the main thread may read it: atomic (found by make tsan).
+    std::atomic<unsigned short> httpsPort_{0};
     unsigned short controlPort_ = 0;
     std::mutex lifecycle_;
     bool refusing_ = false;
