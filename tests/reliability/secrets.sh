@@ -31,12 +31,18 @@ hits=$(memscan "$GATEWAYD_PID" "$pin") || fail "memory scan failed"
 [ "$hits" = 0 ] || fail "the PIN is in gatewayd's memory $hits time(s)"
 pass "not in the live memory of gatewayd"
 
-gcore -o "$STACK/core" "$GATEWAYD_PID" >/dev/null 2>&1 || fail "gcore failed"
-core="$STACK/core.$GATEWAYD_PID"
-grep -qa "gateway.firma.test" "$core" || fail "control: the core dump lacks a string gatewayd holds"
-if grep -qa "$pin" "$core"; then fail "the PIN is in a core dump of gatewayd"; fi
-pass "not in a core dump ($(du -m "$core" | cut -f1) MB)"
-rm -f "$core"
+# A core dump of an AddressSanitizer build would hold its terabytes of shadow memory (and asan
+# turns core dumps off itself); the live scan above covers the same bytes there.
+if ldd "$GATEWAYD" | grep -q libasan; then
+  pass "core dump check skipped: AddressSanitizer build"
+else
+  gcore -o "$STACK/core" "$GATEWAYD_PID" >/dev/null 2>&1 || fail "gcore failed"
+  core="$STACK/core.$GATEWAYD_PID"
+  grep -qa "gateway.firma.test" "$core" || fail "control: the core dump lacks a string gatewayd holds"
+  if grep -qa "$pin" "$core"; then fail "the PIN is in a core dump of gatewayd"; fi
+  pass "not in a core dump ($(du -m "$core" | cut -f1) MB)"
+  rm -f "$core"
+fi
 
 if tr '\0' '\n' <"/proc/$GATEWAYD_PID/environ" | grep -q "$pin"; then fail "the PIN is in gatewayd's environment"; fi
 # The simulator is the card: it is given the PIN on its command line and is excluded.
