@@ -27,7 +27,7 @@ run_case() {  # name json-or-action
     n=$((n + 1))
     send_mail "$name-$i" >/dev/null 2>&1 && sent=$((sent + 1)) || fail "$name: intake refused message $i"
   done
-  sleep 2
+  sleep "${hold:-2}"  # how long the fault lasts after the messages were accepted
   start=$(date +%s)
   case "$action" in
     pull) "$FIXTURE" card-insert "$STACK/pcsc" ;;
@@ -51,6 +51,11 @@ run_case http-500 '{"mode":"http_status","status":500,"count":0}'
 run_case malformed '{"mode":"malformed","count":0}'
 run_case card-pulled pull
 run_case pcscd-killed pcscd
+# The reader gone for minutes (a USB-over-IP link down: pcscd and its readers away), only in the
+# long runs: READER_GONE_SECONDS (make soak sets it).
+if [ "${READER_GONE_SECONDS:-0}" -gt 0 ]; then
+  hold=$READER_GONE_SECONDS run_case "reader-gone-${READER_GONE_SECONDS}s" pcscd
+fi
 
 # The internal relay down for inbound delivery: injected mail stays at the provider
 # (unacknowledged) and arrives once the relay is back.

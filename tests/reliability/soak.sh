@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The long versions of the crash and fault suites (`make soak`, never part of `make test`):
 # for SOAK_MINUTES (default 30), alternately the crash suite with SOAK_ROUNDS kills (default 40)
-# and the fault suite, each on a fresh stack. Stops at the first failure; prints each run's
-# figures and the totals.   tests/reliability/soak.sh BUILD_DIR
+# and the fault suite with the reader gone for READER_GONE_SECONDS (150) as well, each on a fresh
+# stack. Stops at the first failure; prints each run's figures and the totals.
+#   tests/reliability/soak.sh BUILD_DIR
 set -euo pipefail
 export DEMAIL_BUILD_DIR=$(cd "${1:?usage: soak.sh BUILD_DIR}" && pwd)
 export DEMAIL_SOURCE_DIR=$(cd "$(dirname "$0")/../.." && pwd)
@@ -18,7 +19,8 @@ while [ "$(date +%s)" -lt "$end" ]; do
     kills=$((kills + rounds))
     echo "run $runs crash: $(grep -E 'sent|lost|inbound' "$log.run" | tr '\n' ' ')"
   else
-    "$DEMAIL_SOURCE_DIR/tests/reliability/provider_faults.sh" >"$log.run" 2>&1 ||
+    READER_GONE_SECONDS=${READER_GONE_SECONDS:-150} \
+      "$DEMAIL_SOURCE_DIR/tests/reliability/provider_faults.sh" >"$log.run" 2>&1 ||
       { echo "run $runs (faults) FAILED:"; tail -30 "$log.run"; exit 1; }
     echo "run $runs faults: $(grep -c 'lost 0' "$log.run" || true) faults survived with 0 lost"
   fi
