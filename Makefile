@@ -59,14 +59,18 @@ fuzz: deps
 	cmake --build build/fuzz -j2 --target fuzz_smtp_command fuzz_smtp_line fuzz_message fuzz_apdu_tlv fuzz_dispatch_state fuzz_spool_record fuzz_provider_json
 	./tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS)
 
-# Benchmarks (never part of `make test`): the intake side by side with Postfix, resources, and end
-# to end through the simulated card and provider. Tables on stdout, raw data and plots in
-# build/bench. About 10 minutes on 2 cores; tests/bench/README.md says what each one measures.
+# Benchmarks (never part of `make test`): the intake side by side with Postfix, resources, end to
+# end through the simulated card and provider, and a perf profile of the daemon. Tables on stdout,
+# raw data and text in BENCH_OUT, the gnuplot PNGs in BENCH_PLOTS. About 12 minutes on 2 cores;
+# tests/bench/README.md says what each one measures. Run it on an otherwise idle machine.
+BENCH_OUT ?= build/bench
+BENCH_PLOTS ?= docs/perf
 bench: build
-	./tests/bench/intake-matrix.sh $(BUILD_DIR) build/bench
-	./tests/bench/resources.sh $(BUILD_DIR) build/bench
-	./tests/bench/e2e-bench.sh $(BUILD_DIR) | tee build/bench/e2e.txt
-	./tests/bench/plot.sh build/bench/intake.tsv build/bench
+	./tests/bench/intake-matrix.sh $(BUILD_DIR) $(BENCH_OUT)
+	./tests/bench/resources.sh $(BUILD_DIR) $(BENCH_OUT)
+	./tests/bench/e2e-bench.sh $(BUILD_DIR) | tee $(BENCH_OUT)/e2e.txt
+	./tests/bench/profile.sh $(BUILD_DIR) $(BENCH_OUT)
+	./tests/bench/plot.sh $(BENCH_OUT)/intake.tsv $(BENCH_PLOTS)
 
 # The long crash and fault suites: SOAK_MINUTES (30) of crash runs (SOAK_ROUNDS kills each, 40)
 # alternating with fault runs; stops at the first message lost or sent twice.

@@ -3,7 +3,9 @@
 # message size, and throughput against message size; both servers, plain and STARTTLS.
 #   tests/bench/plot.sh INTAKE_TSV OUT_DIR
 set -euo pipefail
+#   SIZE_SESSIONS: the session count of the plot against size (32)
 tsv=${1:?usage: plot.sh INTAKE_TSV OUT_DIR}; out=${2:?}; mkdir -p "$out"
+SIZE_SESSIONS=${SIZE_SESSIONS:-32}
 D=$(mktemp -d); trap 'rm -rf "$D"' EXIT
 # One data file per server, mode and size (x = sessions), and per server, mode, sessions (x = size).
 awk -F'\t' -v d="$D" 'NR > 1 && $6 != "" {
@@ -36,24 +38,29 @@ set ylabel "ms"
 plot $(IFS=,; echo "${plots_p99[*]}")
 GP
 done
-plots=()
+rate_plots=(); mbs_plots=()
 for server in gateway postfix; do
   for mode in plain starttls; do
-    f="$D/size-$server-$mode-32.dat"; [ -f "$f" ] || continue
+    f="$D/size-$server-$mode-$SIZE_SESSIONS.dat"; [ -f "$f" ] || continue
     name=demail-gatewayd; [ "$server" = postfix ] && name=postfix
     dash=1; [ "$server" = postfix ] && dash=2
-    plots+=("'$f' using 1:3 with linespoints dt $dash lw 2 title '$name $mode'")
+    rate_plots+=("'$f' using 1:2 with linespoints dt $dash lw 2 title '$name $mode'")
+    mbs_plots+=("'$f' using 1:3 with linespoints dt $dash lw 2 title '$name $mode'")
   done
 done
-if [ ${#plots[@]} -gt 0 ]; then
+if [ ${#rate_plots[@]} -gt 0 ]; then
 gnuplot <<GP
-set terminal pngcairo size 900,560 noenhanced
-set logscale x; set grid; set key outside right
-set xlabel "message size (KB)"; set ylabel "MB/s accepted"
-set xtics ("1 KB" 1, "100 KB" 100, "10 MB" 10240)
+set terminal pngcairo size 1200,520 noenhanced
 set output "$out/intake-size.png"
-set title "Intake: throughput against message size, 32 sessions"
-plot $(IFS=,; echo "${plots[*]}")
+set multiplot layout 1,2 title "Intake against message size, $SIZE_SESSIONS sessions (fsync before 250)"
+set logscale x; set grid; set key bottom left
+set xlabel "message size"
+set xtics ("1 KB" 1, "100 KB" 100, "10 MB" 10240)
+set logscale y; set ylabel "messages/s"; set title "accepted messages per second"
+plot $(IFS=,; echo "${rate_plots[*]}")
+set ylabel "MB/s"; set title "accepted megabytes per second"; set key top left
+plot $(IFS=,; echo "${mbs_plots[*]}")
+unset multiplot
 GP
 fi
 ls "$out"/*.png

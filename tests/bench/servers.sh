@@ -1,18 +1,29 @@
 # The two servers the intake benchmarks compare, on loopback, with the same durability: the
 # message is on disk (fsync) before the 250. Source it; it defines bench_start_servers and
-# bench_stop_servers and exports GW_PORT, GW_PID, GW_SPOOL, PF_PORT, PF_DIR.
+# bench_stop_servers and exports GW_PORT, GW_PID, GW_SPOOL, GW_HEALTH, PF_PORT, PF_DIR, PF_MASTER.
 #
 # demail-gatewayd runs with no card in its reader: sending is paused, so only the intake works
 # (the state a gateway is in while its card is away: mail is still accepted and queued).
 # Postfix accepts for a relay domain whose next hop is deferred, so it only queues as well.
 #   BENCH_DIR  scratch directory (required)   GATEWAYD  the daemon binary (required)
+#   GATEWAYD_ENV  a prefix for the daemon's command line, e.g. "env GLIBC_TUNABLES=..."
+#   PF_PARK  defer (default): Postfix's queue manager takes each message and defers it (a defer
+#            log entry, incoming -> active -> deferred); hold: every message goes straight to the
+#            hold queue (no queue manager work after the 250, closer to the paused gateway)
+# Each server can also be stopped and started alone (bench_stop_gateway, bench_start_gateway,
+# bench_stop_postfix, bench_start_postfix), so that one measurement's leftovers (Postfix keeps
+# idle smtpd processes for max_idle, 100 s) do not weigh on the next one.
 
 bench_free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 bench_start_servers() {
+  bench_start_gateway && bench_start_postfix
+}
+
+bench_start_gateway() {
   local T=${BENCH_DIR:?} src
   src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 2 \
+  [ -f "$T/cert.pem" ] || openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 2 \
     -subj /CN=bench.test 2>/dev/null
   chmod 644 "$T/key.pem"
   echo 000000 >"$T/pin"
@@ -46,14 +57,22 @@ dir = $GW_SPOOL
 [health]
 listen = 127.0.0.1:$GW_HEALTH
 INI
-  # NOTIFY_SOCKET: the start-up time to READY=1 is read from it (resources.sh).
+  # exec: GW_PID is the daemon itself (it re-execs itself in place), not a shell around it.
+  # shellcheck disable=SC2086
   ${GATEWAYD_ENV:-} "${GATEWAYD:?}" --config "$T/gateway.ini" >"$T/gatewayd.log" 2>&1 &
   GW_PID=$!
-  for _ in $(seq 1 100); do grep -q "event=ready" "$T/gatewayd.log" && break; sleep 0.05; done
+  for _ in $(seq 1 400); do grep -q "event=ready" "$T/gatewayd.log" && break; sleep 0.05; done
   grep -q "event=ready" "$T/gatewayd.log" || { echo "gatewayd did not start:"; cat "$T/gatewayd.log"; return 1; }
+  # With GATEWAYD_ENV="env ...", $! is env, which execs the daemon: the same pid.
+  export GW_PORT GW_PID GW_SPOOL GW_HEALTH
+}
 
+bench_start_postfix() {
+  local T=${BENCH_DIR:?}
+  [ -f "$T/cert.pem" ] || { echo "bench_start_postfix: start the gateway first (certificate)"; return 1; }
   # Postfix: a private instance (its own queue and master), fsync on (the default), TLS offered
-  # with the same certificate, enough smtpd processes for 128 and 1000 sessions.
+  # with the same certificate, enough smtpd processes for 128 and 1000 sessions. A new port each
+  # time, so a restart never waits for the old listener.
   PF_DIR=$T/pf; PF_PORT=$(bench_free_port)
   mkdir -p "$PF_DIR/queue" "$PF_DIR/data"; cp /etc/postfix/master.cf "$PF_DIR/"
   sed -i "s/^smtp      inet  n       -       y       -       -       smtpd/127.0.0.1:$PF_PORT inet n - n - - smtpd/" "$PF_DIR/master.cf"
@@ -70,6 +89,7 @@ relay_domains = behoerde.de-mail.de
 mynetworks = 127.0.0.0/8
 relayhost = [127.0.0.1]:9
 defer_transports = smtp
+$( [ "${PF_PARK:-defer}" = hold ] && echo "smtpd_data_restrictions = check_client_access static:HOLD" )
 message_size_limit = 52428800
 default_process_limit = 1200
 smtpd_client_connection_count_limit = 0
@@ -87,25 +107,51 @@ CF
   for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$PF_PORT") 2>/dev/null && break; sleep 0.1
   done
-  export GW_PORT GW_PID GW_SPOOL GW_HEALTH PF_PORT PF_DIR
+  PF_MASTER=$(head -1 "$PF_DIR/queue/pid/master.pid" | tr -d ' ')
+  export PF_PORT PF_DIR PF_MASTER
 }
 
 # Empties both queues between points, so the disk does not fill and every point starts alike.
 bench_clear_queues() {
-  find "$GW_SPOOL/queue" -type f -delete 2>/dev/null || true
-  postsuper -c "$PF_DIR" -d ALL >/dev/null 2>&1 || true
+  if [ -n "${GW_SPOOL:-}" ]; then find "$GW_SPOOL/queue" -type f -delete 2>/dev/null || true; fi
+  if [ -n "${PF_MASTER:-}" ]; then
+    # Postfix may still be moving the last messages from incoming to deferred: delete until empty.
+    for _ in $(seq 1 50); do
+      postsuper -c "$PF_DIR" -d ALL >/dev/null 2>&1 || true
+      [ "$(bench_pf_queued)" = 0 ] && break
+      sleep 0.1
+    done
+  fi
+}
+
+# How many messages each server holds in its queue (every 250 must be one of them).
+bench_gw_queued() { find "$GW_SPOOL/queue" -type f | wc -l; }
+bench_pf_queued() {
+  find "$PF_DIR/queue/maildrop" "$PF_DIR/queue/incoming" "$PF_DIR/queue/active" \
+       "$PF_DIR/queue/deferred" "$PF_DIR/queue/hold" -type f 2>/dev/null | wc -l
+}
+
+bench_stop_gateway() {
+  if [ -n "${GW_PID:-}" ]; then kill "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null; fi
+  GW_PID=
+}
+
+bench_stop_postfix() {
+  if [ -n "${PF_DIR:-}" ] && [ -n "${PF_MASTER:-}" ]; then
+    postfix -c "$PF_DIR" stop >/dev/null 2>&1 || true
+    for _ in $(seq 1 100); do kill -0 "$PF_MASTER" 2>/dev/null || break; sleep 0.1; done
+  fi
+  PF_MASTER=
 }
 
 bench_stop_servers() {
-  [ -n "${GW_PID:-}" ] && kill "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null
-  [ -n "${PF_DIR:-}" ] && postfix -c "$PF_DIR" stop >/dev/null 2>&1
+  bench_stop_gateway
+  bench_stop_postfix
   true
 }
 
 # Every process of the private Postfix (master, smtpd, cleanup, qmgr, ...): their pids.
 bench_postfix_pids() {
-  local master
-  master=$(head -1 "$PF_DIR/queue/pid/master.pid" 2>/dev/null | tr -d ' ')
-  [ -n "$master" ] || return 0
-  echo "$master"; pgrep -P "$master"
+  [ -n "${PF_MASTER:-}" ] || return 0
+  echo "$PF_MASTER"; pgrep -P "$PF_MASTER"
 }

@@ -531,30 +531,38 @@ std::string filler(size_t bytes) {
     return out;
 }
 
-// One message built once per session; only the Message-ID changes from message to message.
+// The message: a header section per session (only its Message-ID changes from message to
+// message) and one filler body, built once before the clock starts and shared by every session,
+// so that neither building nor holding 128 copies of a 10 MB body is part of what is measured.
 class Body {
   public:
-    Body(const Options& o, const std::string& run_id) {
-        data_ = "From: <" + o.from + ">\r\nTo: <" + o.to +
-                ">\r\nSubject: demail-smtp-load\r\nDate: " + rfc5322_date() + "\r\nMessage-ID: <" +
-                run_id + ".";
-        seq_pos_ = data_.size();
-        data_ += std::string(kSeqDigits, '0') + "@" + o.helo + ">\r\n\r\n";
-        size_t used = data_.size() + 2;  // the CRLF of the end of data ends the last line
-        data_ += filler(static_cast<size_t>(o.size) - std::min(static_cast<size_t>(o.size), used));
-        data_ += "\r\n.\r\n";
-    }
-    // The message with number `seq`, end of data included.
-    std::string_view message(long seq) {
+    Body(const Options& o, const std::string& run_id, std::string_view rest)
+        : header_(header_text(o, run_id)), rest_(rest), seq_pos_(header_.find(kSeqMarker)) {}
+
+    // The header section of message number `seq`.
+    std::string_view header(long seq) {
         for (int i = kSeqDigits - 1; i >= 0; --i, seq /= 10) {
-            data_[seq_pos_ + static_cast<size_t>(i)] = static_cast<char>('0' + seq % 10);
+            header_[seq_pos_ + static_cast<size_t>(i)] = static_cast<char>('0' + seq % 10);
         }
-        return data_;
+        return header_;
+    }
+    // The body after the header section, end of data included.
+    std::string_view rest() const { return rest_; }
+
+    // The header section (with message number 0); the filler makes up the rest of --size.
+    static std::string header_text(const Options& o, const std::string& run_id) {
+        return "From: <" + o.from + ">\r\nTo: <" + o.to +
+               ">\r\nSubject: demail-smtp-load\r\nDate: " + rfc5322_date() + "\r\nMessage-ID: <" +
+               run_id + "." + std::string(kSeqMarker) + "@" + o.helo + ">\r\n\r\n";
     }
 
   private:
-    std::string data_;
-    size_t seq_pos_ = 0;
+    static constexpr std::string_view kSeqMarker = "#00000000000";
+    static_assert(kSeqMarker.size() == kSeqDigits);
+
+    std::string header_;
+    std::string_view rest_;
+    size_t seq_pos_;
 };
 
 enum class Outcome { kOk, kRejected, kBroken };
@@ -575,7 +583,8 @@ struct Envelope {
     std::string rcpt_to;
 };
 
-Result send_message(Connection& c, const Envelope& env, std::string_view message) {
+Result send_message(Connection& c, const Envelope& env, std::string_view header,
+                    std::string_view rest) {
     Reply r = c.command(env.mail_from);
     if (r.code != 250)
         return failed("MAIL FROM", r);
@@ -585,7 +594,7 @@ Result send_message(Connection& c, const Envelope& env, std::string_view message
     r = c.command("DATA\r\n");
     if (r.code != 354)
         return failed("DATA", r);
-    if (!c.write_all(message))
+    if (!c.write_all(header) || !c.write_all(rest))
         return failed("message body", {0, "write failed"});
     auto start = Clock::now();
     r = c.read_reply();
@@ -596,8 +605,9 @@ Result send_message(Connection& c, const Envelope& env, std::string_view message
 }
 
 // One session (thread): messages from the shared counter until none are left.
-void run_session(const Options& o, SSL_CTX* ctx, const std::string& run_id, Shared& shared) {
-    Body body(o, run_id);
+void run_session(const Options& o, SSL_CTX* ctx, const std::string& run_id,
+                 const std::string& filler_with_end, Shared& shared) {
+    Body body(o, run_id, filler_with_end);
     const Envelope env{"MAIL FROM:<" + o.from + ">\r\n", "RCPT TO:<" + o.to + ">\r\n"};
     std::vector<double> samples;
     std::unique_ptr<Connection> conn;
@@ -612,7 +622,7 @@ void run_session(const Options& o, SSL_CTX* ctx, const std::string& run_id, Shar
             }
             on_connection = 0;
         }
-        Result res = send_message(*conn, env, body.message(*seq));
+        Result res = send_message(*conn, env, body.header(*seq), body.rest());
         ++on_connection;
         if (res.outcome == Outcome::kOk) {
             samples.push_back(res.latency_ms);
@@ -684,12 +694,17 @@ int main(int argc, char** argv) {
     const std::string run_id = std::to_string(std::chrono::system_clock::now().time_since_epoch() /
                                               std::chrono::microseconds(1)) +
                                "." + std::to_string(::getpid());
+    // --size is the whole message; the CRLF of the end of data ends the filler's last line.
+    const size_t used = Body::header_text(o, run_id).size() + 2;
+    const std::string filler_with_end =
+        filler(static_cast<size_t>(o.size) - std::min(static_cast<size_t>(o.size), used)) +
+        "\r\n.\r\n";
     Shared shared(o.messages);
     auto start = Clock::now();
     std::vector<std::thread> threads;
     for (long i = 0; i < o.sessions; ++i) {
         threads.emplace_back(run_session, std::cref(o), ctx.get(), std::cref(run_id),
-                             std::ref(shared));
+                             std::cref(filler_with_end), std::ref(shared));
     }
     for (std::thread& t : threads)
         t.join();
