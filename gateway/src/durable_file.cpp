@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace demail::gateway {
 namespace {
@@ -29,6 +30,40 @@ std::string syncDirectory(const std::string& dir) {
     const int rc = ::fsync(fd);
     ::close(fd);
     return rc == 0 ? std::string() : failure("cannot fsync directory", dir);
+}
+
+DirectorySyncer::DirectorySyncer(std::string dir) : dir_(std::move(dir)) {}
+
+std::string DirectorySyncer::sync() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (!next_)
+        next_ = std::make_shared<Batch>();
+    const std::shared_ptr<Batch> mine = next_;
+    while (!mine->done) {
+        if (running_) {
+            finished_.wait(lock);
+            continue;
+        }
+        // Lead the open batch (ours: a batch is only closed by the caller that syncs it). Every
+        // member joined before this point, after its own change was complete.
+        running_ = true;
+        const std::shared_ptr<Batch> batch = std::move(next_);
+        next_.reset();
+        lock.unlock();
+        std::string error = syncDirectory(dir_);
+        lock.lock();
+        batch->error = std::move(error);
+        batch->done = true;
+        running_ = false;
+        ++syncs_;
+        finished_.notify_all();
+    }
+    return mine->error;
+}
+
+std::uint64_t DirectorySyncer::syncsDone() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return syncs_;
 }
 
 std::string writeFileDurably(const std::string& path, std::string_view content) {

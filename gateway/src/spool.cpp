@@ -178,8 +178,9 @@ class RangeStream : public std::istream {
 
 class FileWriter final : public SpoolWriter {
   public:
-    FileWriter(std::string dir, std::uint64_t maxSize, const SpoolEnvelope& env)
-        : dir_(std::move(dir)), maxSize_(maxSize), id_(Spool::newQueueId()) {
+    FileWriter(std::string dir, std::uint64_t maxSize, DirectorySyncer& queueSync,
+               const SpoolEnvelope& env)
+        : dir_(std::move(dir)), maxSize_(maxSize), queueSync_(queueSync), id_(Spool::newQueueId()) {
         tmpPath_ = dir_ + "/tmp/" + id_;
         fd_ = ::open(tmpPath_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
         if (fd_ < 0) {
@@ -222,7 +223,7 @@ class FileWriter final : public SpoolWriter {
         ::close(fd_);
         fd_ = -1;
         const std::string final = dir_ + "/queue/" + id_;
-        if (::rename(tmpPath_.c_str(), final.c_str()) != 0 || !syncDir(dir_ + "/queue")) {
+        if (::rename(tmpPath_.c_str(), final.c_str()) != 0 || !queueSync_.sync().empty()) {
             fail();
             return std::nullopt;
         }
@@ -276,6 +277,7 @@ class FileWriter final : public SpoolWriter {
     }
     std::string dir_;
     std::uint64_t maxSize_;
+    DirectorySyncer& queueSync_;
     std::string id_;
     std::string tmpPath_;
     int fd_ = -1;
@@ -289,7 +291,9 @@ class FileWriter final : public SpoolWriter {
 }  // namespace
 
 Spool::Spool(std::string dir, std::uint64_t maxMessageSize)
-    : dir_(std::move(dir)), maxSize_(maxMessageSize) {}
+    : dir_(std::move(dir)),
+      maxSize_(maxMessageSize),
+      queueSync_(std::make_shared<DirectorySyncer>(dir_ + "/queue")) {}
 
 std::string Spool::open() {
     std::error_code ec;
@@ -346,7 +350,7 @@ SpoolRecovery Spool::recover() {
 }
 
 std::unique_ptr<SpoolWriter> Spool::begin(const SpoolEnvelope& envelope) {
-    return std::make_unique<FileWriter>(dir_, maxSize_, envelope);
+    return std::make_unique<FileWriter>(dir_, maxSize_, *queueSync_, envelope);
 }
 
 std::vector<std::string> Spool::list() const {
@@ -385,7 +389,7 @@ bool Spool::remove(const std::string& id) {
         return false;
     if (::unlink((dir_ + "/queue/" + id).c_str()) != 0)
         return false;
-    return syncDir(dir_ + "/queue");
+    return queueSync_->sync().empty();
 }
 
 bool Spool::moveToCorrupt(const std::string& id) {
@@ -393,7 +397,7 @@ bool Spool::moveToCorrupt(const std::string& id) {
         return false;
     std::error_code ec;
     fs::rename(dir_ + "/queue/" + id, dir_ + "/corrupt/" + id, ec);
-    return !ec && syncDir(dir_ + "/queue");
+    return !ec && queueSync_->sync().empty();
 }
 
 }  // namespace demail::gateway

@@ -126,9 +126,9 @@ bench_clear_queues() {
 
 # How many messages each server holds in its queue (every 250 must be one of them).
 bench_gw_queued() { find "$GW_SPOOL/queue" -type f | wc -l; }
-bench_pf_queued() {
+bench_pf_queued() {  # unique names: a file the queue manager moves during the scan is seen twice
   find "$PF_DIR/queue/maildrop" "$PF_DIR/queue/incoming" "$PF_DIR/queue/active" \
-       "$PF_DIR/queue/deferred" "$PF_DIR/queue/hold" -type f 2>/dev/null | wc -l
+       "$PF_DIR/queue/deferred" "$PF_DIR/queue/hold" -type f -printf '%f\n' 2>/dev/null | sort -u | wc -l
 }
 
 bench_stop_gateway() {

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "demail/gateway/ctl_queue.h"
 
@@ -133,4 +135,71 @@ TEST(QueueCommand, ListShowDeleteAndErrors) {
     EXPECT_EQ(runQueueCommand(d.path, {"show"}, out, err), 2);
     EXPECT_EQ(runQueueCommand(d.path, {"delete", id}, out, err), 0);
     EXPECT_TRUE(s.list().empty());
+}
+
+// Group commit: callers from many threads share directory fsyncs; each returns only after a sync
+// that began after its call, and all of them see the outcome of theirs.
+TEST(DirectorySyncer, ConcurrentCallersAllSucceedWithAtMostOneFsyncEach) {
+    TempDir d;
+    DirectorySyncer syncer(d.path);
+    constexpr int kThreads = 16, kCalls = 40;
+    std::vector<int> failures(kThreads, 0);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t)
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < kCalls; ++i)
+                failures[t] += syncer.sync().empty() ? 0 : 1;
+        });
+    for (auto& t : threads)
+        t.join();
+    for (int f : failures)
+        EXPECT_EQ(f, 0);
+    EXPECT_GE(syncer.syncsDone(), 1u);
+    EXPECT_LE(syncer.syncsDone(), static_cast<std::uint64_t>(kThreads * kCalls));
+}
+
+TEST(DirectorySyncer, EveryCallerOfAFailedSyncGetsTheError) {
+    TempDir d;
+    DirectorySyncer syncer(d.path + "/missing");
+    std::vector<std::string> errors(8);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t)
+        threads.emplace_back([&, t] { errors[t] = syncer.sync(); });
+    for (auto& t : threads)
+        t.join();
+    for (const auto& e : errors)
+        EXPECT_NE(e.find("cannot open directory " + d.path + "/missing"), std::string::npos) << e;
+}
+
+TEST(Spool, ConcurrentCommitsAreAllQueuedAndReadable) {
+    TempDir d;
+    Spool s(d.path);
+    ASSERT_EQ(s.open(), "");
+    constexpr int kThreads = 8, kEach = 25;
+    std::vector<std::vector<std::string>> ids(kThreads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t)
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < kEach; ++i) {
+                auto w = s.begin(env());
+                const std::string body =
+                    "Subject: " + std::to_string(t) + "-" + std::to_string(i) + "\r\n\r\nbody\r\n";
+                if (w->write(body.data(), body.size()))
+                    if (auto id = w->commit())
+                        ids[t].push_back(*id);
+            }
+        });
+    for (auto& t : threads)
+        t.join();
+    std::size_t committed = 0;
+    for (int t = 0; t < kThreads; ++t) {
+        EXPECT_EQ(ids[t].size(), static_cast<std::size_t>(kEach));
+        committed += ids[t].size();
+        for (const auto& id : ids[t]) {
+            auto b = s.body(id);
+            ASSERT_TRUE(b) << id;
+            EXPECT_NE(read(*b).find("body"), std::string::npos);
+        }
+    }
+    EXPECT_EQ(s.list().size(), committed);
 }

@@ -9,6 +9,8 @@
 //   DEMAIL-END <body size, 20 digits>\n      (the end marker: a file without it is torn)
 #pragma once
 
+#include "demail/gateway/durable_file.h"
+
 #include <chrono>
 #include <cstdint>
 #include <istream>
@@ -81,6 +83,8 @@ class Spool {
   private:
     std::string dir_;
     std::uint64_t maxSize_;
+    // Commits and removals in queue/ share their directory fsyncs (group commit).
+    std::shared_ptr<DirectorySyncer> queueSync_;
 };
 
 }  // namespace demail::gateway
