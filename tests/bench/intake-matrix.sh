@@ -49,13 +49,14 @@ settled_queued() {
 tsv=$out/intake.tsv
 {
 printf 'server\tmode\tsessions\tsize\tmessages\tmsgs_per_s\tp50_ms\tp99_ms\tmax_ms\terrors\tsmtp_source_msgs_per_s'
-printf '\tok\tqueued\tseconds\tsmtp_source_messages\n'
+printf '\tok\tqueued\tseconds\tsmtp_source_messages\ttxn_p50_ms\ttxn_p99_ms\n'
 } >"$tsv"
 {
 echo "intake: demail-gatewayd vs Postfix $(postconf -d mail_version 2>/dev/null | awk '{print $3}'), fsync before 250, loopback, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "rate: accepted msg/s (demail-smtp-load, connections kept); p50/p99: end of DATA to 250; ratio: gateway/postfix rate"
-printf '%-8s %4s %7s | %8s %7s %7s | %8s %7s %7s | %5s | %-15s | %s\n' mode sess size "gw msg/s" "p50 ms" "p99 ms" \
-  "pf msg/s" "p50 ms" "p99 ms" ratio "smtp-source gw/pf" "check"
+echo "txn p99: MAIL FROM to the 250 after DATA, the whole transaction a client waits for (gateway/postfix)"
+printf '%-8s %4s %7s | %8s %7s %7s | %8s %7s %7s | %5s | %-15s | %-15s | %s\n' mode sess size "gw msg/s" "p50 ms" "p99 ms" \
+  "pf msg/s" "p50 ms" "p99 ms" ratio "txn p99 gw/pf" "smtp-source gw/pf" "check"
 } | tee "$out/intake.txt"
 human() { case $1 in 1024) echo 1KB;; 102400) echo 100KB;; 10485760) echo 10MB;; *) echo "$1";; esac; }
 for mode in $MODES; do
@@ -64,7 +65,7 @@ for mode in $MODES; do
       m=$(( BUDGET_MB * 1048576 / size )); [ "$m" -le "$MAX_MESSAGES" ] || m=$MAX_MESSAGES
       [ "$m" -ge $((2 * s)) ] || m=$((2 * s))
       ssm=$(awk -v m="$m" -v f="$SS_FRACTION" -v s="$s" 'BEGIN { n = int(m * f); if (n < 2 * s) n = 2 * s; print n }')
-      declare -A rate p50 p99 ss
+      declare -A rate p50 p99 ss txn
       check=ok
       for server in gateway postfix; do
         port=$GW_PORT; [ "$server" = postfix ] && port=$PF_PORT
@@ -73,7 +74,7 @@ for mode in $MODES; do
         line=$("$LOAD" --port "$port" --sessions "$s" --messages "$m" --size "$size" "${tls[@]}" \
                --from a@firma.de --to b@behoerde.de-mail.de --helo bench.test --timeout 120 2>"$BENCH_DIR/load.err" || true)
         rate[$server]=$(field "$line" msgs_per_s); p50[$server]=$(field "$line" p50_ms)
-        p99[$server]=$(field "$line" p99_ms)
+        p99[$server]=$(field "$line" p99_ms); txn[$server]=$(field "$line" txn_p99_ms)
         ok=$(field "$line" ok); errors=$(field "$line" errors); q=$(settled_queued "$server")
         if [ -z "$line" ] || [ "${errors:-1}" != 0 ]; then
           check="$server errors=${errors:-?}: $(head -c 200 "$BENCH_DIR/load.err" | tr '\n' ' ')"
@@ -84,14 +85,15 @@ for mode in $MODES; do
         if [ "$mode" = plain ] && [ "$SMTP_SOURCE" = 1 ]; then
           bench_clear_queues; ss[$server]=$(smtp_source_rate "$port" "$s" "$ssm" "$size")
         fi
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$mode" "$s" "$size" "$m" \
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$mode" "$s" "$size" "$m" \
           "${rate[$server]}" "${p50[$server]}" "${p99[$server]}" "$(field "$line" max_ms)" \
-          "${errors:-}" "${ss[$server]}" "${ok:-}" "$q" "$(field "$line" seconds)" "$ssm" >>"$tsv"
+          "${errors:-}" "${ss[$server]}" "${ok:-}" "$q" "$(field "$line" seconds)" "$ssm" \
+          "$(field "$line" txn_p50_ms)" "${txn[$server]}" >>"$tsv"
       done
-      printf '%-8s %4s %7s | %8s %7s %7s | %8s %7s %7s | %5s | %-15s | %s\n' "$mode" "$s" "$(human "$size")" \
+      printf '%-8s %4s %7s | %8s %7s %7s | %8s %7s %7s | %5s | %-15s | %-15s | %s\n' "$mode" "$s" "$(human "$size")" \
         "${rate[gateway]}" "${p50[gateway]}" "${p99[gateway]}" "${rate[postfix]}" "${p50[postfix]}" \
         "${p99[postfix]}" "$(awk -v g="${rate[gateway]:-0}" -v p="${rate[postfix]:-0}" 'BEGIN { if (p > 0) printf "%.2f", g / p; else print "-" }')" \
-        "${ss[gateway]}/${ss[postfix]}" "$check" | tee -a "$out/intake.txt"
+        "${txn[gateway]}/${txn[postfix]}" "${ss[gateway]}/${ss[postfix]}" "$check" | tee -a "$out/intake.txt"
     done
   done
 done

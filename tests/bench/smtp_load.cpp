@@ -2,7 +2,9 @@
 //
 // Postfix's smtp-source has no TLS and reports no latency. This client measures, against any SMTP
 // server (the gateway, Postfix, a test sink), accepted messages per second and the latency from
-// sending the end of data "\r\n.\r\n" to the final reply, with or without STARTTLS. S sessions
+// sending the end of data "\r\n.\r\n" to the final reply (p50/p99_ms), and of the whole transaction
+// from MAIL FROM to that reply (txn_p50/p99_ms: where a server makes its clients wait before DATA
+// shows only here), with or without STARTTLS. S sessions
 // (threads) take messages from one shared counter until exactly M are taken; no pipelining.
 //
 // Output: one line of key=value on stdout; the first distinct errors go to stderr. Exit 0 without
@@ -182,15 +184,21 @@ class Shared {
         reported_.push_back(what);
         std::cerr << "demail-smtp-load: " << what << "\n";
     }
-    void add_samples(const std::vector<double>& samples) {
+    void add_samples(const std::vector<double>& samples, const std::vector<double>& txn) {
         std::lock_guard lock(mutex_);
         samples_.insert(samples_.end(), samples.begin(), samples.end());
+        txn_samples_.insert(txn_samples_.end(), txn.begin(), txn.end());
     }
     long errors() const { return errors_.load(); }
     std::vector<double> sorted_samples() {
         std::lock_guard lock(mutex_);
         std::sort(samples_.begin(), samples_.end());
         return samples_;
+    }
+    std::vector<double> sorted_txn_samples() {
+        std::lock_guard lock(mutex_);
+        std::sort(txn_samples_.begin(), txn_samples_.end());
+        return txn_samples_;
     }
 
   private:
@@ -199,6 +207,7 @@ class Shared {
     std::atomic<long> errors_{0};
     std::mutex mutex_;
     std::vector<double> samples_;
+    std::vector<double> txn_samples_;
     std::vector<std::string> reported_;
 };
 
@@ -569,12 +578,13 @@ enum class Outcome { kOk, kRejected, kBroken };
 
 struct Result {
     Outcome outcome = Outcome::kOk;
-    double latency_ms = 0;
+    double latency_ms = 0;  // end of data to the final reply
+    double txn_ms = 0;      // MAIL FROM to the final reply
     std::string error;
 };
 
 Result failed(std::string_view stage, const Reply& r) {
-    return {r.code == 0 ? Outcome::kBroken : Outcome::kRejected, 0,
+    return {r.code == 0 ? Outcome::kBroken : Outcome::kRejected, 0, 0,
             std::string(stage) + ": " + r.text};
 }
 
@@ -585,6 +595,7 @@ struct Envelope {
 
 Result send_message(Connection& c, const Envelope& env, std::string_view header,
                     std::string_view rest) {
+    const auto begin = Clock::now();
     Reply r = c.command(env.mail_from);
     if (r.code != 250)
         return failed("MAIL FROM", r);
@@ -601,7 +612,8 @@ Result send_message(Connection& c, const Envelope& env, std::string_view header,
     auto stop = Clock::now();
     if (r.code != 250)
         return failed("end of data", r);
-    return {Outcome::kOk, std::chrono::duration<double, std::milli>(stop - start).count(), {}};
+    using Ms = std::chrono::duration<double, std::milli>;
+    return {Outcome::kOk, Ms(stop - start).count(), Ms(stop - begin).count(), {}};
 }
 
 // One session (thread): messages from the shared counter until none are left.
@@ -609,7 +621,7 @@ void run_session(const Options& o, SSL_CTX* ctx, const std::string& run_id,
                  const std::string& filler_with_end, Shared& shared) {
     Body body(o, run_id, filler_with_end);
     const Envelope env{"MAIL FROM:<" + o.from + ">\r\n", "RCPT TO:<" + o.to + ">\r\n"};
-    std::vector<double> samples;
+    std::vector<double> samples, txn_samples;
     std::unique_ptr<Connection> conn;
     long on_connection = 0;
     while (auto seq = shared.claim()) {
@@ -626,6 +638,7 @@ void run_session(const Options& o, SSL_CTX* ctx, const std::string& run_id,
         ++on_connection;
         if (res.outcome == Outcome::kOk) {
             samples.push_back(res.latency_ms);
+            txn_samples.push_back(res.txn_ms);
         } else {
             shared.error(res.error);
             if (res.outcome == Outcome::kBroken || conn->command("RSET\r\n").code != 250) {
@@ -639,7 +652,7 @@ void run_session(const Options& o, SSL_CTX* ctx, const std::string& run_id,
     }
     if (conn)
         quit(*conn);
-    shared.add_samples(samples);
+    shared.add_samples(samples, txn_samples);
 }
 
 // ---- main ----
@@ -664,13 +677,14 @@ double percentile(const std::vector<double>& sorted, double p) {
 
 void report(const Options& o, Shared& shared, double seconds) {
     std::vector<double> s = shared.sorted_samples();
+    std::vector<double> t = shared.sorted_txn_samples();
     auto ok = static_cast<long>(s.size());
     std::printf(
         "sessions=%ld messages=%ld size=%ld tls=%d ok=%ld errors=%ld seconds=%.3f "
-        "msgs_per_s=%.1f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
+        "msgs_per_s=%.1f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f txn_p50_ms=%.2f txn_p99_ms=%.2f\n",
         o.sessions, o.messages, o.size, o.starttls ? 1 : 0, ok, shared.errors(), seconds,
         seconds > 0 ? static_cast<double>(ok) / seconds : 0.0, percentile(s, 0.50),
-        percentile(s, 0.99), s.empty() ? 0.0 : s.back());
+        percentile(s, 0.99), s.empty() ? 0.0 : s.back(), percentile(t, 0.50), percentile(t, 0.99));
 }
 
 }  // namespace
