@@ -47,8 +47,7 @@ std::string DirectorySyncer::sync() {
         // Lead the open batch (ours: a batch is only closed by the caller that syncs it). Every
         // member joined before this point, after its own change was complete.
         running_ = true;
-        const std::shared_ptr<Batch> batch = std::move(next_);
-        next_.reset();
+        const std::shared_ptr<Batch> batch = std::move(next_);  // leaves next_ empty
         lock.unlock();
         std::string error = syncDirectory(dir_);
         lock.lock();

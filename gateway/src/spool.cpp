@@ -223,8 +223,14 @@ class FileWriter final : public SpoolWriter {
         ::close(fd_);
         fd_ = -1;
         const std::string final = dir_ + "/queue/" + id_;
-        if (::rename(tmpPath_.c_str(), final.c_str()) != 0 || !queueSync_.sync().empty()) {
+        if (::rename(tmpPath_.c_str(), final.c_str()) != 0) {
             fail();
+            return std::nullopt;
+        }
+        // The fsync may have run on another session's thread: its errno is not ours to read.
+        if (const std::string error = queueSync_.sync(); !error.empty()) {
+            error_ = SpoolError::Io;
+            errorText_ = "spool: " + error;
             return std::nullopt;
         }
         committed_ = true;

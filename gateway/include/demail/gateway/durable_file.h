@@ -29,7 +29,6 @@ class DirectorySyncer {
   public:
     explicit DirectorySyncer(std::string dir);
     std::string sync();
-    const std::string& directory() const { return dir_; }
     // How many fsync(2) calls were made, for tests and benchmarks.
     std::uint64_t syncsDone() const;
 
