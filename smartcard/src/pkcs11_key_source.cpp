@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstring>
 #include <map>
+#include <shared_mutex>
 #include <sstream>
 
 #include "demail/smartcard/secret.h"
@@ -20,41 +21,61 @@
 namespace demail::smartcard {
 namespace {
 
-// A loaded module stays loaded and initialised for the life of the process: C_Finalize would
-// pull it away from every other user in the process (and OpenSC keeps its reader state there).
+// A loaded module stays loaded and initialised for the life of the process. It is finalised and
+// initialised again only by restartModule(): OpenSC keeps its reader and card state inside, and
+// once that state is stale (a login answering CKR_DEVICE_REMOVED although the token is listed)
+// nothing short of a fresh C_Initialize clears it.
 struct Module {
     void* handle = nullptr;
     CK_FUNCTION_LIST_PTR f = nullptr;
+    // Every call on a session holds this shared; restartModule() holds it alone, so C_Finalize
+    // never runs while another thread is inside the module.
+    std::shared_mutex calls;
+    // Bumped by each restart: sessions opened before it are gone, and their handle numbers may
+    // belong to new sessions, so they are never used or closed again.
+    std::atomic<std::uint64_t> generation{0};
 };
+
+CK_RV initialize(Module& m) {
+    CK_C_INITIALIZE_ARGS args{};
+    args.flags = CKF_OS_LOCKING_OK;
+    const CK_RV rv = m.f->C_Initialize(&args);
+    return rv == CKR_CRYPTOKI_ALREADY_INITIALIZED ? CKR_OK : rv;
+}
 
 Module* moduleFor(const std::string& path, std::string& error) {
     static std::mutex mutex;
     static std::map<std::string, Module> modules;
     std::lock_guard lock(mutex);
-    auto it = modules.find(path);
-    if (it != modules.end())
-        return &it->second;
-    Module m;
+    auto [it, inserted] = modules.try_emplace(path);
+    Module& m = it->second;
+    if (!inserted)
+        return &m;
     m.handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!m.handle) {
+    auto getList =
+        m.handle ? reinterpret_cast<CK_C_GetFunctionList>(dlsym(m.handle, "C_GetFunctionList"))
+                 : nullptr;
+    CK_RV rv = CKR_OK;
+    if (!m.handle)
         error = "cannot load PKCS#11 module " + path + ": " + dlerror();
-        return nullptr;
-    }
-    auto getList = reinterpret_cast<CK_C_GetFunctionList>(dlsym(m.handle, "C_GetFunctionList"));
-    if (!getList || getList(&m.f) != CKR_OK || !m.f) {
+    else if (!getList || getList(&m.f) != CKR_OK || !m.f)
         error = path + " is not a PKCS#11 module";
-        dlclose(m.handle);
-        return nullptr;
-    }
-    CK_C_INITIALIZE_ARGS args{};
-    args.flags = CKF_OS_LOCKING_OK;
-    const CK_RV rv = m.f->C_Initialize(&args);
-    if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+    else if ((rv = initialize(m)) != CKR_OK)
         error = "PKCS#11 module " + path + " failed to initialise (CKR " + std::to_string(rv) + ")";
+    if (error.empty())
+        return &m;
+    if (m.handle)
         dlclose(m.handle);
-        return nullptr;
-    }
-    return &modules.emplace(path, m).first->second;
+    modules.erase(it);
+    return nullptr;
+}
+
+// Finalises and initialises the module again; every session of every user is gone after it.
+CK_RV restartModule(Module& m) {
+    std::unique_lock lock(m.calls);
+    m.f->C_Finalize(nullptr);
+    ++m.generation;
+    return initialize(m);
 }
 
 std::string trimmed(const unsigned char* text, std::size_t n) {
@@ -82,6 +103,7 @@ int rsaIndex() {
 
 struct Pkcs11KeySource::Impl {
     Module* module = nullptr;
+    std::uint64_t generation = 0;  // the module's when the session was opened
     CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
     CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
     std::mutex signMutex;  // one operation at a time on the session
@@ -95,8 +117,11 @@ struct Pkcs11KeySource::Impl {
             RSA_meth_free(method);
     }
     void closeSession() {
-        if (module && session != CK_INVALID_HANDLE)
-            module->f->C_CloseSession(session);
+        if (module && session != CK_INVALID_HANDLE) {
+            std::shared_lock calls(module->calls);
+            if (module->generation == generation)
+                module->f->C_CloseSession(session);
+        }
         session = CK_INVALID_HANDLE;
         key = CK_INVALID_HANDLE;
     }
@@ -106,7 +131,10 @@ struct Pkcs11KeySource::Impl {
         if (padding != RSA_PKCS1_PADDING && padding != RSA_NO_PADDING)
             return -1;
         std::lock_guard lock(signMutex);
-        if (session == CK_INVALID_HANDLE)
+        std::shared_lock calls(module->calls);
+        if (module->generation != generation)
+            lost = true;  // the module was restarted under this session
+        if (session == CK_INVALID_HANDLE || lost)
             return -1;
         CK_ULONG outLen = static_cast<CK_ULONG>(modLen);
         CK_RV rv = module->f->C_SignInit(session, &mech, key);
@@ -251,6 +279,7 @@ bool Pkcs11KeySource::tokenLost() const {
 void Pkcs11KeySource::resetAfterConfigChange() {
     std::lock_guard lock(mutex_);
     rejected_.reset();
+    restartModule_ = true;  // an operator's reload also starts the module afresh
 }
 
 KeyLoadResult Pkcs11KeySource::load() {
@@ -277,6 +306,16 @@ KeyLoadResult Pkcs11KeySource::load() {
     Module* module = moduleFor(config_.modulePath, error);
     if (!module)
         return {KeyErrorKind::ModuleLoadFailed, error};
+    if (restartModule_) {
+        restartModule_ = false;
+        if (const CK_RV rv = restartModule(*module); rv != CKR_OK)
+            return {KeyErrorKind::ModuleLoadFailed, "PKCS#11 module " + config_.modulePath +
+                                                        " failed to initialise again (CKR " +
+                                                        std::to_string(rv) + ")"};
+    }
+    // No shared hold of module->calls here: load() runs under mutex_, so no restart can start
+    // during it, and an early return's ~Impl takes that lock itself (a shared_mutex must not be
+    // held twice by one thread). One key source per module and process, as in gatewayd.
     CK_FUNCTION_LIST_PTR f = module->f;
 
     // The token, as the module sees it now.
@@ -310,10 +349,15 @@ KeyLoadResult Pkcs11KeySource::load() {
 
     auto impl = std::make_shared<Impl>();
     impl->module = module;
+    impl->generation = module->generation;
     impl->signatures = carried;
-    if (f->C_OpenSession(matching[0], CKF_SERIAL_SESSION, nullptr, nullptr, &impl->session) !=
-        CKR_OK)
+    const CK_RV opened =
+        f->C_OpenSession(matching[0], CKF_SERIAL_SESSION, nullptr, nullptr, &impl->session);
+    if (opened != CKR_OK) {
+        impl->session = CK_INVALID_HANDLE;
+        restartModule_ = lostToken(opened);
         return {KeyErrorKind::TokenAbsent, "cannot open a session on the token"};
+    }
 
     const CK_RV login =
         f->C_Login(impl->session, CKU_USER,
@@ -340,9 +384,14 @@ KeyLoadResult Pkcs11KeySource::load() {
         rejected_ = r;
         return r;
     }
-    if (login != CKR_OK && login != CKR_USER_ALREADY_LOGGED_IN)
+    if (login != CKR_OK && login != CKR_USER_ALREADY_LOGGED_IN) {
+        // The module listed the token a moment ago; if it now says the token is gone, its view
+        // of the reader may be stale (seen with OpenSC after a pull and re-insert): the next
+        // load() starts it afresh.
+        restartModule_ = lostToken(login);
         return {KeyErrorKind::Other, "login on the token failed (CKR " + std::to_string(login) +
                                          ")" + (lostToken(login) ? ": the card went away" : "")};
+    }
 
     // The private key, by id (and label if given).
     auto findOne = [&](CK_OBJECT_CLASS cls) -> CK_OBJECT_HANDLE {

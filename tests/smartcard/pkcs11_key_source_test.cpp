@@ -98,6 +98,28 @@ TEST(Pkcs11KeySource, SignsWithTheCardKeyThroughOpenSc) {
     EVP_PKEY_free(pub);
 }
 
+// A reload (SIGHUP) finalises and initialises OpenSC again, which clears a stale view of the
+// reader; a key handed out before must then fail cleanly and never touch the new session.
+TEST(Pkcs11KeySource, AReloadStartsTheModuleAfreshAndOldKeysFailCleanly) {
+    demail::test::PcscSimulator sim;
+    Pkcs11KeySource source({kOpenSc, kCardUri, writePin(sim.dir(), "123456")});
+    ASSERT_TRUE(source.load().ok());
+    EVP_PKEY* pub = publicKeyOf(sim.authCertPem());
+    EVP_PKEY* old = source.privateKey();
+    EVP_PKEY_up_ref(old);  // as an SSL_CTX made before the reload would hold it
+    EXPECT_TRUE(signsAndVerifies(old, pub));
+    source.resetAfterConfigChange();
+    const auto r = source.load();
+    ASSERT_TRUE(r.ok()) << r.message;
+    EXPECT_FALSE(signsAndVerifies(old, pub)) << "a session from before the restart is gone";
+    EXPECT_TRUE(signsAndVerifies(source.privateKey(), pub));
+    EVP_PKEY_free(old);  // closes nothing: its handle may now name the new session
+    EXPECT_TRUE(signsAndVerifies(source.privateKey(), pub));
+    EXPECT_FALSE(source.tokenLost());
+    EXPECT_EQ(source.signatureCount(), 3u);
+    EVP_PKEY_free(pub);
+}
+
 TEST(Pkcs11KeySource, WrongPinCostsOneTryAndIsNeverSentAgain) {
     demail::test::PcscSimulator sim;
     ASSERT_EQ(triesLeftOnCard(), 3);

@@ -67,6 +67,8 @@ class Pkcs11KeySource {
     KeyLoadResult load();
     EVP_PKEY* privateKey() const;  // borrowed; valid until the next load(); nullptr if none
     X509* certificate() const;     // the matching certificate if the token has it, else nullptr
+    // The operator changed the configuration (SIGHUP): a rejected PIN may be tried again, and the
+    // next load() starts the PKCS#11 module afresh.
     void resetAfterConfigChange();
     const Pkcs11KeyConfig& config() const { return config_; }
 
@@ -95,6 +97,9 @@ class Pkcs11KeySource {
     EVP_PKEY* key_ = nullptr;
     X509* cert_ = nullptr;
     std::optional<KeyLoadResult> rejected_;
+    // The next load() finalises and initialises the module first (after a reload, or when the
+    // module lost a token it had just listed).
+    bool restartModule_ = false;
 };
 
 }  // namespace demail::smartcard
