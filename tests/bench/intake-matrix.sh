@@ -25,7 +25,6 @@ trap 'bench_stop_servers; rm -rf "$BENCH_DIR"' EXIT
 bench_start_servers
 started=$(date +%s)
 
-field() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k {print $2}'; }
 # smtp-source (Postfix's load generator: no TLS, no latency, one connection per message unless
 # told otherwise) as a second opinion on the rate: messages / wall time.
 smtp_source_rate() {  # port sessions messages size

@@ -28,7 +28,6 @@ HZ=$(getconf CLK_TCK)
 started=$(date +%s)
 took() { echo "  ($1 took $(( $(date +%s) - ${2:-$started} )) s so far)"; }
 
-field() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k {print $2}'; }
 load() {  # port sessions messages size [--starttls]
   "$LOAD" --port "$1" --sessions "$2" --messages "$3" --size "$4" "${@:5}" --from a@firma.de \
     --to b@behoerde.de-mail.de --helo bench.test --timeout 120

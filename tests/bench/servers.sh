@@ -1,6 +1,7 @@
 # The two servers the intake benchmarks compare, on loopback, with the same durability: the
 # message is on disk (fsync) before the 250. Source it; it defines bench_start_servers and
-# bench_stop_servers and exports GW_PORT, GW_PID, GW_SPOOL, GW_HEALTH, PF_PORT, PF_DIR, PF_MASTER.
+# bench_stop_servers (and field, to read a demail-smtp-load result) and exports GW_PORT, GW_PID,
+# GW_SPOOL, GW_HEALTH, PF_PORT, PF_DIR, PF_MASTER.
 #
 # demail-gatewayd runs with no card in its reader: sending is paused, so only the intake works
 # (the state a gateway is in while its card is away: mail is still accepted and queued).
@@ -13,6 +14,11 @@
 # Each server can also be stopped and started alone (bench_stop_gateway, bench_start_gateway,
 # bench_stop_postfix, bench_start_postfix), so that one measurement's leftovers (Postfix keeps
 # idle smtpd processes for max_idle, 100 s) do not weigh on the next one.
+
+# The value of KEY in a demail-smtp-load result line (key=value pairs).
+field() {  # line key
+  tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k {print $2}'
+}
 
 bench_free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
