@@ -6,6 +6,12 @@ namespace demail::smtp {
 namespace {
 // Large enough that a big DATA section costs few reads; lines are cut out of it with memchr.
 constexpr std::size_t kReadSize = 64 * 1024;
+
+// Whether [p, p+n) holds a CR anywhere but as its last byte (a CR there may still be followed by
+// the LF that ends the line).
+bool hasInnerCr(const char* p, std::size_t n) {
+    return n > 1 && std::memchr(p, '\r', n - 1) != nullptr;
+}
 }  // namespace
 
 LineReader::Result LineReader::fill() {
@@ -20,21 +26,37 @@ LineReader::Result LineReader::fill() {
     return Result::Ok;
 }
 
-LineReader::Result LineReader::skipRestOfLine() {
+LineReader::Result LineReader::skipRestOfLine(char last, std::size_t maxSkip) {
+    std::size_t skipped = 0;
     while (true) {
         if (pos_ == buf_.size())
             if (const Result r = fill(); r != Result::Ok)
                 return r;
-        const void* nl = std::memchr(buf_.data() + pos_, '\n', buf_.size() - pos_);
-        if (nl) {
-            pos_ = static_cast<std::size_t>(static_cast<const char*>(nl) - buf_.data()) + 1;
-            return Result::TooLong;
+        const char* start = buf_.data() + pos_;
+        const std::size_t available = buf_.size() - pos_;
+        const auto* nl = static_cast<const char*>(std::memchr(start, '\n', available));
+        const std::size_t take = nl ? static_cast<std::size_t>(nl - start) : available;
+        // A CR is allowed only right before the LF: one left over from the previous piece must be
+        // followed by more of the line only if that is the LF itself.
+        if ((last == '\r' && take > 0) || hasInnerCr(start, take)) {
+            pos_ += nl ? take + 1 : take;
+            return Result::BareNewline;
         }
-        pos_ = buf_.size();
+        if (take > 0)
+            last = start[take - 1];
+        pos_ += take;
+        skipped += take;
+        if (nl) {
+            ++pos_;
+            return last == '\r' ? Result::TooLong : Result::BareNewline;
+        }
+        if (skipped > maxSkip)
+            return Result::Overflow;
     }
 }
 
-LineReader::Result LineReader::readLine(std::string& line, std::size_t maxLength) {
+LineReader::Result LineReader::readLine(std::string& line, std::size_t maxLength,
+                                        std::size_t maxSkip) {
     line.clear();
     while (true) {
         if (pos_ == buf_.size())
@@ -45,8 +67,21 @@ LineReader::Result LineReader::readLine(std::string& line, std::size_t maxLength
         const auto* nl = static_cast<const char*>(std::memchr(start, '\n', available));
         const std::size_t take = nl ? static_cast<std::size_t>(nl - start) : available;
         if (line.size() + take > maxLength) {
+            // Over-long: what was collected and this piece must still be CRLF-clean.
+            const char before = line.empty() ? '\0' : line.back();
+            const bool innerCr = hasInnerCr(line.data(), line.size()) ||
+                                 (before == '\r' && take > 0) || hasInnerCr(start, take);
             pos_ += take;
-            return nl ? (++pos_, Result::TooLong) : skipRestOfLine();
+            if (innerCr) {
+                if (nl)
+                    ++pos_;
+                return Result::BareNewline;
+            }
+            const char last = take > 0 ? start[take - 1] : before;
+            if (!nl)
+                return skipRestOfLine(last, maxSkip);
+            ++pos_;
+            return last == '\r' ? Result::TooLong : Result::BareNewline;
         }
         line.append(start, take);
         pos_ += take;

@@ -23,7 +23,7 @@ pass "MAIL before STARTTLS 530; AUTH not offered and refused before TLS (538)"
 stop_server
 start_server --cert "$T/server.pem" --key "$T/server.key" --no-require-tls --max-size 20000
 out=$(raw_smtp 'EHLO x\r\nMAIL FROM:<a@firma.de>\r\nRCPT TO:<b@behoerde.de-mail.de>\r\nQUIT\r\n' 127.0.0.2)
-expect "$out" "554 5.7.1 <b@behoerde.de-mail.de>: Relay access denied" "foreign client"
+expect "$out" "554 5.7.1 Relay access denied" "foreign client (refused at MAIL: no sender enumeration)"
 out=$(raw_smtp 'EHLO x\r\nMAIL FROM:<a@firma.de>\r\nRCPT TO:<someone@gmail.com>\r\nRCPT TO:<x@firma.de>\r\nQUIT\r\n')
 [ "$(grep -c '550 5.7.1' <<<"$out")" = 2 ] || fail "non-De-Mail recipients: $out"
 expect "$out" "not a De-Mail address" "reason"
@@ -68,6 +68,26 @@ out=$(raw_smtp 'EHLO x\r\nMAIL FROM:<a@firma.de>\r\nRCPT TO:<b@behoerde.de-mail.
 expect "$out" "521 5.5.2" "bare CR smuggling in DATA"
 [ "$(queued)" = "$before" ] || fail "bare CR message queued"
 pass "bare LF and bare CR in commands and DATA: 521 and nothing queued"
+
+# Smuggling through an over-long line (review H1): a DATA line beyond the limit that ends in a
+# bare LF must not let the reader resynchronise there, or the "." after it ends DATA and the lines
+# after that run as a second transaction with the relay rights of this client.
+long=$(printf 'A%.0s' $(seq 1 2000))
+for where in DATA command; do
+  if [ "$where" = DATA ]; then
+    head='EHLO x\r\nMAIL FROM:<a@firma.de>\r\nRCPT TO:<b@behoerde.de-mail.de>\r\nDATA\r\nSubject: s\r\n\r\n'
+  else
+    head='EHLO x\r\nNOOP '
+  fi
+  out=$(raw_smtp "$head$long\n.\r\nMAIL FROM:<a@firma.de>\r\nRCPT TO:<c@behoerde.de-mail.de>\r\nDATA\r\nsmuggled\r\n.\r\n")
+  expect "$out" "521 5.5.2" "over-long line ending in a bare LF ($where)"
+  if grep -q "^250 2.1.0\|^354" <<<"$(sed -n '/^521/,$p' <<<"$out")"; then fail "commands ran after the 521 ($where): $out"; fi
+  [ "$(queued)" = "$before" ] || fail "a smuggled message was queued ($where)"
+  # The same with a bare CR inside the over-long part.
+  out=$(raw_smtp "$head$long\r.\r\nMAIL FROM:<a@firma.de>\r\n")
+  expect "$out" "521 5.5.2" "over-long line with a bare CR ($where)"
+done
+pass "over-long lines ending in a bare LF or holding a bare CR: 521, the session ends, nothing queued"
 
 long=$(printf 'A%.0s' $(seq 1 1600))
 out=$(raw_smtp "EHLO x\r\nNOOP $long\r\nNOOP\r\nQUIT\r\n")

@@ -14,13 +14,16 @@ class LineReader {
     using Source = std::function<long(char* p, std::size_t n)>;
     explicit LineReader(Source source) : source_(std::move(source)) {}
 
-    enum class Result { Ok, Eof, Timeout, TooLong, BareNewline };
+    enum class Result { Ok, Eof, Timeout, TooLong, BareNewline, Overflow };
 
-    // One line without its CRLF. A CR or LF that is not part of a CRLF is BareNewline (the SMTP
-    // smuggling defence, RFC 5321 §2.3.8); the reader then stands after that LF. A line whose
-    // bytes before the LF (its CR included) exceed maxLength is TooLong; the rest of it is skipped
-    // so the session can go on after its 500.
-    Result readLine(std::string& line, std::size_t maxLength);
+    // One line without its CRLF. Every line end the reader reports, for a line of any length, is
+    // a CRLF: a CR or LF that is not part of a CRLF is BareNewline (the SMTP smuggling defence,
+    // RFC 5321 §2.3.8), also inside or at the end of an over-long line, so that a bare LF can
+    // never be where the reader resynchronises; the reader then stands after that LF and the
+    // session must end. A line whose bytes before the LF (its CR included) exceed maxLength is
+    // TooLong; the rest of it is skipped, up to maxSkip bytes, so the session can go on after its
+    // 500. A line longer than maxLength + maxSkip is Overflow: the session must end.
+    Result readLine(std::string& line, std::size_t maxLength, std::size_t maxSkip = 64 * 1024);
 
     // STARTTLS: whatever came before the handshake is not trusted (RFC 3207 §4.2).
     void discardBuffered();
@@ -29,7 +32,8 @@ class LineReader {
   private:
     // Refills the buffer when it is used up; Ok or the source's Eof/Timeout.
     Result fill();
-    Result skipRestOfLine();
+    // Skips the rest of an over-long line whose last byte so far was `last` ('\0' if none).
+    Result skipRestOfLine(char last, std::size_t maxSkip);
 
     Source source_;
     std::string buf_;
