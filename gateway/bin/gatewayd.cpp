@@ -315,6 +315,8 @@ int main(int argc, char** argv) {
         std::cerr << "demail-gatewayd: " << e << "\n";
         return 1;
     }
+    if (!server.notice().empty())
+        log().warning("event=smtp_limit " + server.notice());
     log().notice("event=listening smtp=" + cfg.smtp.listen.toString() +
                  " health=" + cfg.health.listen.toString());
     std::unique_ptr<smtp::Server> submission;

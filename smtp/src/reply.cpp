@@ -22,6 +22,7 @@ const ReplyText& replyFor(Reply r) {
         {Reply::TooManyConnections, {421, "4.7.0", "Too many connections from your address"}},
         {Reply::TooManyErrors, {421, "4.7.0", "Too many errors, closing connection"}},
         {Reply::Timeout, {421, "4.4.2", "Timeout exceeded, closing connection"}},
+        {Reply::LineOverflow, {421, "4.7.0", "Line too long, closing connection"}},
         {Reply::LocalError, {451, "4.3.0", "Local error in processing, try again later"}},
         {Reply::NoSpace, {452, "4.3.1", "Insufficient system storage, try again later"}},
         {Reply::TooManyRecipients, {452, "4.5.3", "Too many recipients"}},
@@ -57,8 +58,8 @@ std::string formatReply(Reply r, const std::string& detail) {
         line += ' ';
     }
     std::string text = detail.empty() ? t.text : detail;
-    for (char& c : text)
-        if (c == '\r' || c == '\n')
+    for (char& c : text)  // no line break or control character from a detail reaches the client
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
             c = ' ';
     return line + text + "\r\n";
 }

@@ -1,18 +1,54 @@
 #include "demail/smtp/server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <system_error>
 
 #include "session.h"
 
 namespace demail::smtp {
+namespace {
+
+// The client's address as text; an IPv4 client of a dual-stack socket (::ffff:a.b.c.d) is shown
+// and matched against relay_networks as the IPv4 address it is.
+std::string peerAddress(const sockaddr_storage& peer) {
+    char ip[INET6_ADDRSTRLEN] = {};
+    if (peer.ss_family == AF_INET6) {
+        const auto& a6 = reinterpret_cast<const sockaddr_in6&>(peer);
+        if (IN6_IS_ADDR_V4MAPPED(&a6.sin6_addr)) {
+            in_addr v4{};
+            std::memcpy(&v4, a6.sin6_addr.s6_addr + 12, 4);
+            inet_ntop(AF_INET, &v4, ip, sizeof ip);
+        } else {
+            inet_ntop(AF_INET6, &a6.sin6_addr, ip, sizeof ip);
+        }
+    } else {
+        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(peer).sin_addr, ip, sizeof ip);
+    }
+    return ip;
+}
+
+void refuse(int fd, const char* why) {
+    ::send(fd, why, std::strlen(why), MSG_NOSIGNAL | MSG_DONTWAIT);
+    ::close(fd);
+}
+
+// The file descriptors one session may hold at once: its socket and the spool file during DATA.
+constexpr rlim_t kFdsPerSession = 2;
+// Left for everything else of the process: the listeners, provider and relay connections, the
+// health server, spool directories, the PKCS#11 module and pcscd.
+constexpr rlim_t kFdsReserved = 256;
+
+}  // namespace
 
 Server::Server(ServerConfig config, Policy& policy, MessageSink& sink, const UsersFile* users)
     : config_(std::move(config)), policy_(policy), sink_(sink), users_(users) {}
@@ -21,6 +57,8 @@ Server::~Server() {
     stop(std::chrono::seconds(5));
     if (tls_)
         SSL_CTX_free(tls_);
+    if (reserveFd_ >= 0)
+        ::close(reserveFd_);
 }
 
 std::string Server::start() {
@@ -42,23 +80,95 @@ std::string Server::start() {
             return "[smtp] tls_cert/tls_key: cannot use " + config_.tlsCert + ": " + buf;
         }
     }
-    listenFd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (auto e = fitConnectionsToFdLimit(); !e.empty())
+        return e;
+
+    sockaddr_storage addr{};
+    socklen_t addrLen = 0;
+    const bool v6 = config_.host.find(':') != std::string::npos;
+    if (v6) {
+        auto& a6 = reinterpret_cast<sockaddr_in6&>(addr);
+        a6.sin6_family = AF_INET6;
+        a6.sin6_port = htons(config_.port);
+        if (inet_pton(AF_INET6, config_.host.c_str(), &a6.sin6_addr) != 1)
+            return "[smtp] listen: " + config_.host + " is not an IPv6 address";
+        addrLen = sizeof a6;
+    } else {
+        auto& a4 = reinterpret_cast<sockaddr_in&>(addr);
+        a4.sin_family = AF_INET;
+        a4.sin_port = htons(config_.port);
+        if (inet_pton(AF_INET, config_.host.c_str(), &a4.sin_addr) != 1)
+            return "[smtp] listen: " + config_.host +
+                   " is not an IP address (use 127.0.0.1, 0.0.0.0, [::1] or [::])";
+        addrLen = sizeof a4;
+    }
+    listenFd_ = ::socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(listenFd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(config_.port);
-    if (inet_pton(AF_INET, config_.host.c_str(), &addr.sin_addr) != 1)
-        return "[smtp] listen: " + config_.host + " is not an IPv4 address";
-    if (::bind(listenFd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+    if (v6) {
+        // [::] takes IPv4 clients too (they appear as ::ffff:a.b.c.d, see peerAddress); a
+        // specific IPv6 address takes only IPv6 ones.
+        int v6only = 0;
+        setsockopt(listenFd_, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+    }
+    if (::bind(listenFd_, reinterpret_cast<sockaddr*>(&addr), addrLen) != 0 ||
         ::listen(listenFd_, 512) != 0)
-        return "[smtp] listen: cannot listen on " + config_.host + ":" +
-               std::to_string(config_.port) + ": " + std::strerror(errno);
-    socklen_t len = sizeof addr;
-    getsockname(listenFd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    boundPort_ = ntohs(addr.sin_port);
+        return "[smtp] listen: cannot listen on " + (v6 ? "[" + config_.host + "]" : config_.host) +
+               ":" + std::to_string(config_.port) + ": " + std::strerror(errno);
+    getsockname(listenFd_, reinterpret_cast<sockaddr*>(&addr), &addrLen);
+    boundPort_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6&>(addr).sin6_port
+                          : reinterpret_cast<sockaddr_in&>(addr).sin_port);
+    reserveFd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     acceptThread_ = std::thread([this] { acceptLoop(); });
     return {};
+}
+
+std::string Server::fitConnectionsToFdLimit() {
+    // Each session needs kFdsPerSession descriptors: raise the soft limit as far as the hard one
+    // allows, and if max_connections still does not fit, lower it (and say so) rather than let
+    // the sessions starve the spool and the provider connections of descriptors.
+    rlimit lim{};
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+        return {};
+    const rlim_t wanted =
+        static_cast<rlim_t>(config_.maxConnections) * kFdsPerSession + kFdsReserved;
+    if (lim.rlim_cur < wanted && lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = std::min(wanted, lim.rlim_max);
+        setrlimit(RLIMIT_NOFILE, &lim);
+        getrlimit(RLIMIT_NOFILE, &lim);
+    }
+    if (lim.rlim_cur >= wanted)
+        return {};
+    if (lim.rlim_cur <= kFdsReserved + kFdsPerSession)
+        return "[smtp] max_connections: the open-file limit (" + std::to_string(lim.rlim_cur) +
+               ") leaves no room for sessions; raise LimitNOFILE";
+    const int fits = static_cast<int>((lim.rlim_cur - kFdsReserved) / kFdsPerSession);
+    notice_ = "max_connections lowered from " + std::to_string(config_.maxConnections) + " to " +
+              std::to_string(fits) + ": the open-file limit is " + std::to_string(lim.rlim_cur) +
+              " (raise LimitNOFILE to " + std::to_string(wanted) + ")";
+    config_.maxConnections = fits;
+    return {};
+}
+
+int Server::acceptOne(sockaddr_storage& peer) {
+    socklen_t len = sizeof peer;
+    const int fd = ::accept4(listenFd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
+    if (fd >= 0 || (errno != EMFILE && errno != ENFILE))
+        return fd;
+    // Out of descriptors: the pending client would make poll() report the listener ready for
+    // ever (a busy loop). Free the reserve descriptor, take the client, tell it to come back
+    // later, close it, take the reserve again, and pause briefly before the next accept.
+    if (reserveFd_ >= 0) {
+        ::close(reserveFd_);
+        reserveFd_ = -1;
+        const int late = ::accept4(listenFd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (late >= 0)
+            refuse(late, "421 4.3.2 Too many open files, try again later\r\n");
+        reserveFd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    ++counters_.fdExhaustion;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return -1;
 }
 
 void Server::acceptLoop() {
@@ -66,49 +176,60 @@ void Server::acceptLoop() {
         pollfd p{listenFd_, POLLIN, 0};
         if (::poll(&p, 1, 200) <= 0)
             continue;
-        sockaddr_in peer{};
-        socklen_t len = sizeof peer;
-        const int fd = ::accept4(listenFd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
+        sockaddr_storage peer{};
+        const int fd = acceptOne(peer);
         if (fd < 0)
             continue;
-        char ip[INET_ADDRSTRLEN] = {};
-        inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip);
-        const std::string client = ip;
+        const std::string client = peerAddress(peer);
         ++counters_.connections;
-        bool refuse = false;
         const char* why = nullptr;
         {
             std::lock_guard lock(mutex_);
             if (active_ >= config_.maxConnections) {
-                refuse = true;
                 why = "421 4.3.2 Too many connections, try again later\r\n";
             } else if (perClient_[client] >= config_.maxConnectionsPerClient) {
-                refuse = true;
                 why = "421 4.7.0 Too many connections from your address\r\n";
             } else {
                 ++perClient_[client];
                 ++active_;
+                sessionFds_.insert(fd);
             }
         }
-        if (refuse) {
-            ::send(fd, why, std::strlen(why), MSG_NOSIGNAL);
-            ::close(fd);
+        if (why) {
+            refuse(fd, why);
             continue;
         }
-        std::thread([this, fd, client] { runSession(fd, client); }).detach();
+        try {
+            std::thread([this, fd, client] { runSession(fd, client); }).detach();
+        } catch (const std::system_error&) {
+            // No thread to be had (memory, the task limit): this client is turned away, the
+            // daemon goes on.
+            ++counters_.threadFailures;
+            sessionEnded(fd, client);
+            refuse(fd, "421 4.3.2 Server busy, try again later\r\n");
+        }
     }
+}
+
+void Server::sessionEnded(int fd, const std::string& client) {
+    std::lock_guard lock(mutex_);
+    sessionFds_.erase(fd);
+    if (--perClient_[client] <= 0)
+        perClient_.erase(client);
+    --active_;
+    idle_.notify_all();
 }
 
 void Server::runSession(int fd, std::string client) {
     {
         Session session(*this, fd, client);
         session.run();
+        // The session's destructor closes fd: forget it first, so that stop() never shuts
+        // down a descriptor number the process has reused for something else.
+        std::lock_guard lock(mutex_);
+        sessionFds_.erase(fd);
     }
-    std::lock_guard lock(mutex_);
-    if (--perClient_[client] <= 0)
-        perClient_.erase(client);
-    --active_;
-    idle_.notify_all();
+    sessionEnded(-1, client);
 }
 
 void Server::stop(std::chrono::seconds grace) {
@@ -120,7 +241,14 @@ void Server::stop(std::chrono::seconds grace) {
         ::close(listenFd_);
     listenFd_ = -1;
     std::unique_lock lock(mutex_);
-    idle_.wait_for(lock, grace, [this] { return active_ == 0; });
+    if (idle_.wait_for(lock, grace, [this] { return active_ == 0; }))
+        return;
+    // Sessions still running after the grace period (a slow or silent client): wake them by
+    // shutting their sockets down, then wait for them all, since they use this Server, its TLS
+    // context, the policy and the sink, which the caller is about to destroy.
+    for (const int fd : sessionFds_)
+        ::shutdown(fd, SHUT_RDWR);
+    idle_.wait(lock, [this] { return active_ == 0; });
 }
 
 }  // namespace demail::smtp

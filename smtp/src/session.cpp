@@ -20,6 +20,44 @@ std::string receivedDate() {
     return buf;
 }
 
+// How much of an over-long command line is skipped before the session gives up on the client.
+constexpr std::size_t kCommandSkipLimit = 64 * 1024;
+
+// Printable US-ASCII without space: what a HELO name (a domain or an address literal) and the
+// decoded ESMTP parameters may hold, so that no client byte can reach a trace header, the spool's
+// tab-separated records or an operator's terminal as a control character.
+bool isPrintableToken(const std::string& s) {
+    for (const char c : s)
+        if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f)
+            return false;
+    return !s.empty();
+}
+
+bool hasControlCharacter(const std::string& s) {
+    for (const char c : s)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+            return true;
+    return false;
+}
+
+// RFC 3461 §4.1: NEVER, or a comma-separated list of SUCCESS, FAILURE and DELAY.
+bool isValidNotify(std::string v) {
+    for (char& c : v)
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (v == "NEVER")
+        return true;
+    std::size_t start = 0;
+    while (true) {
+        const auto comma = v.find(',', start);
+        const std::string item = v.substr(start, comma - start);
+        if (item != "SUCCESS" && item != "FAILURE" && item != "DELAY")
+            return false;
+        if (comma == std::string::npos)
+            return true;
+        start = comma + 1;
+    }
+}
+
 std::string base64Decode(const std::string& in, bool& ok) {
     ok = false;
     if (in.empty() || in.size() % 4 != 0)
@@ -69,9 +107,15 @@ void Session::run() {
             reply(Reply::TooManyErrors);
             return;
         }
-        const auto r = conn_.readLine(line, 512 + 1000);  // command lines with ESMTP params
+        // Command lines with ESMTP parameters; the whole line must arrive within commandTimeout.
+        const auto r = conn_.readLine(line, 512 + 1000, kCommandSkipLimit,
+                                      Connection::Clock::now() + cfg_.commandTimeout);
         if (r == Connection::LineResult::Eof)
             return;
+        if (r == Connection::LineResult::Overflow) {
+            reply(Reply::LineOverflow);
+            return;
+        }
         if (r == Connection::LineResult::Timeout) {
             reply(Reply::Timeout);
             return;
@@ -126,7 +170,10 @@ bool Session::ehlo(const Command& c, bool extended) {
     if (c.argument.empty())
         return reply(Reply::SyntaxError,
                      "Syntax: " + std::string(extended ? "EHLO" : "HELO") + " hostname");
-    info_.helo = c.argument.substr(0, 255);
+    if (c.argument.size() > 255 || !isPrintableToken(c.argument))
+        return reply(Reply::SyntaxError, "Invalid " + std::string(extended ? "EHLO" : "HELO") +
+                                             " hostname: a domain or address literal is expected");
+    info_.helo = c.argument;
     helloDone_ = true;
     resetTransaction();
     if (!extended)
@@ -154,7 +201,8 @@ bool Session::startTls(const Command& c) {
     if (!reply(Reply::ReadyForTls))
         return false;
     std::string description;
-    if (!conn_.startTls(server_.tls_, description))
+    if (!conn_.startTls(server_.tls_, description,
+                        Connection::Clock::now() + cfg_.tlsHandshakeTimeout))
         return false;  // handshake failed: nothing sensible can be said any more
     ++server_.counters_.tlsHandshakes;
     info_.tls = description;
@@ -192,7 +240,8 @@ bool Session::auth(const Command& c) {
     auto readResponse = [this](const std::string& challenge, std::string& out) {
         if (!conn_.write("334 " + challenge + "\r\n"))
             return false;
-        return conn_.readLine(out, 12288) == Connection::LineResult::Ok;
+        return conn_.readLine(out, 12288, 0, Connection::Clock::now() + cfg_.commandTimeout) ==
+               Connection::LineResult::Ok;
     };
     bool ok = false;
     if (mech == "PLAIN") {
@@ -269,7 +318,7 @@ bool Session::mail(const Command& c) {
             envelope_.ret = val;
         } else if (k == "ENVID") {
             auto d = decodeXtext(val);
-            if (!d || d->size() > 100)
+            if (!d || d->size() > 100 || hasControlCharacter(*d))
                 return reply(Reply::BadParameter, "Bad ENVID");
             envelope_.envid = *d;
         } else if (k == "AUTH") {
@@ -277,6 +326,12 @@ bool Session::mail(const Command& c) {
         } else {
             return reply(Reply::BadParameter, "Unsupported parameter " + k);
         }
+    }
+    // A client without relay rights learns nothing of which senders are mapped (no enumeration).
+    if (!server_.policy_.relayAllowed(info_)) {
+        ++server_.counters_.refusedRecipients;
+        return reply(Reply::RelayDenied,
+                     "Relay access denied: authenticate or send from a relay network");
     }
     const Decision d = server_.policy_.checkSender(info_, path->address);
     if (!d.accepted)
@@ -298,12 +353,12 @@ bool Session::rcpt(const Command& c) {
     Recipient r{path->address, {}, {}};
     for (const auto& [k, val] : path->params) {
         if (k == "NOTIFY") {
-            if (val.empty() || val.size() > 40)
+            if (!isValidNotify(val))
                 return reply(Reply::BadParameter, "Bad NOTIFY");
             r.notify = val;
         } else if (k == "ORCPT") {
             auto d = decodeXtext(val);
-            if (!d || d->size() > 500)
+            if (!d || d->size() > 500 || hasControlCharacter(*d))
                 return reply(Reply::BadParameter, "Bad ORCPT");
             r.orcpt = *d;
         } else {
@@ -352,21 +407,28 @@ bool Session::data(const Command& c) {
                            " id " + writer->queueId() + "\r\n";
     if (conn_.secure())
         received += "\t(using " + info_.tls + ")\r\n";
-    received += "\tfor <" + envelope_.recipients.front().address + ">; " + receivedDate() + "\r\n";
+    // Like Postfix: name the recipient only when there is exactly one, so that the header, which
+    // the provider copies to every recipient, never discloses a Bcc recipient to the others.
+    received += envelope_.recipients.size() == 1
+                    ? "\tfor <" + envelope_.recipients.front().address + ">; "
+                    : std::string("\t");
+    received += receivedDate() + "\r\n";
     bool sinkOk = writer->write(received.data(), received.size());
 
-    const auto deadline = std::chrono::steady_clock::now() + cfg_.dataTimeout;
+    // One deadline for the whole DATA phase, however the client paces its bytes.
+    const auto deadline = Connection::Clock::now() + cfg_.dataTimeout;
     std::string line;
     std::uint64_t size = 0;
     bool tooBig = false;
     while (true) {
-        if (std::chrono::steady_clock::now() > deadline) {
-            reply(Reply::Timeout);
-            return false;
-        }
-        const auto r = conn_.readLine(line, cfg_.maxLineLength);
+        // maxLineLength counts the CRLF; the reader counts the bytes before the LF, CR included.
+        const auto r = conn_.readLine(line, cfg_.maxLineLength - 1, cfg_.maxMessageSize, deadline);
         if (r == Connection::LineResult::Eof)
             return false;  // the writer is dropped: nothing is kept
+        if (r == Connection::LineResult::Overflow) {
+            reply(Reply::MessageTooBig);
+            return false;
+        }
         if (r == Connection::LineResult::Timeout) {
             reply(Reply::Timeout);
             return false;

@@ -1,11 +1,13 @@
 // A small SMTP intake for the tests of smtp/ and the spool, before demail-gatewayd exists in the
 // tests: the real smtp::Server, the real IntakePolicy and the real spool, fixed settings.
 //   intake_server --spool DIR --port-file F [--cert C --key K] [--users FILE] [--no-require-tls]
-//                 [--relay CIDR] [--max-size N]
+//                 [--relay CIDR] [--max-size N] [--listen ADDR]
+//                 [--timeouts COMMAND,DATA,HANDSHAKE seconds]
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -25,8 +27,10 @@ void onSignal(int) {
 
 int main(int argc, char** argv) {
     std::string spoolDir, portFile, cert, key, usersPath, relay = "127.0.0.1/32";
+    std::string listenHost = "127.0.0.1";
     bool requireTls = true;
     std::uint64_t maxSize = 20971520;
+    int commandTimeout = 300, dataTimeout = 600, handshakeTimeout = 60;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -46,6 +50,12 @@ int main(int argc, char** argv) {
             maxSize = std::stoull(next());
         else if (a == "--no-require-tls")
             requireTls = false;
+        else if (a == "--listen")
+            listenHost = next();
+        else if (a == "--timeouts") {  // command,data,handshake in seconds
+            const std::string t = next();
+            std::sscanf(t.c_str(), "%d,%d,%d", &commandTimeout, &dataTimeout, &handshakeTimeout);
+        }
     }
     demail::gateway::Spool spool(spoolDir, maxSize);
     if (auto e = spool.open(); !e.empty()) {
@@ -67,7 +77,11 @@ int main(int argc, char** argv) {
         }
     }
     demail::smtp::ServerConfig cfg;
+    cfg.host = listenHost;
     cfg.port = 0;
+    cfg.commandTimeout = std::chrono::seconds(commandTimeout);
+    cfg.dataTimeout = std::chrono::seconds(dataTimeout);
+    cfg.tlsHandshakeTimeout = std::chrono::seconds(handshakeTimeout);
     cfg.hostname = "gateway.test";
     cfg.tlsCert = cert;
     cfg.tlsKey = key;
@@ -78,6 +92,8 @@ int main(int argc, char** argv) {
         std::cerr << e << "\n";
         return 1;
     }
+    if (!server.notice().empty())
+        std::cerr << server.notice() << "\n";
     signal(SIGTERM, onSignal);
     signal(SIGINT, onSignal);
     { std::ofstream(portFile + ".tmp") << server.port(); }

@@ -21,6 +21,7 @@ enum class Reply {
     TooManyConnections,  // 421 4.7.0
     TooManyErrors,       // 421 4.7.0
     Timeout,             // 421 4.4.2
+    LineOverflow,        // 421 4.7.0 (a line far beyond any limit: the connection is closed)
     LocalError,          // 451 4.3.0
     NoSpace,             // 452 4.3.1
     TooManyRecipients,   // 452 4.5.3

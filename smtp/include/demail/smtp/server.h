@@ -16,11 +16,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
 #include "demail/smtp/auth.h"
 #include "demail/smtp/policy.h"
+
+struct sockaddr_storage;
 
 namespace demail::smtp {
 
@@ -38,6 +41,7 @@ struct ServerConfig {
     int maxErrors = 20;
     std::chrono::seconds commandTimeout{300};  // RFC 5321 §4.5.3.2: at least 5 minutes
     std::chrono::seconds dataTimeout{600};     // the whole DATA phase
+    std::chrono::seconds tlsHandshakeTimeout{60};
 };
 
 class Server {
@@ -47,19 +51,25 @@ class Server {
     // Binds, starts accepting; empty string on success.
     std::string start();
     std::uint16_t port() const { return boundPort_; }
-    // Stops accepting; sessions answer 421 at their next command; waits up to `grace` for them.
+    // Set by start() when the open-file limit forced a lower max_connections: for the log.
+    const std::string& notice() const { return notice_; }
+    // Stops accepting; sessions answer 421 at their next command; after `grace`, the sockets of
+    // the sessions still running are shut down, and stop() returns when every session has ended.
     void stop(std::chrono::seconds grace = std::chrono::seconds(30));
     int activeSessions() const { return active_.load(); }
 
     struct Counters {
         std::atomic<std::uint64_t> connections{0}, accepted{0}, refusedRecipients{0},
-            tlsHandshakes{0}, authFailures{0};
+            tlsHandshakes{0}, authFailures{0}, fdExhaustion{0}, threadFailures{0};
     };
     const Counters& counters() const { return counters_; }
 
   private:
     void acceptLoop();
+    int acceptOne(sockaddr_storage& peer);
     void runSession(int fd, std::string client);
+    void sessionEnded(int fd, const std::string& client);
+    std::string fitConnectionsToFdLimit();
 
     ServerConfig config_;
     Policy& policy_;
@@ -68,6 +78,8 @@ class Server {
     AuthThrottle throttle_;
     SSL_CTX* tls_ = nullptr;
     int listenFd_ = -1;
+    int reserveFd_ = -1;  // given up to accept-and-refuse a client when descriptors run out
+    std::string notice_;
     std::uint16_t boundPort_ = 0;
     std::thread acceptThread_;
     std::atomic<bool> stopping_{false};
@@ -75,6 +87,7 @@ class Server {
     std::mutex mutex_;
     std::condition_variable idle_;
     std::map<std::string, int> perClient_;
+    std::set<int> sessionFds_;  // of the running sessions, for stop()
     Counters counters_;
 
     friend class Session;
