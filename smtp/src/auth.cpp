@@ -6,13 +6,14 @@
 
 #include <chrono>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <vector>
 
 namespace demail::smtp {
 namespace {
 
-constexpr int kSlowAfter = 3, kBlockAfter = 10;
+constexpr int kSlowAfter = 3, kBlockAfter = 10, kUserBlockAfter = 30;
 constexpr long long kWindowSeconds = 600;
 
 std::string b64(const unsigned char* data, int n) {
@@ -101,27 +102,54 @@ bool UsersFile::verify(const std::string& user, const std::string& password) con
     return ok && it != users_.end();
 }
 
-AuthThrottle::Verdict AuthThrottle::check(const std::string& client) {
-    std::lock_guard lock(mutex_);
-    auto& e = entries_[client];
+AuthThrottle::Entry& AuthThrottle::entry(std::map<std::string, Entry>& m, const std::string& key) {
+    auto& e = m[key];
     if (nowSeconds() - e.windowStart > kWindowSeconds)
-        e = Entry{0, nowSeconds()};
-    if (e.failures >= kBlockAfter)
+        e = Entry{0, e.inFlight, nowSeconds()};
+    return e;
+}
+
+void AuthThrottle::prune(std::map<std::string, Entry>& m) {
+    // Keeps the maps bounded under a scan from many addresses or with many user names.
+    if (m.size() < 4096)
+        return;
+    const long long now = nowSeconds();
+    for (auto it = m.begin(); it != m.end();)
+        it = it->second.inFlight == 0 && now - it->second.windowStart > kWindowSeconds
+                 ? m.erase(it)
+                 : std::next(it);
+}
+
+AuthThrottle::Verdict AuthThrottle::begin(const std::string& client) {
+    std::lock_guard lock(mutex_);
+    prune(clients_);
+    auto& e = entry(clients_, client);
+    const int counted = e.failures + e.inFlight;  // attempts in flight may all fail
+    if (counted >= kBlockAfter)
+        return Verdict::Block;
+    ++e.inFlight;
+    return counted >= kSlowAfter ? Verdict::Slow : Verdict::Allow;
+}
+
+AuthThrottle::Verdict AuthThrottle::checkUser(const std::string& user) {
+    std::lock_guard lock(mutex_);
+    prune(users_);
+    const auto& e = entry(users_, user);
+    if (e.failures >= kUserBlockAfter)
         return Verdict::Block;
     return e.failures >= kSlowAfter ? Verdict::Slow : Verdict::Allow;
 }
 
-void AuthThrottle::failure(const std::string& client) {
+void AuthThrottle::end(const std::string& client, const std::string& user, bool ok) {
     std::lock_guard lock(mutex_);
-    auto& e = entries_[client];
-    if (e.windowStart == 0)
-        e.windowStart = nowSeconds();
-    ++e.failures;
-}
-
-void AuthThrottle::success(const std::string& client) {
-    std::lock_guard lock(mutex_);
-    entries_.erase(client);
+    auto& c = entry(clients_, client);
+    if (c.inFlight > 0)
+        --c.inFlight;
+    if (ok)
+        return;
+    ++c.failures;
+    if (!user.empty())
+        ++entry(users_, user).failures;
 }
 
 }  // namespace demail::smtp

@@ -35,6 +35,8 @@ class Connection {
     bool startTls(SSL_CTX* ctx, std::string& description, Clock::time_point deadline);
     bool secure() const { return ssl_ != nullptr; }
     bool hasBufferedInput() const { return reader_.hasBuffered(); }
+    // After AUTH: overwrite the input already consumed (it held the credentials).
+    void wipeConsumedInput() { reader_.wipeConsumed(); }
 
   private:
     long rawRead(char* p, std::size_t n);

@@ -97,6 +97,14 @@ LineReader::Result LineReader::readLine(std::string& line, std::size_t maxLength
     }
 }
 
+void LineReader::wipeConsumed() {
+    // A volatile store: the compiler may not drop a write to memory that is read again later,
+    // but be explicit that this is for secrecy, not for the reader's logic.
+    volatile char* p = buf_.data();
+    for (std::size_t i = 0; i < pos_; ++i)
+        p[i] = 0;
+}
+
 void LineReader::discardBuffered() {
     buf_.clear();
     pos_ = 0;

@@ -2,6 +2,7 @@
 // syntax, TLS requirement, relay permission, then the gateway's policy.
 #include "session.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include <ctime>
@@ -128,7 +129,13 @@ void Session::run() {
             reply(Reply::LineTooLong);
             continue;
         }
-        if (!handle(parseCommand(line)))
+        Command command = parseCommand(line);
+        const bool goOn = handle(command);
+        if (command.verb == "AUTH") {  // an initial response holds the credentials
+            OPENSSL_cleanse(line.data(), line.size());
+            OPENSSL_cleanse(command.argument.data(), command.argument.size());
+        }
+        if (!goOn)
             return;
     }
 }
@@ -221,22 +228,41 @@ bool Session::auth(const Command& c) {
         return reply(Reply::NotImplemented, "Authentication not enabled");
     if (!helloDone_ || !info_.authUser.empty() || inTransaction_)
         return reply(Reply::BadSequence);
-    switch (server_.throttle_.check(info_.clientAddress)) {
-        case AuthThrottle::Verdict::Block:
-            reply(Reply::AuthThrottled);
-            return false;
-        case AuthThrottle::Verdict::Slow:
+    const auto slowOrBlock = [this](AuthThrottle::Verdict v) {
+        if (v == AuthThrottle::Verdict::Slow)
             std::this_thread::sleep_for(std::chrono::seconds(2));
-            break;
-        case AuthThrottle::Verdict::Allow:
-            break;
+        return v == AuthThrottle::Verdict::Block;
+    };
+    if (slowOrBlock(server_.throttle_.begin(info_.clientAddress))) {
+        reply(Reply::AuthThrottled);
+        return false;
     }
+    // Every copy of the credentials (base64 and decoded) is wiped when the attempt ends, however
+    // it ends; so is what the line reader still holds of them.
+    std::string user, password, response, decoded, second;
+    bool outcome = true;  // a cancelled or malformed attempt is no failed guess
+    struct Wipe {
+        std::vector<std::string*> secrets;
+        Session& session;
+        ~Wipe() {
+            for (std::string* s : secrets)
+                OPENSSL_cleanse(s->data(), s->size());
+            session.conn_.wipeConsumedInput();
+        }
+    } wipe{{&password, &response, &decoded, &second}, *this};
+    struct EndAttempt {
+        AuthThrottle& throttle;
+        const std::string& client;
+        const std::string& user;
+        const bool& ok;
+        ~EndAttempt() { throttle.end(client, user, ok); }
+    } endAttempt{server_.throttle_, info_.clientAddress, user, outcome};
+
     const auto sp = c.argument.find(' ');
     std::string mech = c.argument.substr(0, sp);
     for (char& ch : mech)
         ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-    std::string initial = sp == std::string::npos ? "" : c.argument.substr(sp + 1);
-    std::string user, password;
+    response = sp == std::string::npos ? "" : c.argument.substr(sp + 1);
     auto readResponse = [this](const std::string& challenge, std::string& out) {
         if (!conn_.write("334 " + challenge + "\r\n"))
             return false;
@@ -245,12 +271,11 @@ bool Session::auth(const Command& c) {
     };
     bool ok = false;
     if (mech == "PLAIN") {
-        std::string response = initial;
         if (response.empty() && !readResponse("", response))
             return false;
         if (response == "*")
             return reply(Reply::SyntaxError, "Authentication cancelled");
-        const std::string decoded = base64Decode(response, ok);
+        decoded = base64Decode(response, ok);
         const auto a = decoded.find('\0');
         const auto b = a == std::string::npos ? a : decoded.find('\0', a + 1);
         if (!ok || b == std::string::npos)
@@ -258,32 +283,33 @@ bool Session::auth(const Command& c) {
         user = decoded.substr(a + 1, b - a - 1);
         password = decoded.substr(b + 1);
     } else if (mech == "LOGIN") {
-        std::string u = initial, p;
-        if (u.empty() && !readResponse("VXNlcm5hbWU6", u))
+        if (response.empty() && !readResponse("VXNlcm5hbWU6", response))
             return false;
-        if (u == "*")
+        if (response == "*")
             return reply(Reply::SyntaxError, "Authentication cancelled");
-        user = base64Decode(u, ok);
+        user = base64Decode(response, ok);
         if (!ok)
             return reply(Reply::SyntaxError, "Malformed AUTH LOGIN response");
-        if (!readResponse("UGFzc3dvcmQ6", p))
+        if (!readResponse("UGFzc3dvcmQ6", second))
             return false;
-        if (p == "*")
+        if (second == "*")
             return reply(Reply::SyntaxError, "Authentication cancelled");
-        password = base64Decode(p, ok);
+        password = base64Decode(second, ok);
         if (!ok)
             return reply(Reply::SyntaxError, "Malformed AUTH LOGIN response");
     } else {
         return reply(Reply::BadParameter, "Unsupported authentication mechanism");
     }
-    const bool good = server_.users_->verify(user, password);
-    OPENSSL_cleanse(password.data(), password.size());
-    if (!good) {
-        server_.throttle_.failure(info_.clientAddress);
+    if (slowOrBlock(server_.throttle_.checkUser(user))) {
+        outcome = false;
+        reply(Reply::AuthThrottled);
+        return false;
+    }
+    outcome = server_.users_->verify(user, password);
+    if (!outcome) {
         ++server_.counters_.authFailures;
         return reply(Reply::AuthFailed);
     }
-    server_.throttle_.success(info_.clientAddress);
     info_.authUser = user;
     return reply(Reply::AuthOk);
 }

@@ -59,14 +59,52 @@ TEST(Auth, Pbkdf2HashesVerifyAndAreSalted) {
 
 TEST(Auth, ThrottleSlowsThenBlocks) {
     AuthThrottle t;
-    EXPECT_EQ(t.check("192.0.2.7"), AuthThrottle::Verdict::Allow);
-    for (int i = 0; i < 3; ++i)
-        t.failure("192.0.2.7");
-    EXPECT_EQ(t.check("192.0.2.7"), AuthThrottle::Verdict::Slow);
-    for (int i = 0; i < 7; ++i)
-        t.failure("192.0.2.7");
-    EXPECT_EQ(t.check("192.0.2.7"), AuthThrottle::Verdict::Block);
-    EXPECT_EQ(t.check("192.0.2.8"), AuthThrottle::Verdict::Allow);
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_EQ(t.begin("192.0.2.7"), AuthThrottle::Verdict::Allow);
+        t.end("192.0.2.7", "u" + std::to_string(i), false);
+    }
+    for (int i = 3; i < 10; ++i) {
+        EXPECT_EQ(t.begin("192.0.2.7"), AuthThrottle::Verdict::Slow);
+        t.end("192.0.2.7", "u" + std::to_string(i), false);
+    }
+    EXPECT_EQ(t.begin("192.0.2.7"), AuthThrottle::Verdict::Block);
+    EXPECT_EQ(t.begin("192.0.2.8"), AuthThrottle::Verdict::Allow);
+}
+
+TEST(Auth, ThrottleCountsAttemptsInFlight) {
+    // 50 parallel sessions from one address: only 10 may even try before the first fails.
+    AuthThrottle t;
+    int allowed = 0;
+    for (int i = 0; i < 50; ++i)
+        if (t.begin("192.0.2.9") != AuthThrottle::Verdict::Block)
+            ++allowed;
+    EXPECT_EQ(allowed, 10);
+}
+
+TEST(Auth, ThrottleSuccessResetsNothing) {
+    // One good credential does not buy fresh guesses against other users.
+    AuthThrottle t;
+    for (int round = 0; round < 5; ++round) {
+        for (int i = 0; i < 2; ++i) {
+            ASSERT_NE(t.begin("192.0.2.10"), AuthThrottle::Verdict::Block) << round;
+            t.end("192.0.2.10", "victim", false);
+        }
+        if (t.begin("192.0.2.10") == AuthThrottle::Verdict::Block)
+            return;  // blocked after 10 failures, as it must be
+        t.end("192.0.2.10", "attacker", true);
+    }
+    FAIL() << "10 failures interleaved with successes were never blocked";
+}
+
+TEST(Auth, ThrottlePerUserAcrossAddresses) {
+    AuthThrottle t;
+    for (int i = 0; i < 30; ++i) {
+        const std::string ip = "198.51.100." + std::to_string(i);
+        ASSERT_NE(t.begin(ip), AuthThrottle::Verdict::Block);
+        t.end(ip, "chef", false);
+    }
+    EXPECT_EQ(t.checkUser("chef"), AuthThrottle::Verdict::Block);
+    EXPECT_EQ(t.checkUser("other"), AuthThrottle::Verdict::Allow);
 }
 
 TEST(Intake, CidrMatching) {

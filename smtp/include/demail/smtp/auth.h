@@ -23,22 +23,36 @@ class UsersFile {
 std::string hashPassword(const std::string& password, int iterations = 200000);
 bool verifyPassword(const std::string& encoded, const std::string& password);
 
-// Failed AUTH attempts per client address: after `slowAfter` failures in the window each further
-// attempt waits; after `blockAfter` the client is turned away until the window passes.
+// Failed AUTH attempts, Postfix-anvil style, counted per client address and per user name within
+// a 10-minute window:
+// - an attempt is reserved when it begins (begin()), so parallel sessions from one address cannot
+//   all pass the check before the first failure is counted;
+// - a success ends its own reservation and resets nothing (a known credential does not buy fresh
+//   guesses against other users);
+// - per address: after 3 failures each attempt waits 2 s, after 10 it is refused (454, close);
+// - per user name, from any address: after 3 failures each attempt waits, after 30 it is refused
+//   for the rest of the window (a distributed guess at one user's password; the price is that
+//   such an attack also keeps the real user out until the window passes, which the log shows).
 class AuthThrottle {
   public:
     enum class Verdict { Allow, Slow, Block };
-    Verdict check(const std::string& client);
-    void failure(const std::string& client);
-    void success(const std::string& client);
+    // Before reading the credentials: reserves an attempt for `client` unless it is blocked.
+    Verdict begin(const std::string& client);
+    // Once the user name is known.
+    Verdict checkUser(const std::string& user);
+    // The end of an attempt begun with begin() (also when it was cancelled: pass ok = true).
+    void end(const std::string& client, const std::string& user, bool ok);
 
   private:
     struct Entry {
         int failures = 0;
+        int inFlight = 0;
         long long windowStart = 0;
     };
+    Entry& entry(std::map<std::string, Entry>& m, const std::string& key);
+    void prune(std::map<std::string, Entry>& m);
     std::mutex mutex_;
-    std::map<std::string, Entry> entries_;
+    std::map<std::string, Entry> clients_, users_;
 };
 
 }  // namespace demail::smtp

@@ -28,6 +28,8 @@ class LineReader {
     // STARTTLS: whatever came before the handshake is not trusted (RFC 3207 §4.2).
     void discardBuffered();
     bool hasBuffered() const { return pos_ < buf_.size(); }
+    // Overwrites the bytes already returned (e.g. AUTH credentials); what is still buffered stays.
+    void wipeConsumed();
 
   private:
     // Refills the buffer when it is used up; Ok or the source's Eof/Timeout.
