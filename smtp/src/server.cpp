@@ -50,6 +50,22 @@ constexpr rlim_t kFdsReserved = 256;
 
 }  // namespace
 
+std::string auditValue(const std::string& v) {
+    static const char* hex = "0123456789abcdef";
+    std::string out = "\"";
+    for (const char ch : v) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        } else {
+            out += ch;
+        }
+    }
+    return out + "\"";
+}
+
 Server::Server(ServerConfig config, Policy& policy, MessageSink& sink, const UsersFile* users)
     : config_(std::move(config)), policy_(policy), sink_(sink), users_(users) {}
 

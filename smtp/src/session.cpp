@@ -90,6 +90,12 @@ bool Session::reply(Reply r, const std::string& detail) {
     return conn_.write(formatReply(r, detail));
 }
 
+void Session::audit(const std::string& event, const std::string& fields) {
+    if (cfg_.audit)
+        cfg_.audit("event=" + event + " client=" + info_.clientAddress +
+                   (fields.empty() ? "" : " " + fields));
+}
+
 void Session::resetTransaction() {
     envelope_ = Envelope{};
     inTransaction_ = false;
@@ -114,14 +120,17 @@ void Session::run() {
         if (r == Connection::LineResult::Eof)
             return;
         if (r == Connection::LineResult::Overflow) {
+            audit("smtp_line_overflow", "phase=command");
             reply(Reply::LineOverflow);
             return;
         }
         if (r == Connection::LineResult::Timeout) {
+            audit("smtp_timeout", "phase=command");
             reply(Reply::Timeout);
             return;
         }
         if (r == Connection::LineResult::BareNewline) {
+            audit("smtp_bare_newline", "phase=command");
             reply(Reply::BareLineFeed);
             return;
         }
@@ -234,6 +243,7 @@ bool Session::auth(const Command& c) {
         return v == AuthThrottle::Verdict::Block;
     };
     if (slowOrBlock(server_.throttle_.begin(info_.clientAddress))) {
+        audit("auth_throttled");
         reply(Reply::AuthThrottled);
         return false;
     }
@@ -301,16 +311,19 @@ bool Session::auth(const Command& c) {
         return reply(Reply::BadParameter, "Unsupported authentication mechanism");
     }
     if (slowOrBlock(server_.throttle_.checkUser(user))) {
+        audit("auth_throttled", "user=" + auditValue(user));
         outcome = false;
         reply(Reply::AuthThrottled);
         return false;
     }
     outcome = server_.users_->verify(user, password);
     if (!outcome) {
+        audit("auth_failed", "user=" + auditValue(user));
         ++server_.counters_.authFailures;
         return reply(Reply::AuthFailed);
     }
     info_.authUser = user;
+    audit("auth_ok", "user=" + auditValue(user));
     return reply(Reply::AuthOk);
 }
 
@@ -356,12 +369,17 @@ bool Session::mail(const Command& c) {
     // A client without relay rights learns nothing of which senders are mapped (no enumeration).
     if (!server_.policy_.relayAllowed(info_)) {
         ++server_.counters_.refusedRecipients;
+        audit("relay_denied", "from=" + auditValue(path->address));
         return reply(Reply::RelayDenied,
                      "Relay access denied: authenticate or send from a relay network");
     }
     const Decision d = server_.policy_.checkSender(info_, path->address);
-    if (!d.accepted)
+    if (!d.accepted) {
+        audit("sender_refused",
+              "from=" + auditValue(path->address) + " auth=" + auditValue(info_.authUser) +
+                  " reply=" + auditValue(formatReply(d.reply, d.detail).substr(0, 9)));
         return reply(d.reply, d.detail);
+    }
     envelope_.sender = path->address;
     inTransaction_ = true;
     return reply(Reply::SenderOk);
@@ -393,6 +411,7 @@ bool Session::rcpt(const Command& c) {
     }
     if (!server_.policy_.relayAllowed(info_)) {
         ++server_.counters_.refusedRecipients;
+        audit("relay_denied", "to=" + auditValue(r.address));
         return reply(Reply::RelayDenied, "<" + r.address + ">: Relay access denied");
     }
     if (envelope_.recipients.size() >= cfg_.maxRecipients)
@@ -452,14 +471,17 @@ bool Session::data(const Command& c) {
         if (r == Connection::LineResult::Eof)
             return false;  // the writer is dropped: nothing is kept
         if (r == Connection::LineResult::Overflow) {
+            audit("smtp_line_overflow", "phase=data queue_id=" + writer->queueId());
             reply(Reply::MessageTooBig);
             return false;
         }
         if (r == Connection::LineResult::Timeout) {
+            audit("smtp_timeout", "phase=data queue_id=" + writer->queueId());
             reply(Reply::Timeout);
             return false;
         }
         if (r == Connection::LineResult::BareNewline) {
+            audit("smtp_bare_newline", "phase=data queue_id=" + writer->queueId());
             reply(Reply::BareLineFeed);
             return false;
         }
@@ -488,27 +510,43 @@ bool Session::data(const Command& c) {
     }
     const bool wasLong = lineTooLong_;
     lineTooLong_ = false;
+    const std::string who = "queue_id=" + writer->queueId() +
+                            " from=" + auditValue(envelope_.sender) +
+                            " nrcpt=" + std::to_string(envelope_.recipients.size()) +
+                            " auth=" + auditValue(info_.authUser) + " tls=" + auditValue(info_.tls);
     resetTransaction();
-    if (tooBig)
-        return reply(Reply::MessageTooBig);
-    if (wasLong)
-        return reply(Reply::MessageRefused, "Line longer than " +
-                                                std::to_string(cfg_.maxLineLength - 2) +
-                                                " characters in the message");
-    if (sinkOk && writer->commit()) {
+    Reply outcome = Reply::Queued;
+    std::string detail;
+    if (tooBig) {
+        outcome = Reply::MessageTooBig;
+    } else if (wasLong) {
+        outcome = Reply::MessageRefused;
+        detail = "Line longer than " + std::to_string(cfg_.maxLineLength - 2) +
+                 " characters in the message";
+    } else if (sinkOk && writer->commit()) {
         ++server_.counters_.accepted;
-        return reply(Reply::Queued, "Ok: queued as " + writer->queueId());
+        detail = "Ok: queued as " + writer->queueId();
+    } else {
+        switch (writer->error()) {
+            case SinkError::NoSpace:
+                outcome = Reply::NoSpace;
+                break;
+            case SinkError::TooLarge:
+                outcome = Reply::MessageTooBig;
+                break;
+            case SinkError::Refused:
+                outcome = Reply::MessageRefused;
+                detail = writer->errorText();
+                break;
+            default:
+                outcome = Reply::LocalError;
+        }
     }
-    switch (writer->error()) {
-        case SinkError::NoSpace:
-            return reply(Reply::NoSpace);
-        case SinkError::TooLarge:
-            return reply(Reply::MessageTooBig);
-        case SinkError::Refused:
-            return reply(Reply::MessageRefused, writer->errorText());
-        default:
-            return reply(Reply::LocalError);
-    }
+    const std::string answer = formatReply(outcome, detail);
+    audit(outcome == Reply::Queued ? "accepted" : "refused",
+          who + " size=" + std::to_string(size) +
+              " reply=" + auditValue(answer.substr(0, answer.size() - 2)));
+    return reply(outcome, detail);
 }
 
 }  // namespace demail::smtp

@@ -22,6 +22,8 @@ class Session {
     bool data(const Command& c);
     bool reply(Reply r, const std::string& detail = {});
     void resetTransaction();
+    // One audit line (ServerConfig::audit): "event=<event> client=<ip> <fields>".
+    void audit(const std::string& event, const std::string& fields = {});
 
     Server& server_;
     const ServerConfig& cfg_;

@@ -87,6 +87,7 @@ int main(int argc, char** argv) {
     cfg.tlsKey = key;
     cfg.requireTls = requireTls && !cert.empty();
     cfg.maxMessageSize = maxSize;
+    cfg.audit = [](const std::string& line) { std::cerr << line << std::endl; };
     demail::smtp::Server server(cfg, policy, sink, usersPath.empty() ? nullptr : &users);
     if (auto e = server.start(); !e.empty()) {
         std::cerr << e << "\n";

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -42,7 +43,15 @@ struct ServerConfig {
     std::chrono::seconds commandTimeout{300};  // RFC 5321 §4.5.3.2: at least 5 minutes
     std::chrono::seconds dataTimeout{600};     // the whole DATA phase
     std::chrono::seconds tlsHandshakeTimeout{60};
+    // The audit trail (review L3): one key=value line per accepted message and per refusal that
+    // matters (relay, sender, AUTH, smuggling, limits), always with the client's address. Values
+    // from the client are quoted with control characters escaped (auditValue). Empty: no trail.
+    std::function<void(const std::string& line)> audit;
 };
+
+// A client-supplied value for a log line: quoted, with '"', '\\' and every control or non-ASCII
+// byte escaped as \xHH, so that no client can forge a log field, a line or a terminal sequence.
+std::string auditValue(const std::string& v);
 
 class Server {
   public:
