@@ -1,11 +1,53 @@
 #include "demail/connector/message/outbound.h"
 
 #include <algorithm>
+#include <cctype>
+#include <string_view>
 
 #include "demail/connector/message/header_block.h"
 
 namespace demail::connector {
 namespace {
+
+// The sender's display name as it may appear before the account's address. A name holding '@'
+// is dropped: "finanzamt@berlin.de-mail.de <poststelle@firma.de-mail.de>" shows recipients a
+// different sender, and parsers differ on an unquoted '@' in a phrase. RFC 2047 encoded words
+// stay as they are (they may not be quoted); a name of atoms stays; anything else becomes one
+// quoted-string. Control characters are removed.
+std::string safeDisplayName(std::string name) {
+    std::string clean;
+    for (const char c : name)
+        if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f)
+            clean += c;
+    name = clean;
+    if (name.size() >= 2 && name.front() == '"' && name.back() == '"') {
+        std::string inner;
+        for (std::size_t i = 1; i + 1 < name.size(); ++i) {
+            if (name[i] == '\\' && i + 2 < name.size())
+                ++i;
+            inner += name[i];
+        }
+        name = inner;
+    }
+    if (name.empty() || name.find('@') != std::string::npos)
+        return {};
+    if (name.find("=?") != std::string::npos)
+        return name;
+    bool atoms = true;
+    for (const char c : name)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || (c & 0x80) ||
+              std::string_view(" !#$%&'*+-/=?^_`{|}~.").find(c) != std::string_view::npos))
+            atoms = false;
+    if (atoms)
+        return name;
+    std::string quoted = "\"";
+    for (const char c : name) {
+        if (c == '"' || c == '\\')
+            quoted += '\\';
+        quoted += c;
+    }
+    return quoted + "\"";
+}
 
 OutboundPreparation refuse(RefusalKind kind, std::string reason, std::string offending = {}) {
     OutboundPreparation p;
@@ -168,12 +210,14 @@ OutboundPreparation prepareOutbound(std::string_view message, const OutboundCont
             p.notes.push_back("Reply-To removed (not a De-Mail address)");
         }
     }
-    // From: the account, keeping the display name.
+    // From: the account, keeping the display name (review L13: made safe, see safeDisplayName).
     std::string display;
     if (const std::string* from = headers->get("From")) {
-        const auto lt = from->find('<');
+        const auto lt = from->rfind('<');  // the last: a quoted name may hold one
         if (lt != std::string::npos && lt > 0)
-            display = trim(from->substr(0, lt));
+            display = safeDisplayName(trim(from->substr(0, lt)));
+        if (lt != std::string::npos && lt > 0 && display.empty())
+            p.notes.push_back("From display name dropped (it held an address)");
     }
     headers->set("From", display.empty() ? p.account : display + " <" + p.account + ">");
 

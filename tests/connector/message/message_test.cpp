@@ -154,6 +154,28 @@ TEST(Outbound, PreparesTheMessageTheTrWay) {
               "Sehr geehrte Damen und Herren,\r\n");
 }
 
+TEST(Outbound, DisplayNamesCannotImpersonate) {
+    const auto fromOf = [](const std::string& from) {
+        std::string m = kInternalMessage;
+        m.replace(m.find("Max Muster <sachbearbeiter@firma.de>"),
+                  std::string("Max Muster <sachbearbeiter@firma.de>").size(), from);
+        const auto p = prepareOutbound(m, context());
+        std::string err;
+        auto h = HeaderBlock::parse(p.headers, err);
+        return h ? *h->get("From") : err;
+    };
+    EXPECT_EQ(fromOf("finanzamt@berlin.de-mail.de <sachbearbeiter@firma.de>"),
+              "poststelle@firma.de-mail.de");
+    EXPECT_EQ(fromOf("\"Finanzamt <amt@berlin.de-mail.de>\" <sachbearbeiter@firma.de>"),
+              "poststelle@firma.de-mail.de");
+    EXPECT_EQ(fromOf("\"Muster, Max\" <sachbearbeiter@firma.de>"),
+              "\"Muster, Max\" <poststelle@firma.de-mail.de>");
+    EXPECT_EQ(fromOf("Amt (Berlin) <sachbearbeiter@firma.de>"),
+              "\"Amt (Berlin)\" <poststelle@firma.de-mail.de>");
+    EXPECT_EQ(fromOf("=?utf-8?q?M=C3=BCller?= <sachbearbeiter@firma.de>"),
+              "=?utf-8?q?M=C3=BCller?= <poststelle@firma.de-mail.de>");
+}
+
 TEST(Outbound, RefusesWhatIsNotDeMail) {
     auto c = context();
     c.envelopeRecipients.push_back("someone@gmail.com");
