@@ -266,7 +266,14 @@ int main(int argc, char** argv) {
         }
         for (const auto& a : r.value()) {
             own.push_back(a.address);
-            domains.push_back(a.domain);
+            // An account domain widens the accepted recipient domains only below the configured
+            // De-Mail domains: the provider's list must not turn the gateway into a relay for
+            // any domain it names (review L14).
+            if (connector::inDomains("x@" + a.domain, cfg.provider.deMailDomains))
+                domains.push_back(a.domain);
+            else
+                log().warning("event=account_domain_ignored domain=" + smtp::auditValue(a.domain) +
+                              " reason=\"not below [provider] demail_domains\"");
         }
         policy.setDeMailDomains(domains);
         policy.setAccounts(map);
