@@ -446,7 +446,7 @@ InboundRoute DeMailRouter::route(const InboxItem& item, const std::string& raw) 
     if (!r.park.empty())
         return r;
     auto p = connector::prepareInbound(
-        message, hygiene_.stripHeaders,
+        raw, hygiene_.stripHeaders,  // from the raw bytes, so that the verdict names the repairs
         {r.kind, connector::isSmtpMailbox(item.account) ? item.account : "invalid", r.mailFrom,
          item.id, hygiene_.gatewayName,
          Poco::DateTimeFormatter::format(Poco::LocalDateTime(),
