@@ -458,16 +458,26 @@ int main(int argc, char** argv) {
 
     // Inbound.
     gateway::ProviderInbox inbox(*transport, {});
+    gateway::InboundHygiene hygiene;
+    if (cfg.delivery.stripHeaders)
+        hygiene.stripHeaders = *cfg.delivery.stripHeaders;
+    hygiene.gatewayName = host;
     gateway::DeMailRouter router(
         journal,
         [&]() {
             std::lock_guard lock(accountsMutex);
             return accounts;
         },
-        cfg.delivery.postmaster);
+        cfg.delivery.postmaster, hygiene);
     gateway::RelayInboundDelivery inboundDelivery(relay);
     gateway::FileLedger ledger(cfg.queue.dir + "/inbound-delivered");
-    gateway::InboundPoller poller(inbox, router, inboundDelivery, ledger, cfg.delivery.postmaster);
+    gateway::FileAttempts inboundAttempts(cfg.queue.dir + "/inbound-attempts");
+    gateway::SpoolQuarantine quarantine(cfg.queue.dir + "/inbound-quarantine",
+                                        cfg.delivery.postmaster, inboundDelivery,
+                                        hygiene.gatewayName);
+    gateway::InboundPoller poller(inbox, router, inboundDelivery, ledger, cfg.delivery.postmaster,
+                                  quarantine, inboundAttempts,
+                                  static_cast<int>(cfg.delivery.inboundMaxAttempts));
     std::thread inboundThread([&] {
         auto next = std::chrono::steady_clock::now();
         while (!d.stopping) {
@@ -481,13 +491,25 @@ int main(int argc, char** argv) {
                 std::lock_guard lock(accountsMutex);
                 inbox.setAccounts(ownAccounts);
             }
-            const auto c = poller.pollOnce();
+            gateway::InboundCounts c;
+            try {  // pollOnce catches per item; this is the last line of defence (M8)
+                c = poller.pollOnce();
+            } catch (const std::exception& e) {
+                c.deferred = 1;
+                c.lastError = std::string("inbound pass failed: ") + e.what();
+            }
             mDelivered.add(static_cast<std::uint64_t>(c.delivered));
             if (c.deferred)
                 mErrInbound.add(static_cast<std::uint64_t>(c.deferred));
-            d.health.set(
-                "inbound", c.deferred == 0,
-                c.deferred == 0 ? "delivering to " + cfg.delivery.relay.toString() : c.lastError);
+            if (c.quarantined)
+                d.health.set("inbound", false,
+                             std::to_string(c.quarantined) + " inbound item(s) quarantined in " +
+                                 quarantine.dir() +
+                                 " (see the .reason files; remove them to clear)");
+            else
+                d.health.set("inbound", c.deferred == 0,
+                             c.deferred == 0 ? "delivering to " + cfg.delivery.relay.toString()
+                                             : c.lastError);
         }
     });
 

@@ -3,6 +3,10 @@
 #include <openssl/ssl.h>
 #include <sys/stat.h>
 
+#include <Poco/Base64Encoder.h>
+#include <Poco/DateTimeFormat.h>
+#include <Poco/DateTimeFormatter.h>
+#include <Poco/LocalDateTime.h>
 #include <Poco/Logger.h>
 
 #include <cerrno>
@@ -18,6 +22,11 @@
 #include "demail/gateway/durable_file.h"
 
 namespace demail::gateway {
+namespace {
+Poco::Logger& log() {
+    return Poco::Logger::get("inbound");
+}
+}  // namespace
 namespace fs = std::filesystem;
 
 ProviderConnectionPool::ProviderConnectionPool(Factory factory, std::size_t connections)
@@ -366,10 +375,12 @@ std::optional<std::vector<InboxItem>> ProviderInbox::list(std::string& error) {
     return items;
 }
 
-std::optional<std::string> ProviderInbox::fetch(const InboxItem& item, std::string& error) {
+std::optional<std::string> ProviderInbox::fetch(const InboxItem& item, std::string& error,
+                                                bool& permanent) {
     auto r = transport_.fetch(item.id);
     if (!r.ok()) {
         error = r.error().reason;
+        permanent = r.error().kind == connector::ErrorKind::Permanent;
         return std::nullopt;
     }
     return r.value();
@@ -383,32 +394,152 @@ bool ProviderInbox::acknowledge(const InboxItem& item, std::string& error) {
 }
 
 DeMailRouter::DeMailRouter(const SentJournal& journal,
-                           std::function<connector::AccountMap()> accounts, std::string postmaster)
-    : journal_(journal), accounts_(std::move(accounts)), postmaster_(std::move(postmaster)) {}
+                           std::function<connector::AccountMap()> accounts, std::string postmaster,
+                           InboundHygiene hygiene)
+    : journal_(journal),
+      accounts_(std::move(accounts)),
+      postmaster_(std::move(postmaster)),
+      hygiene_(std::move(hygiene)) {}
 
-InboundRoute DeMailRouter::route(const InboxItem& item, const std::string& message) {
+InboundRoute DeMailRouter::route(const InboxItem& item, const std::string& raw) {
+    // Classified on the normalised text, so that what we route by is what the relay will read.
+    const std::string message = connector::normalizeLineEnds(raw);
     const auto c = connector::classifyInbound(message);
     InboundRoute r;
     r.kind = connector::toString(c.kind);
-    r.mailFrom = c.sender;
-    if (connector::isConfirmation(c.kind) || c.kind == connector::InboundKind::Notification) {
-        std::string err;
-        std::optional<connector::ConfirmationXml> xml;
-        if (connector::isConfirmation(c.kind))
-            xml = connector::confirmationXmlOf(message, err);
-        if (const auto job = connector::correlate(c, xml))
-            if (const auto sender = journal_.senderOf(*job)) {
-                r.recipients = {*sender};
-                return r;
+    r.mailFrom = connector::isSmtpMailbox(c.sender) ? c.sender : "";
+    if (!c.sender.empty() && r.mailFrom.empty())
+        log().warning("event=inbound_sender_invalid provider_id=" + item.id +
+                      " action=null_sender");
+    const auto choose = [&]() -> std::vector<std::string> {
+        if (connector::isConfirmation(c.kind) || c.kind == connector::InboundKind::Notification) {
+            std::string err;
+            std::optional<connector::ConfirmationXml> xml;
+            if (connector::isConfirmation(c.kind)) {
+                xml = connector::confirmationXmlOf(message, err);
+                if (!xml && err.find("refused") != std::string::npos) {
+                    r.park = "confirmation " + err;
+                    return {};
+                }
             }
+            if (const auto job = connector::correlate(c, xml))
+                if (const auto sender = journal_.senderOf(*job))
+                    return {*sender};
+        }
+        if (const auto inbox = accounts_().inboxFor(item.account))
+            return {*inbox};
+        if (!postmaster_.empty())
+            return {postmaster_};
+        return {item.account};  // the account address itself; the relay decides
+    };
+    for (auto& rcpt : choose()) {
+        if (connector::isSmtpMailbox(rcpt)) {
+            r.recipients.push_back(rcpt);
+        } else if (connector::isSmtpMailbox(postmaster_)) {
+            log().warning("event=inbound_recipient_invalid provider_id=" + item.id +
+                          " action=postmaster");
+            r.recipients.push_back(postmaster_);
+        }
     }
-    if (const auto inbox = accounts_().inboxFor(item.account))
-        r.recipients = {*inbox};
-    else if (!postmaster_.empty())
-        r.recipients = {postmaster_};
-    else
-        r.recipients = {item.account};  // the account address itself; the relay decides
+    if (r.park.empty() && r.recipients.empty())
+        r.park = "no valid internal recipient (the account address is invalid and no postmaster)";
+    if (!r.park.empty())
+        return r;
+    auto p = connector::prepareInbound(
+        raw, hygiene_.stripHeaders,  // from the raw bytes, so that the verdict names the repairs
+        {r.kind, connector::isSmtpMailbox(item.account) ? item.account : "invalid", r.mailFrom,
+         item.id, hygiene_.gatewayName,
+         Poco::DateTimeFormatter::format(Poco::LocalDateTime(),
+                                         Poco::DateTimeFormat::RFC1123_FORMAT)});
+    if (!p.ok()) {
+        r.park = "cannot be made safe for the relay: " + p.refusal;
+        return r;
+    }
+    if (p.repairs() != "none" || p.duplicatesDisagree)
+        log().notice("event=inbound_prepared provider_id=" + item.id + " repaired=" + p.repairs() +
+                     (p.duplicatesDisagree ? " suspicious=conflicting-x-de-mail-headers" : ""));
+    r.message = std::move(p.message);
     return r;
+}
+
+SpoolQuarantine::SpoolQuarantine(std::string dir, std::string postmaster, InboundDelivery& relay,
+                                 std::string gatewayName)
+    : dir_(std::move(dir)),
+      postmaster_(std::move(postmaster)),
+      relay_(relay),
+      gatewayName_(std::move(gatewayName)) {
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+}
+
+std::size_t SpoolQuarantine::size() {
+    std::size_t n = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir_, ec))
+        if (e.path().extension() == ".reason")
+            ++n;
+    return n;
+}
+
+bool SpoolQuarantine::park(const InboxItem& item, const std::string* raw, const std::string& reason,
+                           std::string& error) {
+    std::string name;  // provider ids are checked by the transport; be strict here as well
+    for (char ch : item.id)
+        name += (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_') ? ch : '_';
+    name = name.substr(0, 120);
+    const std::string base = dir_ + "/" + name;
+    const std::string content = raw ? *raw : "(not fetched) " + reason + "\n";
+    error = writeFileDurably(base + (raw ? ".eml" : ".txt"), content);
+    if (error.empty())
+        error = writeFileDurably(
+            base + ".reason",
+            "provider_id=" + name + "\naccount=" +
+                (connector::isSmtpMailbox(item.account) ? item.account : std::string("invalid")) +
+                "\nreason=" + reason + "\n");
+    if (!error.empty())
+        return false;
+    if (!connector::isSmtpMailbox(postmaster_))
+        return true;
+    // The notice: our own text plus the raw bytes as base64, 76-column lines.
+    std::ostringstream b64;
+    {
+        Poco::Base64Encoder enc(b64);
+        enc.rdbuf()->setLineLength(76);
+        enc << content;
+        enc.close();
+    }
+    std::string encoded;
+    for (char ch : b64.str())  // Poco ends lines with LF; the relay gets CRLF
+        encoded += ch == '\n' ? std::string("\r\n") : std::string(1, ch);
+    std::string why;
+    for (char ch : reason)
+        why += (static_cast<unsigned char>(ch) < 32) ? ' ' : ch;
+    const std::string boundary = "=_demail_quarantine_" + name;
+    const std::string notice =
+        "From: De-Mail gateway <postmaster@" + gatewayName_ + ">\r\nTo: <" + postmaster_ +
+        ">\r\nSubject: De-Mail inbound item " + name + " quarantined\r\nDate: " +
+        Poco::DateTimeFormatter::format(Poco::LocalDateTime(),
+                                        Poco::DateTimeFormat::RFC1123_FORMAT) +
+        "\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=\"" +
+        boundary + "\"\r\n\r\n--" + boundary +
+        "\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        "An inbound De-Mail item was not delivered because it is unsafe or could not be\r\n"
+        "delivered after repeated attempts. It was acknowledged at the provider and is kept\r\n"
+        "in " +
+        dir_ +
+        " (the attachment holds the bytes as received).\r\n\r\n"
+        "Provider id: " +
+        name + "\r\nReason: " + why.substr(0, 900) + "\r\n--" + boundary +
+        "\r\nContent-Type: application/octet-stream; name=\"" + name + (raw ? ".eml" : ".txt") +
+        "\"\r\nContent-Disposition: attachment; filename=\"" + name + (raw ? ".eml" : ".txt") +
+        "\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" + encoded + "\r\n--" + boundary +
+        "--\r\n";
+    const DeliveryResult r = relay_.deliver({"", {postmaster_}, "quarantine", {}, {}}, notice);
+    if (!r.delivered())  // the file is kept either way; the health alarm says where
+        log().error("event=quarantine_notice_failed provider_id=" + name + " reason=\"" + r.detail +
+                    "\"");
+    return true;
 }
 
 DeliveryResult RelayInboundDelivery::deliver(const InboundRoute& route,

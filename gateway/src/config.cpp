@@ -295,6 +295,29 @@ const std::map<std::string, Setter>& schema() {
         {"provider.connections", count(1, 32, [](Config& c) { return &c.provider.connections; })},
         {"provider.poll_interval", duration([](Config& c) { return &c.provider.pollInterval; })},
         {"delivery.postmaster", text([](Config& c) { return &c.delivery.postmaster; })},
+        {"delivery.strip_headers",
+         [](Config& c, const std::string& v) -> std::string {
+             std::vector<std::string> names;
+             std::string w;
+             for (std::size_t i = 0; i <= v.size(); ++i) {
+                 const char ch = i < v.size() ? v[i] : ',';
+                 if (ch == ',' || std::isspace(static_cast<unsigned char>(ch))) {
+                     if (!w.empty())
+                         names.push_back(w);
+                     w.clear();
+                 } else if (static_cast<unsigned char>(ch) > 32 &&
+                            static_cast<unsigned char>(ch) < 127 && ch != ':' &&
+                            (w.empty() || w.back() != '*')) {
+                     w += ch;
+                 } else {
+                     return expected("header names separated by commas, '*' only at the end", v);
+                 }
+             }
+             c.delivery.stripHeaders = std::move(names);
+             return {};
+         }},
+        {"delivery.inbound_max_attempts",
+         count(1, 100, [](Config& c) { return &c.delivery.inboundMaxAttempts; })},
         {"delivery.ca_file", existingFile([](Config& c) { return &c.delivery.caFile; })},
         {"queue.dir", absoluteDir([](Config& c) { return &c.queue.dir; })},
         {"queue.max_age", duration([](Config& c) { return &c.queue.maxAge; })},

@@ -4,6 +4,7 @@
 
 #include <Poco/Logger.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -163,6 +164,54 @@ void FileLedger::add(const std::string& id) {
     const std::string err = writeFileDurably(path(id), oneLine(id) + "\n");
     if (!err.empty())
         throw std::runtime_error(err);
+}
+
+FileAttempts::FileAttempts(std::string dir) : dir_(std::move(dir)) {
+    fs::create_directories(dir_);
+    std::ifstream in(dir_ + "/inflight");
+    if (in && std::getline(in, crashed_) && !crashed_.empty()) {
+        const int n = fail(crashed_);
+        Poco::Logger::get("inbound").error("event=inbound_crash_detected provider_id=" +
+                                           oneLine(crashed_) + " attempts=" + std::to_string(n));
+    }
+    std::error_code ec;
+    fs::remove(dir_ + "/inflight", ec);
+}
+
+std::string FileAttempts::path(const std::string& id) const {
+    return dir_ + "/" + sha256Hex(id);
+}
+
+void FileAttempts::begin(const std::string& id) {
+    // No fsync: this only has to survive a crash of the process, not of the machine.
+    std::ofstream out(dir_ + "/inflight", std::ios::trunc);
+    out << oneLine(id) << "\n";
+}
+
+void FileAttempts::end() {
+    std::error_code ec;
+    fs::remove(dir_ + "/inflight", ec);
+}
+
+int FileAttempts::fail(const std::string& id) {
+    int n = counts_[id];
+    std::ifstream in(path(id));
+    std::string line;
+    if (in && std::getline(in, line) && std::getline(in, line)) {
+        try {
+            n = std::max(n, std::stoi(line));
+        } catch (const std::exception&) {
+        }
+    }
+    counts_[id] = ++n;
+    (void)writeFileDurably(path(id), oneLine(id) + "\n" + std::to_string(n) + "\n");
+    return n;
+}
+
+void FileAttempts::clear(const std::string& id) {
+    counts_.erase(id);
+    std::error_code ec;
+    fs::remove(path(id), ec);
 }
 
 }  // namespace demail::gateway

@@ -1,15 +1,16 @@
 #include "demail/connector/message/inbound.h"
 
-#include <Poco/AutoPtr.h>
-#include <Poco/DOM/DOMParser.h>
-#include <Poco/DOM/Document.h>
-#include <Poco/DOM/Element.h>
-#include <Poco/DOM/NodeList.h>
 #include <Poco/Exception.h>
-#include <Poco/SAX/InputSource.h>
+#include <Poco/SAX/Attributes.h>
+#include <Poco/SAX/DeclHandler.h>
+#include <Poco/SAX/DefaultHandler.h>
+#include <Poco/SAX/LexicalHandler.h>
+#include <Poco/SAX/SAXException.h>
+#include <Poco/SAX/SAXParser.h>
 #include <Poco/XML/XMLString.h>
 
-#include <sstream>
+#include <algorithm>
+#include <set>
 
 #include "demail/connector/message/demail_headers.h"
 #include "demail/connector/message/header_block.h"
@@ -96,13 +97,147 @@ std::optional<std::string> ConfirmationXml::metadataValue(std::string_view name)
 
 namespace {
 
-std::string childText(Poco::XML::Element* parent, const std::string& localName) {
-    if (!parent)
-        return {};
-    for (Poco::XML::Node* n = parent->firstChild(); n; n = n->nextSibling())
-        if (n->nodeType() == Poco::XML::Node::ELEMENT_NODE && n->localName() == localName)
-            return trim(n->innerText());
-    return {};
+constexpr int kMaxXmlDepth = 32;  // real confirmations nest 4 deep
+constexpr std::size_t kMaxFieldText = 64 * 1024;
+
+// Collects what we read from a confirmation while Expat streams through it: no tree is built, so
+// neither parsing nor cleaning up recurses, and nesting deeper than kMaxXmlDepth stops the parse
+// (M8: a DOM of 200,000 levels overflowed the stack when it was freed). Any DTD, entity or
+// element declaration stops it too, whatever the input's encoding (the old byte search for
+// "<!DOCTYPE" missed UTF-16).
+class ConfirmationHandler final : public Poco::XML::DefaultHandler,
+                                  public Poco::XML::LexicalHandler,
+                                  public Poco::XML::DeclHandler {
+  public:
+    ConfirmationXml result;
+    std::string rootNamespace;
+
+    void startElement(const Poco::XML::XMLString& uri, const Poco::XML::XMLString& localName,
+                      const Poco::XML::XMLString&, const Poco::XML::Attributes&) override {
+        if (++depth_ > kMaxXmlDepth)
+            throw Poco::XML::SAXException("XML nested deeper than " + std::to_string(kMaxXmlDepth) +
+                                          " levels");
+        if (depth_ == 1) {
+            result.rootElement = localName;
+            rootNamespace = uri;
+        } else if (depth_ == 2) {
+            inMetadata_ = localName == "Metadata";
+            for (std::string* field : {&result.sender, &result.subject, &result.text, &result.time,
+                                       &result.deliveryTime, &result.hash})
+                if (localName == nameOf(field) && !seen_.count(localName)) {
+                    seen_.insert(localName);
+                    target_ = field;
+                    targetDepth_ = depth_;
+                }
+        } else if (depth_ == 3 && inMetadata_ && localName == "Metadate") {
+            result.metadata.emplace_back();
+            metaNameSeen_ = metaValueSeen_ = false;
+            inMetadate_ = true;
+        } else if (depth_ == 4 && inMetadate_ && !target_) {
+            if (localName == "Name" && !metaNameSeen_) {
+                metaNameSeen_ = true;
+                target_ = &result.metadata.back().first;
+                targetDepth_ = depth_;
+            } else if (localName == "Value" && !metaValueSeen_) {
+                metaValueSeen_ = true;
+                target_ = &result.metadata.back().second;
+                targetDepth_ = depth_;
+            }
+        }
+    }
+    void endElement(const Poco::XML::XMLString&, const Poco::XML::XMLString&,
+                    const Poco::XML::XMLString&) override {
+        if (target_ && depth_ == targetDepth_) {
+            *target_ = trim(*target_);
+            target_ = nullptr;
+        }
+        if (depth_ == 3)
+            inMetadate_ = false;
+        if (depth_ == 2)
+            inMetadata_ = false;
+        --depth_;
+    }
+    void characters(const Poco::XML::XMLChar ch[], int start, int length) override {
+        if (target_ && target_->size() < kMaxFieldText)
+            target_->append(ch + start, std::min<std::size_t>(static_cast<std::size_t>(length),
+                                                              kMaxFieldText - target_->size()));
+    }
+    // No DTD of any kind: that rules out entity expansion and external entities.
+    void startDTD(const Poco::XML::XMLString&, const Poco::XML::XMLString&,
+                  const Poco::XML::XMLString&) override {
+        throw Poco::XML::SAXException("a DTD is not allowed");
+    }
+    void endDTD() override {}
+    void startEntity(const Poco::XML::XMLString&) override {
+        throw Poco::XML::SAXException("entities are not allowed");
+    }
+    void endEntity(const Poco::XML::XMLString&) override {}
+    void startCDATA() override {}
+    void endCDATA() override {}
+    void comment(const Poco::XML::XMLChar[], int, int) override {}
+    void attributeDecl(const Poco::XML::XMLString&, const Poco::XML::XMLString&,
+                       const Poco::XML::XMLString*, const Poco::XML::XMLString*) override {
+        throw Poco::XML::SAXException("declarations are not allowed");
+    }
+    void elementDecl(const Poco::XML::XMLString&, const Poco::XML::XMLString&) override {
+        throw Poco::XML::SAXException("declarations are not allowed");
+    }
+    void externalEntityDecl(const Poco::XML::XMLString&, const Poco::XML::XMLString*,
+                            const Poco::XML::XMLString&) override {
+        throw Poco::XML::SAXException("entity declarations are not allowed");
+    }
+    void internalEntityDecl(const Poco::XML::XMLString&, const Poco::XML::XMLString&) override {
+        throw Poco::XML::SAXException("entity declarations are not allowed");
+    }
+    void notationDecl(const Poco::XML::XMLString&, const Poco::XML::XMLString*,
+                      const Poco::XML::XMLString*) override {
+        throw Poco::XML::SAXException("declarations are not allowed");
+    }
+    void unparsedEntityDecl(const Poco::XML::XMLString&, const Poco::XML::XMLString*,
+                            const Poco::XML::XMLString&, const Poco::XML::XMLString&) override {
+        throw Poco::XML::SAXException("entity declarations are not allowed");
+    }
+
+  private:
+    const char* nameOf(const std::string* field) const {
+        if (field == &result.sender)
+            return "Sender";
+        if (field == &result.subject)
+            return "Subject";
+        if (field == &result.text)
+            return "Text";
+        if (field == &result.time)
+            return "Time";
+        if (field == &result.deliveryTime)
+            return "DeliveryTime";
+        return "Hash";
+    }
+    int depth_ = 0;
+    bool inMetadata_ = false, inMetadate_ = false, metaNameSeen_ = false, metaValueSeen_ = false;
+    std::set<std::string> seen_;
+    std::string* target_ = nullptr;
+    int targetDepth_ = 0;
+};
+
+// UTF-8 (optionally with its BOM) whose first non-blank character is '<'. Anything else (UTF-16,
+// UTF-32, EBCDIC) is refused before Expat sees it, so no check can be bypassed by an encoding.
+bool looksLikeUtf8Xml(std::string_view xml) {
+    if (xml.substr(0, 3) == "\xEF\xBB\xBF")
+        xml.remove_prefix(3);
+    const auto first = xml.find_first_not_of(" \t\r\n");
+    if (first == std::string_view::npos || xml[first] != '<')
+        return false;
+    // An XML declaration may name an encoding; only UTF-8 (or its subset US-ASCII) is taken.
+    if (xml.substr(first, 5) == "<?xml") {
+        const auto end = xml.find("?>", first);
+        const std::string decl = toLower(xml.substr(
+            first, end == std::string_view::npos ? std::string_view::npos : end - first));
+        const auto enc = decl.find("encoding");
+        if (enc != std::string::npos && decl.find("utf-8", enc) == std::string::npos &&
+            decl.find("us-ascii", enc) == std::string::npos)
+            return false;
+    }
+    return xml.find('\0') == std::string_view::npos;
 }
 
 }  // namespace
@@ -112,49 +247,44 @@ std::optional<ConfirmationXml> parseConfirmationXml(std::string_view xml, std::s
         error = "confirmation XML larger than 4 MiB";
         return std::nullopt;
     }
-    // No DTDs at all: that rules out entity expansion (billion laughs) and external entities.
+    if (!looksLikeUtf8Xml(xml)) {
+        error = "confirmation XML refused: not UTF-8 text starting with '<'";
+        return std::nullopt;
+    }
+    // Belt and braces: the handler refuses DTDs too, whatever their spelling.
     if (xml.find("<!DOCTYPE") != std::string_view::npos ||
         xml.find("<!ENTITY") != std::string_view::npos) {
         error = "confirmation XML with a DTD or entity declaration refused";
         return std::nullopt;
     }
     try {
-        Poco::XML::DOMParser parser;
+        ConfirmationHandler handler;
+        Poco::XML::SAXParser parser("UTF-8");
         parser.setFeature(Poco::XML::XMLReader::FEATURE_NAMESPACES, true);
         parser.setFeature(Poco::XML::XMLReader::FEATURE_EXTERNAL_GENERAL_ENTITIES, false);
         parser.setFeature(Poco::XML::XMLReader::FEATURE_EXTERNAL_PARAMETER_ENTITIES, false);
-        Poco::AutoPtr<Poco::XML::Document> doc = parser.parseMemory(xml.data(), xml.size());
-        Poco::XML::Element* root = doc->documentElement();
-        if (!root || root->namespaceURI() != "urn:de-mail") {
+        parser.setContentHandler(&handler);
+        parser.setErrorHandler(&handler);
+        parser.setDTDHandler(&handler);
+        parser.setProperty(Poco::XML::XMLReader::PROPERTY_LEXICAL_HANDLER,
+                           static_cast<Poco::XML::LexicalHandler*>(&handler));
+        parser.setProperty(Poco::XML::XMLReader::PROPERTY_DECLARATION_HANDLER,
+                           static_cast<Poco::XML::DeclHandler*>(&handler));
+        parser.parseMemoryNP(xml.data(), xml.size());
+        ConfirmationXml c = std::move(handler.result);
+        if (handler.rootNamespace != "urn:de-mail") {
             error = "the XML is not in the urn:de-mail namespace";
             return std::nullopt;
         }
-        ConfirmationXml c;
-        c.rootElement = root->localName();
         if (c.rootElement != "Acknowledge-Message" && c.rootElement != "Notification-Message") {
             error = "unexpected root element " + c.rootElement;
             return std::nullopt;
         }
-        c.sender = childText(root, "Sender");
-        c.subject = childText(root, "Subject");
-        c.text = childText(root, "Text");
-        c.time = childText(root, "Time");
-        c.deliveryTime = childText(root, "DeliveryTime");
-        c.hash = childText(root, "Hash");
-        for (Poco::XML::Node* n = root->firstChild(); n; n = n->nextSibling()) {
-            if (n->nodeType() != Poco::XML::Node::ELEMENT_NODE || n->localName() != "Metadata")
-                continue;
-            for (Poco::XML::Node* m = n->firstChild(); m; m = m->nextSibling())
-                if (m->nodeType() == Poco::XML::Node::ELEMENT_NODE && m->localName() == "Metadate")
-                    c.metadata.emplace_back(
-                        childText(static_cast<Poco::XML::Element*>(m), "Name"),
-                        childText(static_cast<Poco::XML::Element*>(m), "Value"));
-        }
         return c;
     } catch (const Poco::Exception& e) {
-        error = "confirmation XML: " + e.displayText();
+        error = "confirmation XML refused: " + e.displayText();
     } catch (const std::exception& e) {
-        error = std::string("confirmation XML: ") + e.what();
+        error = std::string("confirmation XML refused: ") + e.what();
     }
     return std::nullopt;
 }

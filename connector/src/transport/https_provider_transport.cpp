@@ -91,7 +91,7 @@ HandshakeInfo HttpsProviderTransport::lastHandshake() const {
 Result<HttpsProviderTransport::Response> HttpsProviderTransport::request(
     const std::string& method, const std::string& path, const std::string& contentType,
     const std::string& body, const std::vector<std::pair<std::string, std::string>>& headers,
-    StreamedTail tail) {
+    StreamedTail tail, std::size_t maxReply) {
     std::lock_guard lock(mutex_);
     try {
         Poco::Net::HTTPRequest req(method, url_.basePath + path, Poco::Net::HTTPMessage::HTTP_1_1);
@@ -129,9 +129,27 @@ Result<HttpsProviderTransport::Response> HttpsProviderTransport::request(
         std::istream& in = session_->receiveResponse(resp);
         Response r;
         r.status = resp.getStatus();
-        std::ostringstream collected;
-        Poco::StreamCopier::copyStream(in, collected);
-        r.body = collected.str();
+        const auto tooLarge = [&] {
+            session_->reset();  // the rest of the reply is never read
+            return TransportError{
+                maxReply == kMaxJsonReply ? ErrorKind::Retryable : ErrorKind::Permanent,
+                "reply_too_large",
+                "provider reply larger than " + std::to_string(maxReply) + " bytes refused",
+                r.status};
+        };
+        if (resp.hasContentLength() && resp.getContentLength64() >= 0 &&
+            static_cast<std::uint64_t>(resp.getContentLength64()) > maxReply)
+            return tooLarge();
+        char chunk[64 * 1024];
+        while (in) {
+            in.read(chunk, sizeof chunk);
+            const auto n = static_cast<std::size_t>(in.gcount());
+            if (n == 0)
+                break;
+            if (r.body.size() + n > maxReply)
+                return tooLarge();
+            r.body.append(chunk, n);
+        }
         if (resp.hasContentLength() &&
             static_cast<std::streamsize>(r.body.size()) != resp.getContentLength()) {
             session_->reset();
@@ -240,7 +258,8 @@ TransportError badId(const std::string& id) {
 Result<std::string> HttpsProviderTransport::fetch(const std::string& id) {
     if (!validId(id))
         return badId(id);
-    auto r = request("GET", "/v1/inbox/" + id, "", "", {{"Accept", "message/rfc822"}});
+    auto r = request("GET", "/v1/inbox/" + id, "", "", {{"Accept", "message/rfc822"}}, {},
+                     kMaxFetchReply);
     if (!r)
         return r.error();
     if (r.value().status != 200)

@@ -6,6 +6,7 @@
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
 
+#include <algorithm>
 #include <set>
 #include <sstream>
 
@@ -40,6 +41,18 @@ std::string getString(const Poco::JSON::Object::Ptr& o, const std::string& key) 
     if (!o->has(key) || o->isNull(key))
         throw Poco::DataFormatException("missing field " + key);
     return o->getValue<std::string>(key);
+}
+
+// Account and address fields become SMTP envelope addresses and log fields: a control character
+// (CR, LF, NUL ...), a space or angle bracket in one is a malformed reply, never passed on.
+std::string checkedAddress(const std::string& value, const std::string& what) {
+    for (char c : value) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < 32 || u == 127 || c == ' ' || c == '<' || c == '>')
+            throw Poco::DataFormatException(what +
+                                            " holds a control character, space or angle bracket");
+    }
+    return value;
 }
 
 bool getBool(const Poco::JSON::Object::Ptr& o, const std::string& key, bool dflt) {
@@ -108,8 +121,8 @@ Result<std::vector<Account>> parseAccounts(const std::string& body) {
             if (!a)
                 return malformed("account is not an object");
             Account acc;
-            acc.address = getString(a, "address");
-            acc.domain = a->optValue<std::string>("domain", "");
+            acc.address = checkedAddress(getString(a, "address"), "account address");
+            acc.domain = checkedAddress(a->optValue<std::string>("domain", ""), "account domain");
             if (acc.domain.empty() && acc.address.find('@') != std::string::npos)
                 acc.domain = acc.address.substr(acc.address.find('@') + 1);
             acc.authLevel = a->optValue<std::string>("authLevel", "normal");
@@ -156,9 +169,12 @@ Result<std::vector<InboundRef>> parseInbox(const std::string& body) {
                 return malformed("message is not an object");
             InboundRef ref;
             ref.id = getString(m, "id");
-            if (ref.id.empty() || ref.id.find_first_of("/?#% ") != std::string::npos)
+            if (ref.id.empty() || ref.id.find_first_of("/?#% ") != std::string::npos ||
+                std::any_of(ref.id.begin(), ref.id.end(),
+                            [](char c) { return static_cast<unsigned char>(c) < 32 || c == 127; }))
                 return malformed("bad message id");
-            ref.account = m->optValue<std::string>("account", "");
+            ref.account =
+                checkedAddress(m->optValue<std::string>("account", ""), "message account");
             ref.messageType = m->optValue<std::string>("messageType", "");
             ref.size = m->optValue<Poco::UInt64>("size", 0);
             out.push_back(std::move(ref));

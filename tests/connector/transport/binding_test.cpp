@@ -90,6 +90,23 @@ TEST(JsonBinding, SubmitReceiptAndInbox) {
     EXPECT_FALSE(api::parseInbox(R"({"messages":[{"id":"../x"}]})").ok());
 }
 
+TEST(JsonBinding, ControlCharactersInAccountOrAddressAreRefused) {
+    // JSON escapes can carry CR/LF into what becomes RCPT TO (H2): a clear retryable error.
+    for (const char* body :
+         {R"({"messages":[{"id":"in-1","account":"a@firma.de-mail.de\r\nRCPT TO:<x@y.de>"}]})",
+          R"({"messages":[{"id":"in-1","account":"a@firma.de-mail.de\u0000"}]})",
+          R"({"messages":[{"id":"in-1","account":"a@firma.de-mail.de> SIZE=1"}]})",
+          R"({"messages":[{"id":"in\n1","account":"a@firma.de-mail.de"}]})"}) {
+        const auto r = api::parseInbox(body);
+        ASSERT_FALSE(r.ok()) << body;
+        EXPECT_EQ(r.error().kind, ErrorKind::Retryable);
+        EXPECT_EQ(r.error().code, "malformed_reply");
+    }
+    EXPECT_FALSE(api::parseAccounts(R"({"accounts":[{"address":"a@b.de\r\nX"}]})").ok());
+    EXPECT_TRUE(
+        api::parseInbox(R"({"messages":[{"id":"in-1","account":"a@firma.de-mail.de"}]})").ok());
+}
+
 TEST(JsonBinding, OptionsJsonRoundTrip) {
     SubmitOptions o;
     o.personal = true;

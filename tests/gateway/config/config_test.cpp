@@ -149,3 +149,22 @@ TEST(ConfigParsers, Cidrs) {
 }
 
 }  // namespace
+
+TEST_F(ConfigFile, InboundHygieneKeys) {
+    auto r = load(minimal());
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_FALSE(r.config->delivery.stripHeaders) << "unset: the documented default list";
+    EXPECT_EQ(r.config->delivery.inboundMaxAttempts, 5u);
+    r = load(minimal() +
+             "[delivery]\nstrip_headers = X-Spam-*, Authentication-Results X-Foo\n"
+             "inbound_max_attempts = 3\n");
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(*r.config->delivery.stripHeaders,
+              (std::vector<std::string>{"X-Spam-*", "Authentication-Results", "X-Foo"}));
+    EXPECT_EQ(r.config->delivery.inboundMaxAttempts, 3u);
+    r = load(minimal() + "[delivery]\nstrip_headers =\n");
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_TRUE(r.config->delivery.stripHeaders->empty());
+    EXPECT_FALSE(load(minimal() + "[delivery]\nstrip_headers = X-*-Foo\n").ok());
+    EXPECT_FALSE(load(minimal() + "[delivery]\ninbound_max_attempts = 0\n").ok());
+}

@@ -1,11 +1,17 @@
 #include "demail/gateway/inbound.h"
+#include "demail/gateway/state_files.h"
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <map>
 #include <set>
+#include <stdexcept>
 
 using namespace demail::gateway;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -21,8 +27,14 @@ class FakeInbox : public InboxSource {
             out.push_back({id, "poststelle@firma.de-mail.de"});
         return out;
     }
-    std::optional<std::string> fetch(const InboxItem& item, std::string&) override {
+    std::optional<std::string> fetch(const InboxItem& item, std::string& error,
+                                     bool& permanent) override {
         ++fetches;
+        if (fetchFailsPermanently) {
+            error = "provider reply larger than 67108864 bytes refused";
+            permanent = true;
+            return std::nullopt;
+        }
         return messages.at(item.id);
     }
     bool acknowledge(const InboxItem& item, std::string& error) override {
@@ -38,14 +50,36 @@ class FakeInbox : public InboxSource {
     std::vector<std::string> acked;
     bool down = false;
     bool ackFails = false;
+    bool fetchFailsPermanently = false;
     int fetches = 0;
 };
 
 class FixedRouter : public InboundRouter {
   public:
-    InboundRoute route(const InboxItem&, const std::string&) override {
-        return {"absender@behoerde.de-mail.de", {"poststelle@firma.de"}, "message"};
+    InboundRoute route(const InboxItem&, const std::string& message) override {
+        if (message == "throw")
+            throw std::runtime_error("hostile item");
+        InboundRoute r{"absender@behoerde.de-mail.de", {"poststelle@firma.de"}, "message", {}, {}};
+        if (message == "park")
+            r.park = "confirmation XML refused: nested deeper than 32 levels";
+        return r;
     }
+};
+
+class MemoryQuarantine : public InboundQuarantine {
+  public:
+    bool park(const InboxItem& item, const std::string* raw, const std::string& reason,
+              std::string& error) override {
+        if (full) {
+            error = "No space left on device";
+            return false;
+        }
+        parked.push_back(item.id + ":" + (raw ? *raw : "-") + ":" + reason);
+        return true;
+    }
+    std::size_t size() override { return parked.size(); }
+    std::vector<std::string> parked;
+    bool full = false;
 };
 
 class FakeRelay : public InboundDelivery {
@@ -67,17 +101,30 @@ class FakeRelay : public InboundDelivery {
 class MemoryLedger : public DeliveredLedger {
   public:
     bool contains(const std::string& id) override { return ids.count(id) > 0; }
-    void add(const std::string& id) override { ids.insert(id); }
+    void add(const std::string& id) override {
+        if (full)
+            throw std::runtime_error("No space left on device");
+        ids.insert(id);
+    }
     std::set<std::string> ids;
+    bool full = false;
 };
 
 class Inbound : public ::testing::Test {
   protected:
+    Inbound() { fs::create_directories(dir); }
+    ~Inbound() override { fs::remove_all(dir); }
+    const fs::path dir = fs::temp_directory_path() /
+                         ("inbound-test-" + std::to_string(::getpid()) + "-" +
+                          ::testing::UnitTest::GetInstance()->current_test_info()->name());
     FakeInbox inbox;
     FixedRouter router;
     FakeRelay relay;
     MemoryLedger ledger;
-    InboundPoller poller{inbox, router, relay, ledger, "postmaster@firma.de"};
+    MemoryQuarantine quarantine;
+    FileAttempts attempts{(dir / "attempts").string()};
+    InboundPoller poller{inbox,      router,   relay, ledger, "postmaster@firma.de",
+                         quarantine, attempts, 3};
 };
 
 }  // namespace
@@ -130,4 +177,105 @@ TEST_F(Inbound, ProviderDownIsReportedAndNothingChanges) {
     const auto c = poller.pollOnce();
     EXPECT_NE(c.lastError.find("connection refused"), std::string::npos);
     EXPECT_TRUE(relay.delivered.empty());
+}
+
+TEST_F(Inbound, AnExceptionForOneItemNeitherEndsThePassNorLoopsForever) {
+    inbox.messages = {{"a-bad", "throw"}, {"b-good", "two"}};
+    for (int pass = 1; pass <= 2; ++pass) {
+        const auto c = poller.pollOnce();
+        EXPECT_EQ(c.delivered, pass == 1 ? 1 : 0) << "the good item is not held up";
+        EXPECT_EQ(c.parked, 0);
+    }
+    const auto c = poller.pollOnce();  // third failure: parked, then acknowledged
+    EXPECT_EQ(c.parked, 1);
+    EXPECT_EQ(c.quarantined, 1u);
+    ASSERT_EQ(quarantine.parked.size(), 1u);
+    EXPECT_EQ(quarantine.parked[0].rfind("a-bad:-:hostile item (3 failed attempts)", 0), 0u)
+        << quarantine.parked[0];
+    EXPECT_TRUE(inbox.messages.empty());
+    EXPECT_EQ(poller.pollOnce().parked, 0);
+}
+
+TEST_F(Inbound, AnItemThatCannotBeMadeSafeIsParkedAtOnce) {
+    inbox.messages = {{"c1", "park"}};
+    const auto c = poller.pollOnce();
+    EXPECT_EQ(c.parked, 1);
+    EXPECT_TRUE(relay.delivered.empty());
+    EXPECT_EQ(inbox.acked, std::vector<std::string>{"c1"});
+    EXPECT_NE(quarantine.parked[0].find("deeper than 32"), std::string::npos);
+}
+
+TEST_F(Inbound, TheRouterDeliversOnlySmtpSafeText) {
+    inbox.messages = {{"m1", "Subject: x\n\nbody\n.\nMAIL FROM:<chef@firma.de>\n"}};
+    const auto c = poller.pollOnce();  // FixedRouter did not prepare it: the poller fails closed
+    EXPECT_EQ(c.parked, 1);
+    EXPECT_TRUE(relay.delivered.empty());
+}
+
+TEST_F(Inbound, ACrashWhileHandlingAnItemCountsAgainstItAtTheNextStart) {
+    inbox.messages = {{"boom", "one"}};
+    {
+        FileAttempts before((dir / "attempts").string());
+        before.begin("boom");  // ... and the process dies here
+    }
+    for (int start = 1; start <= 2; ++start) {
+        FileAttempts after((dir / "attempts").string());
+        EXPECT_EQ(after.crashedItem(), "boom");
+        after.begin("boom");
+    }
+    FileAttempts third((dir / "attempts").string());
+    EXPECT_EQ(third.fail("boom"), 4) << "three crashes, then one more failure";
+    third.clear("boom");
+    EXPECT_EQ(FileAttempts((dir / "attempts").string()).crashedItem(), "");
+}
+
+TEST_F(Inbound, RefusedByRelayAndPostmasterIsParkedAfterBoundedAttempts) {
+    inbox.messages = {{"m1", "one"}};
+    relay.refused = {"poststelle@firma.de", "postmaster@firma.de"};
+    EXPECT_EQ(poller.pollOnce().parked, 0);
+    EXPECT_EQ(poller.pollOnce().parked, 0);
+    EXPECT_EQ(poller.pollOnce().parked, 1);
+    EXPECT_EQ(inbox.acked, std::vector<std::string>{"m1"});
+}
+
+TEST_F(Inbound, ARelayThatIsDownNeverCountsTowardsParking) {
+    inbox.messages = {{"m1", "one"}};
+    relay.next = DeliveryOutcome::Temporary;
+    for (int i = 0; i < 10; ++i)
+        EXPECT_EQ(poller.pollOnce().parked, 0);
+    EXPECT_TRUE(inbox.acked.empty());
+}
+
+TEST_F(Inbound, APermanentFetchErrorIsParkedAfterBoundedAttempts) {
+    inbox.messages = {{"big", "x"}};
+    inbox.fetchFailsPermanently = true;
+    EXPECT_EQ(poller.pollOnce().parked, 0);
+    EXPECT_EQ(poller.pollOnce().parked, 0);
+    EXPECT_EQ(poller.pollOnce().parked, 1);
+    EXPECT_NE(quarantine.parked[0].find("big:-:fetching failed"), std::string::npos);
+}
+
+TEST_F(Inbound, ALedgerWriteFailureDefersWithoutADuplicateDelivery) {
+    inbox.messages = {{"m1", "one"}};
+    ledger.full = true;
+    auto c = poller.pollOnce();
+    EXPECT_EQ(c.delivered, 1);
+    EXPECT_EQ(c.deferred, 1);
+    EXPECT_TRUE(inbox.acked.empty()) << "not recorded, so not acknowledged";
+    c = poller.pollOnce();  // disk still full
+    EXPECT_EQ(c.deferred, 1);
+    ledger.full = false;
+    c = poller.pollOnce();
+    EXPECT_EQ(c.acknowledged, 1);
+    EXPECT_EQ(relay.delivered.size(), 1u) << "delivered once";
+    EXPECT_TRUE(ledger.contains("m1"));
+}
+
+TEST_F(Inbound, AFullQuarantineLeavesTheItemAtTheProvider) {
+    inbox.messages = {{"c1", "park"}};
+    quarantine.full = true;
+    EXPECT_EQ(poller.pollOnce().parked, 0);
+    EXPECT_TRUE(inbox.acked.empty());
+    quarantine.full = false;
+    EXPECT_EQ(poller.pollOnce().parked, 1);
 }

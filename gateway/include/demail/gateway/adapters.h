@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "demail/connector/message/inbound_prepare.h"
 #include "demail/connector/message/outbound.h"
 #include "demail/connector/transport/https_provider_transport.h"
 #include "demail/connector/transport/provider_transport.h"
@@ -142,7 +143,8 @@ class ProviderInbox final : public InboxSource {
     ProviderInbox(connector::ProviderTransport& transport, std::vector<std::string> accounts);
     void setAccounts(std::vector<std::string> accounts);
     std::optional<std::vector<InboxItem>> list(std::string& error) override;
-    std::optional<std::string> fetch(const InboxItem& item, std::string& error) override;
+    std::optional<std::string> fetch(const InboxItem& item, std::string& error,
+                                     bool& permanent) override;
     bool acknowledge(const InboxItem& item, std::string& error) override;
 
   private:
@@ -152,17 +154,46 @@ class ProviderInbox final : public InboxSource {
 };
 
 // Confirmations go to the sender of the message they confirm; everything else to the account's
-// internal mailbox; failing both, the postmaster.
+// internal mailbox; failing both, the postmaster. The Internet -> internal boundary is here: the
+// message is prepared (connector/message/inbound_prepare.h: CRLF, 998-octet lines, header
+// hygiene, the verdict header) and the envelope validated (an invalid sender becomes <>, an
+// invalid recipient the postmaster, or the item is parked). A confirmation whose XML is refused
+// (too deep, a DTD, not UTF-8) is parked: the provider never sends such a thing.
+struct InboundHygiene {
+    std::vector<std::string> stripHeaders = connector::defaultInternalTrustHeaders();
+    std::string gatewayName = "localhost";  // in Received:
+};
+
 class DeMailRouter final : public InboundRouter {
   public:
     DeMailRouter(const SentJournal& journal, std::function<connector::AccountMap()> accounts,
-                 std::string postmaster);
+                 std::string postmaster, InboundHygiene hygiene = {});
     InboundRoute route(const InboxItem& item, const std::string& message) override;
 
   private:
     const SentJournal& journal_;
     std::function<connector::AccountMap()> accounts_;
     std::string postmaster_;
+    InboundHygiene hygiene_;
+};
+
+// Quarantine in a spool directory (one <id>.eml with the raw bytes, or <id>.txt when nothing could
+// be fetched, plus <id>.reason), and a notice to the postmaster with the raw message attached as
+// base64 (always deliverable, whatever it contains).
+class SpoolQuarantine final : public InboundQuarantine {
+  public:
+    SpoolQuarantine(std::string dir, std::string postmaster, InboundDelivery& relay,
+                    std::string gatewayName);
+    bool park(const InboxItem& item, const std::string* raw, const std::string& reason,
+              std::string& error) override;
+    std::size_t size() override;
+    const std::string& dir() const { return dir_; }
+
+  private:
+    std::string dir_;
+    std::string postmaster_;
+    InboundDelivery& relay_;
+    std::string gatewayName_;
 };
 
 class RelayInboundDelivery final : public InboundDelivery {

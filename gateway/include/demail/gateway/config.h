@@ -72,6 +72,12 @@ struct DeliveryConfig {
     std::string caFile;
     // Who gets inbound mail the internal server refuses for good (it cannot go back to De-Mail).
     std::string postmaster;
+    // Header names (a trailing '*' = prefix) removed from inbound mail because internal systems
+    // trust them; unset: connector::defaultInternalTrustHeaders() (docs/configuration.md).
+    std::optional<std::vector<std::string>> stripHeaders;
+    // Failures of one inbound item (crash, exception, refusal by relay and postmaster) before it
+    // is quarantined and acknowledged.
+    std::size_t inboundMaxAttempts = 5;
 };
 
 struct QueueConfig {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,20 +20,24 @@ struct InboxItem {
 };
 
 // What the provider transport offers; each call may fail (retryable or not): the poller tries
-// again on the next poll.
+// again on the next poll. fetch sets `permanent` when trying again cannot help (an oversize
+// reply, an invalid id): such failures count towards parking the item.
 class InboxSource {
   public:
     virtual ~InboxSource() = default;
     virtual std::optional<std::vector<InboxItem>> list(std::string& error) = 0;
-    virtual std::optional<std::string> fetch(const InboxItem& item, std::string& error) = 0;
+    virtual std::optional<std::string> fetch(const InboxItem& item, std::string& error,
+                                             bool& permanent) = 0;
     virtual bool acknowledge(const InboxItem& item, std::string& error) = 0;
 };
 
 // Where a fetched message goes on the internal side.
 struct InboundRoute {
-    std::string mailFrom;                 // envelope sender
-    std::vector<std::string> recipients;  // internal addresses
+    std::string mailFrom;                 // envelope sender (validated; empty: <>)
+    std::vector<std::string> recipients;  // internal addresses (validated)
     std::string kind;                     // for logs and metrics: "message", "confirmation", ...
+    std::string message;  // what goes to the relay (normalised, header hygiene); empty: as fetched
+    std::string park;     // set: the item must not be delivered (why); it is quarantined
 };
 
 class InboundRouter {
@@ -55,27 +60,69 @@ class DeliveredLedger {
     virtual void add(const std::string& id) = 0;  // durable when it returns
 };
 
+// Where items go that must not or cannot be delivered (hostile or unrepairable content, or
+// refused/failing again and again): kept for the operator, the postmaster told, then the item
+// is acknowledged so that it cannot block or crash the intake in a loop.
+class InboundQuarantine {
+  public:
+    virtual ~InboundQuarantine() = default;
+    // raw is null when the item could not even be fetched. False (with error) if nothing could
+    // be kept: then the item stays at the provider.
+    virtual bool park(const InboxItem& item, const std::string* raw, const std::string& reason,
+                      std::string& error) = 0;
+    virtual std::size_t size() = 0;  // items held now (the health alarm stays on while > 0)
+};
+
+// Failed attempts per provider id, surviving restarts: a crash while an item was being handled
+// (begin without end) counts as a failure of that item at the next start.
+class InboundAttempts {
+  public:
+    virtual ~InboundAttempts() = default;
+    virtual void begin(const std::string& id) = 0;
+    virtual void end() = 0;
+    virtual int fail(const std::string& id) = 0;  // returns the failures so far
+    virtual void clear(const std::string& id) = 0;
+};
+
 struct InboundCounts {
     int delivered = 0;
     int acknowledged = 0;
-    int duplicates = 0;  // offered again after delivery: acknowledged, not delivered twice
-    int deferred = 0;    // internal server or provider failed: stays at the provider
-    int misrouted = 0;   // refused for good by the internal server, sent to the postmaster
+    int duplicates = 0;           // offered again after delivery: acknowledged, not delivered twice
+    int deferred = 0;             // internal server or provider failed: stays at the provider
+    int misrouted = 0;            // refused for good by the internal server, sent to the postmaster
+    int parked = 0;               // quarantined in this pass, then acknowledged
+    std::size_t quarantined = 0;  // items held in quarantine now
     std::string lastError;
 };
 
 class InboundPoller {
   public:
+    // maxAttempts: failures (exception, crash, refusal by relay and postmaster, permanent fetch
+    // error) of one item before it is parked. A relay that is down or answers 4xx is not the
+    // item's fault and does not count.
     InboundPoller(InboxSource& source, InboundRouter& router, InboundDelivery& delivery,
-                  DeliveredLedger& ledger, std::string postmaster);
+                  DeliveredLedger& ledger, std::string postmaster, InboundQuarantine& quarantine,
+                  InboundAttempts& attempts, int maxAttempts = 5);
+    // Never throws: a failure of one item is that item's failure, not the pass's.
     InboundCounts pollOnce();
 
   private:
+    void handle(const InboxItem& item, InboundCounts& counts);
+    bool park(const InboxItem& item, const std::string* raw, const std::string& reason,
+              InboundCounts& counts);
+    bool failed(const InboxItem& item, const std::string* raw, const std::string& reason,
+                InboundCounts& counts);  // true if the item was parked
+    void acknowledge(const InboxItem& item, InboundCounts& counts);
+
     InboxSource& source_;
     InboundRouter& router_;
     InboundDelivery& delivery_;
     DeliveredLedger& ledger_;
     std::string postmaster_;
+    InboundQuarantine& quarantine_;
+    InboundAttempts& attempts_;
+    int maxAttempts_;
+    std::set<std::string> unrecorded_;  // delivered, but the ledger write failed: never again
 };
 
 }  // namespace demail::gateway

@@ -1,10 +1,13 @@
 // The gateway's small durable state next to the spool:
 //  - DispatchStateFiles: each queued message's progress (attempts, next try, phase), one file per
 //    queue id, versioned with an end marker like the spool's records;
-//  - FileLedger: the provider ids of inbound items already delivered internally (inbound.h).
+//  - FileLedger: the provider ids of inbound items already delivered internally (inbound.h);
+//  - FileAttempts: failed attempts per inbound item, and the item being handled right now, so
+//    that an item that crashes the daemon is recognised at the next start (inbound.h).
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,6 +46,24 @@ class FileLedger : public DeliveredLedger {
   private:
     std::string path(const std::string& id) const;
     std::string dir_;
+};
+
+class FileAttempts : public InboundAttempts {
+  public:
+    // Creates dir. An "inflight" file left by a crash counts as a failure of the item it names.
+    explicit FileAttempts(std::string dir);
+    void begin(const std::string& id) override;
+    void end() override;
+    int fail(const std::string& id) override;
+    void clear(const std::string& id) override;
+    // The provider id found in "inflight" at construction (a crash), empty if none.
+    const std::string& crashedItem() const { return crashed_; }
+
+  private:
+    std::string path(const std::string& id) const;
+    std::string dir_;
+    std::string crashed_;
+    std::map<std::string, int> counts_;  // also in memory: a full disk must not reset them
 };
 
 }  // namespace demail::gateway

@@ -59,11 +59,17 @@ class HttpsProviderTransport final : public ProviderTransport {
         int status = 0;
         std::string body;
     };
+    // Replies are untrusted input (M8): JSON replies are capped at 1 MiB, a fetched message at
+    // 64 MiB (above any provider's message size limit); a longer reply is an error
+    // ("reply_too_large": retryable for JSON, permanent for a fetched message).
+    static constexpr std::size_t kMaxJsonReply = 1u << 20;
+    static constexpr std::size_t kMaxFetchReply = 64u << 20;
+
     // One request; on success the HTTP status and body (any status), else a transport error.
     Result<Response> request(const std::string& method, const std::string& path,
                              const std::string& contentType, const std::string& body,
                              const std::vector<std::pair<std::string, std::string>>& headers = {},
-                             StreamedTail tail = {});
+                             StreamedTail tail = {}, std::size_t maxReply = kMaxJsonReply);
 
   private:
     ProviderEndpoint endpoint_;
