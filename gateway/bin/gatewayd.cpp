@@ -325,6 +325,10 @@ int main(int argc, char** argv) {
     }
     if (!server.notice().empty())
         log().warning("event=smtp_limit " + server.notice());
+    if (cfg.health.listen.host != "127.0.0.1" && cfg.health.listen.host != "::1")
+        log().warning("event=health_exposed listen=" + cfg.health.listen.toString() +
+                      " reason=\"the health endpoint has no authentication and shows card, PIN "
+                      "and provider state; keep it on loopback or firewall it\"");
     log().notice("event=listening smtp=" + cfg.smtp.listen.toString() +
                  " health=" + cfg.health.listen.toString());
     std::unique_ptr<smtp::Server> submission;
@@ -348,6 +352,20 @@ int main(int argc, char** argv) {
     relay.port = cfg.delivery.relay.port;
     relay.requireTls = cfg.delivery.tls == gateway::DeliveryTls::Required;
     relay.caFile = cfg.delivery.caFile;
+    // Review M4: inbound De-Mail (also Persönlich), confirmations and DSNs cross this link. Off
+    // the host, without a verified certificate anyone who can redirect the relay's name or
+    // address reads and alters them, and `opportunistic` TLS can be stripped to plain text.
+    const bool relayIsLocal = cfg.delivery.relay.host == "127.0.0.1" ||
+                              cfg.delivery.relay.host == "::1" ||
+                              cfg.delivery.relay.host == "localhost";
+    if (!relayIsLocal && (cfg.delivery.caFile.empty() || !relay.requireTls))
+        log().warning(std::string("event=delivery_unauthenticated relay=") +
+                      cfg.delivery.relay.toString() + " reason=\"" +
+                      (!relay.requireTls ? "[delivery] tls = opportunistic can be stripped to "
+                                           "plain text"
+                                         : "[delivery] ca_file is empty: the relay's certificate "
+                                           "is not verified") +
+                      "\" action=\"set [delivery] ca_file and tls = required\"");
     relay.heloName = host;
     gateway::RelayNotifier notifier(relay);
     gateway::OutboundDispatcher::Options dopts;
