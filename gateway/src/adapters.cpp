@@ -325,6 +325,19 @@ SubmitOutcome ProviderSubmitter::submit(const OutboundEnvelope& env, std::istrea
                 host_};
     }
     const auto& e = r.error();
+    if (e.code == "idempotency_conflict") {
+        // The provider holds a submission under this queue id, which no other message uses: it
+        // can only be an earlier attempt of this one, accepted in another form (the account map
+        // or the De-Mail domains changed by a reload in between, or a provider that kept a body
+        // cut short by our crash). That message went out; bouncing it would make the sender send
+        // it again. Recorded as sent, and said loudly (docs/provider-api.md, "the same
+        // submission").
+        journal_.record(env.queueId, env.sender);
+        return {SubmitOutcome::Kind::Accepted,
+                "already at the provider as an earlier attempt in another form (409 "
+                "idempotency_conflict): not sent again",
+                "", host_};
+    }
     const std::string detail = "provider: " + e.reason;
     switch (e.kind) {
         case connector::ErrorKind::Permanent:

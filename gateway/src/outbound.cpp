@@ -199,8 +199,8 @@ bool OutboundDispatcher::handleSubmit(const OutboundEnvelope& env, DispatchState
         case SubmitOutcome::Kind::Accepted:
             store_.finish(env.queueId);
             ++counts.submitted;
-            log().information("event=submitted queue_id=" + env.queueId +
-                              " attempts=" + std::to_string(st.attempts + 1));
+            log().information("event=submitted queue_id=" + env.queueId + " attempts=" +
+                              std::to_string(st.attempts + 1) + " detail=\"" + out.detail + "\"");
             // RFC 3461 NOTIFY=SUCCESS: the provider is not an SMTP server, so the message was
             // "relayed" out of the DSN world. Best effort: the mail itself is safe.
             if (!env.sender.empty()) {

@@ -85,7 +85,12 @@ void sendAndReset(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerRespon
     }
 }
 
-std::string readBody(Poco::Net::HTTPServerRequest& req, std::size_t limit, bool& tooLarge) {
+// The request body, or nothing with `incomplete` set when the connection ended before the
+// Content-Length the client announced: such a request is no request at all, as for any real HTTP
+// server, and must change nothing (a client killed mid-body retries with the whole body under
+// the same Idempotency-Key, and that retry must not meet a half message remembered for the key).
+std::string readBody(Poco::Net::HTTPServerRequest& req, std::size_t limit, bool& tooLarge,
+                     bool& incomplete) {
     std::string body;
     std::istream& in = req.stream();
     char buf[65536];
@@ -96,6 +101,10 @@ std::string readBody(Poco::Net::HTTPServerRequest& req, std::size_t limit, bool&
             return {};
         }
     }
+    incomplete =
+        req.hasContentLength() && static_cast<Poco::Int64>(body.size()) != req.getContentLength64();
+    if (incomplete)
+        return {};
     return body;
 }
 
@@ -207,8 +216,13 @@ class ApiHandler : public Poco::Net::HTTPRequestHandler {
         if (method == "GET" && path == "/v1/accounts")
             return server_.state().listAccounts(bound);
         if (method == "POST" && path == "/v1/messages") {
-            bool tooLarge = false;
-            std::string body = readBody(req, ProviderState::kMaxMessageSize, tooLarge);
+            bool tooLarge = false, incomplete = false;
+            std::string body = readBody(req, ProviderState::kMaxMessageSize, tooLarge, incomplete);
+            if (incomplete)
+                return {400,
+                        "application/json",
+                        errorJson("incomplete_body", "the body ended before its Content-Length"),
+                        {{"Connection", "close"}}};
             if (tooLarge)
                 return {413,
                         "application/json",
@@ -232,8 +246,13 @@ class ApiHandler : public Poco::Net::HTTPRequestHandler {
             return server_.state().fetch(bound, seg[2]);
         if (method == "POST" && seg.size() == 4 && seg[0] == "v1" && seg[1] == "inbox" &&
             seg[3] == "ack") {
-            bool tooLarge = false;
-            readBody(req, 4096, tooLarge);
+            bool tooLarge = false, incomplete = false;
+            readBody(req, 4096, tooLarge, incomplete);
+            if (incomplete)
+                return {400,
+                        "application/json",
+                        errorJson("incomplete_body", "the body ended before its Content-Length"),
+                        {{"Connection", "close"}}};
             return server_.state().acknowledge(bound, seg[2]);
         }
         return {404, "application/json", errorJson("not_found", "no such endpoint"), {}};

@@ -190,6 +190,13 @@ TEST_F(TransportSim, StreamedBodyArrivesWholeAndAShortStreamFailsCleanly) {
     EXPECT_EQ(jsonNumber(sim->control("GET", "/control/state"), "submissions"), 1);
     auto after = transport->submit(submission("stream-3", "to=buerger@example.de-mail.de"));
     EXPECT_TRUE(after.ok()) << after.error().reason;
+    // The retry of the cut-short submission, whole this time, under the same key: a first
+    // submission, not a conflict with the half the provider never fully received (issue 17).
+    std::istringstream whole(body);
+    shortOne.bodyStream = &whole;
+    auto retried = transport->submit(shortOne);
+    ASSERT_TRUE(retried.ok()) << retried.error().code << ": " << retried.error().reason;
+    EXPECT_FALSE(retried.value().duplicate);
 }
 
 TEST_F(TransportSim, BccSplitAndConfirmationsCarryPrivateId) {

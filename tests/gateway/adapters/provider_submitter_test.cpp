@@ -27,6 +27,10 @@ class RecordingTransport : public connector::ProviderTransport {
             rest.resize(static_cast<std::size_t>(s.bodyStream->gcount()));
             sent += rest;
         }
+        if (conflict)
+            return connector::TransportError{
+                connector::ErrorKind::Permanent, "idempotency_conflict",
+                "Idempotency-Key reused for a different submission", 409};
         return connector::SubmitReceipt{{"id-1"}, false};
     }
     connector::Result<std::vector<connector::InboundRef>> listInbound(const std::string&) override {
@@ -37,6 +41,7 @@ class RecordingTransport : public connector::ProviderTransport {
         return connector::Done{};
     }
     int calls = 0;
+    bool conflict = false;
     std::string inMemory, sent;
 };
 
@@ -100,4 +105,13 @@ TEST_F(ProviderSubmission, OversizedHeaderSectionIsRefusedNotCut) {
     EXPECT_EQ(out.kind, SubmitOutcome::Kind::Permanent);
     EXPECT_EQ(out.status, "5.6.0");
     EXPECT_EQ(transport.calls, 0);
+}
+
+TEST_F(ProviderSubmission, AConflictUnderOurOwnKeyIsAnEarlierAttemptNotABounce) {
+    // Only an earlier attempt of this message can hold its queue id at the provider: the message
+    // went out, so it must not come back to its sender as a bounce (issue 17).
+    transport.conflict = true;
+    const auto out = submit(kHeaders + "body\r\n");
+    EXPECT_EQ(out.kind, SubmitOutcome::Kind::Accepted) << out.detail;
+    EXPECT_NE(out.detail.find("already at the provider"), std::string::npos) << out.detail;
 }
