@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds demail-gateway_<version>_amd64.deb from a release build: binaries, systemd units,
-# sysusers/tmpfiles, the udev rule, the configuration example and man pages. It does not depend
-# on vsmartcard-vpcd (a test-only driver that listens on all interfaces).
+# sysusers/tmpfiles, the udev rule, the configuration example and man pages. It conflicts with
+# vsmartcard-vpcd (a test-only driver that listens on all interfaces and must never be installed
+# on the appliance).
 #   deploy/build-deb.sh BUILD_DIR OUT_DIR
 set -euo pipefail
 build=$(cd "${1:?usage: build-deb.sh BUILD_DIR OUT_DIR}" && pwd)
@@ -50,6 +51,7 @@ Architecture: amd64
 Maintainer: demail-gateway maintainers <maintainers@example.invalid>
 Depends: $deps, pcscd, opensc-pkcs11, systemd
 Recommends: usbip
+Conflicts: vsmartcard-vpcd
 Section: mail
 Priority: optional
 Homepage: https://example.invalid/demail-gateway

@@ -1,10 +1,12 @@
 #include "demail/certpromote/store.h"
 
 #include <acl/libacl.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <pwd.h>
@@ -12,11 +14,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -92,60 +96,184 @@ std::string aclText(const StorePolicy& p) {
     return t;
 }
 
-bool syncDir(const std::string& dir) {
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    const bool ok = ::fsync(fd) == 0;
-    ::close(fd);
-    return ok;
+// The store is only as safe as its directory: whoever can write there can swap certificates
+// that other services trust, or plant a symlink for root to write through. Open it without
+// following a symlink and refuse it unless only root can change it or any directory above it
+// (a sticky directory such as /tmp is fine above it: others cannot rename what is ours there).
+std::string openStore(const std::string& dir, int& dfd) {
+    dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0)
+        return "cannot open the store " + dir +
+               (errno == ELOOP || errno == ENOTDIR ? std::string(": not a directory (a symlink?)")
+                                                   : ": " + std::string(std::strerror(errno)));
+    auto refuse = [&](const std::string& why) {
+        ::close(dfd);
+        dfd = -1;
+        return "refusing the store " + dir + ": " + why;
+    };
+    struct stat st {};
+    if (::fstat(dfd, &st) != 0)
+        return refuse(std::string("cannot stat it: ") + std::strerror(errno));
+    if (st.st_uid != 0)
+        return refuse("it is owned by uid " + std::to_string(st.st_uid) +
+                      ", not root; only root may be able to change it (chown root: " + dir + ")");
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        return refuse(
+            "it is writable by its group or others; only root may be able to change it "
+            "(chmod go-w " +
+            dir + ")");
+    char* real = ::realpath(dir.c_str(), nullptr);
+    if (!real)
+        return refuse(std::string("cannot resolve its path: ") + std::strerror(errno));
+    std::string path = real;
+    std::free(real);
+    struct stat same {};
+    if (::lstat(path.c_str(), &same) != 0 || same.st_dev != st.st_dev || same.st_ino != st.st_ino)
+        return refuse("it changed while it was checked");
+    while (path.size() > 1) {
+        path = path.substr(0, std::max<std::size_t>(path.rfind('/'), 1));
+        struct stat up {};
+        if (::lstat(path.c_str(), &up) != 0)
+            return refuse("cannot stat " + path + ": " + std::strerror(errno));
+        if (up.st_uid != 0)
+            return refuse(path + " above it is owned by uid " + std::to_string(up.st_uid) +
+                          ", not root");
+        if ((up.st_mode & (S_IWGRP | S_IWOTH)) && !(up.st_mode & S_ISVTX))
+            return refuse(path + " above it is writable by its group or others");
+    }
+    return {};
 }
 
-// Whether `path` has exactly this content, owner, group, mode bits and ACL.
-bool matches(const std::string& path, const std::string& content, const StorePolicy& p) {
+// ".<name>.<16 random hex digits>.tmp": unpredictable, so nothing can be planted in its place.
+std::string temporaryName(const std::string& name) {
+    unsigned char rnd[8];
+    if (RAND_bytes(rnd, sizeof rnd) != 1)
+        std::abort();  // no CSPRNG: nothing sane to fall back to
+    static const char* hex = "0123456789abcdef";
+    std::string out = "." + name + ".";
+    for (unsigned char b : rnd) {
+        out += hex[b >> 4];
+        out += hex[b & 15];
+    }
+    return out + ".tmp";
+}
+
+// The content of an open regular file (of sane size); nullopt for anything else.
+std::optional<std::string> readRegular(int fd) {
     struct stat st {};
-    if (::stat(path.c_str(), &st) != 0 || st.st_uid != 0 || st.st_gid != p.group)
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 16 * 1024 * 1024)
+        return std::nullopt;
+    std::string data;
+    char buf[8192];
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return std::nullopt;
+        if (n == 0)
+            return data;
+        data.append(buf, static_cast<std::size_t>(n));
+    }
+}
+
+int openEntry(int dfd, const std::string& name) {
+    return ::openat(dfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+}
+
+// A regular file in the store, read without following a symlink; nullopt otherwise.
+std::optional<std::string> readEntry(int dfd, const std::string& name) {
+    const int fd = openEntry(dfd, name);
+    if (fd < 0)
+        return std::nullopt;
+    auto out = readRegular(fd);
+    ::close(fd);
+    return out;
+}
+
+// Whether the entry exists (a symlink counts: it is replaced, never followed).
+bool entryExists(int dfd, const std::string& name) {
+    struct stat st {};
+    return ::fstatat(dfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+// Whether entry `name` is a regular file with exactly this content, owner, group, mode bits and
+// ACL. A symlink never matches (O_NOFOLLOW), so it is replaced.
+bool matches(int dfd, const std::string& name, const std::string& content, const StorePolicy& p) {
+    const int fd = openEntry(dfd, name);
+    if (fd < 0)
         return false;
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    if (ss.str() != content)
-        return false;
-    acl_t want = acl_from_text(aclText(p).c_str());
-    acl_t have = acl_get_file(path.c_str(), ACL_TYPE_ACCESS);
-    const bool same = want && have && acl_cmp(want, have) == 0;
-    if (want)
-        acl_free(want);
-    if (have)
-        acl_free(have);
+    struct stat st {};
+    bool same = ::fstat(fd, &st) == 0 && st.st_uid == 0 && st.st_gid == p.group &&
+                readRegular(fd) == content;
+    if (same) {
+        acl_t want = acl_from_text(aclText(p).c_str());
+        acl_t have = acl_get_fd(fd);
+        same = want && have && acl_cmp(want, have) == 0;
+        if (want)
+            acl_free(want);
+        if (have)
+            acl_free(have);
+    }
+    ::close(fd);
     return same;
 }
 
-std::string writeAtomically(const std::string& path, const std::string& content,
-                            const StorePolicy& p) {
-    const std::string tmp = path + ".tmp";
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+// Writes entry `name` of the store: a new file under an unpredictable name (O_EXCL|O_NOFOLLOW),
+// owner, group and ACL set on that descriptor, fsync, then rename within the directory.
+std::string writeAtomically(int dfd, const std::string& dir, const std::string& name,
+                            const std::string& content, const StorePolicy& p) {
+    std::string tmp;
+    int fd = -1;
+    for (int attempt = 0; fd < 0 && attempt < 8; ++attempt) {
+        tmp = temporaryName(name);
+        fd = ::openat(dfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
+    const std::string tmpPath = dir + "/" + tmp;
     if (fd < 0)
-        return "cannot create " + tmp + ": " + std::strerror(errno);
+        return "cannot create " + tmpPath + ": " + std::strerror(errno);
     std::string err;
     acl_t acl = acl_from_text(aclText(p).c_str());
     if (::write(fd, content.data(), content.size()) != static_cast<ssize_t>(content.size()))
-        err = "cannot write " + tmp + ": " + std::strerror(errno);
+        err = "cannot write " + tmpPath + ": " + std::strerror(errno);
     else if (::fchown(fd, 0, p.group) != 0)
-        err = "cannot set the owner of " + tmp + ": " + std::strerror(errno);
+        err = "cannot set the owner of " + tmpPath + ": " + std::strerror(errno);
     else if (!acl || acl_set_fd(fd, acl) != 0)
-        err = "cannot set the ACL of " + tmp +
+        err = "cannot set the ACL of " + tmpPath +
               " (does the filesystem support ACLs?): " + std::strerror(errno);
     else if (::fsync(fd) != 0)
-        err = "cannot fsync " + tmp + ": " + std::strerror(errno);
+        err = "cannot fsync " + tmpPath + ": " + std::strerror(errno);
     if (acl)
         acl_free(acl);
     ::close(fd);
-    if (err.empty() && ::rename(tmp.c_str(), path.c_str()) != 0)
-        err = "cannot rename " + tmp + ": " + std::strerror(errno);
+    if (err.empty() && ::renameat(dfd, tmp.c_str(), dfd, name.c_str()) != 0)
+        err = "cannot rename " + tmpPath + " to " + name + ": " + std::strerror(errno);
     if (!err.empty())
-        ::unlink(tmp.c_str());
+        ::unlinkat(dfd, tmp.c_str(), 0);
     return err;
+}
+
+// The names in the store directory (without . and ..).
+std::vector<std::string> entries(int dfd) {
+    std::vector<std::string> names;
+    const int copy = ::dup(dfd);
+    if (copy < 0)
+        return names;
+    DIR* d = ::fdopendir(copy);
+    if (!d) {
+        ::close(copy);
+        return names;
+    }
+    ::rewinddir(d);
+    while (const dirent* e = ::readdir(d)) {
+        const std::string n = e->d_name;
+        if (n != "." && n != "..")
+            names.push_back(n);
+    }
+    ::closedir(d);
+    return names;
 }
 
 std::string indexText(const std::vector<Certificate>& certs) {
@@ -261,63 +389,86 @@ PromoteReport promote(const StorePolicy& p, const std::vector<Certificate>& cert
             return r;
         }
     }
+    int dfd = -1;
+    if (!(dryRun && !fs::exists(p.dir, ec))) {
+        if (r.error = openStore(p.dir, dfd); !r.error.empty())
+            return r;
+    }
+    // From here on every access is relative to the checked directory descriptor.
+    struct Closer {
+        int fd;
+        ~Closer() {
+            if (fd >= 0)
+                ::close(fd);
+        }
+    } closer{dfd};
+    const auto names = dfd >= 0 ? entries(dfd) : std::vector<std::string>{};
+    if (!dryRun) {
+        // Temporary files of an interrupted run (and "<name>.tmp" of older versions, which a
+        // service user could plant while it owned the store): removed, never followed.
+        for (const auto& n : names) {
+            struct stat st {};
+            if (n.size() > 4 && n.substr(n.size() - 4) == ".tmp" &&
+                ::fstatat(dfd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
+                ::unlinkat(dfd, n.c_str(), 0);
+        }
+    }
     std::set<std::string> wanted;
     for (const auto& c : certs) {
-        wanted.insert(c.fingerprint + ".pem");
-        const std::string path = p.dir + "/" + c.fingerprint + ".pem";
+        const std::string name = c.fingerprint + ".pem";
+        wanted.insert(name);
         const std::string pem = pemOf(c.der);
-        const bool exists = fs::exists(path, ec);
-        if (exists && matches(path, pem, p)) {
+        const bool exists = dfd >= 0 && entryExists(dfd, name);
+        if (exists && matches(dfd, name, pem, p)) {
             r.unchanged.push_back(c.fingerprint);
             continue;
         }
         (exists ? r.updated : r.added).push_back(c.fingerprint);
         if (!dryRun) {
-            if (auto e = writeAtomically(path, pem, p); !e.empty()) {
+            if (auto e = writeAtomically(dfd, p.dir, name, pem, p); !e.empty()) {
                 r.error = e;
                 return r;
             }
         }
     }
     std::vector<Certificate> indexed = certs;
-    if (fs::exists(p.dir, ec)) {
-        for (const auto& e : fs::directory_iterator(p.dir, ec)) {
-            const std::string name = e.path().filename().string();
-            if (name.size() != 68 || name.substr(64) != ".pem" || wanted.count(name))
-                continue;
-            if (prune) {
-                r.removed.push_back(name.substr(0, 64));
-                if (!dryRun)
-                    fs::remove(e.path(), ec);
-            } else {
-                std::ifstream in(e.path(), std::ios::binary);
-                Bytes data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-                Certificate old;
-                std::string err;
-                if (parseCertificate(data, old, err))
-                    indexed.push_back(old);  // kept: it stays in the index
-            }
+    for (const auto& name : names) {
+        if (name.size() != 68 || name.substr(64) != ".pem" || wanted.count(name))
+            continue;
+        if (prune) {
+            r.removed.push_back(name.substr(0, 64));
+            if (!dryRun)
+                ::unlinkat(dfd, name.c_str(), 0);
+        } else if (const auto data = readEntry(dfd, name)) {
+            Certificate old;
+            std::string err;
+            if (parseCertificate(Bytes(data->begin(), data->end()), old, err))
+                indexed.push_back(old);  // kept: it stays in the index
         }
     }
     const std::string index = indexText(indexed);
-    const std::string indexPath = p.dir + "/index.tsv";
-    if (!(fs::exists(indexPath, ec) && matches(indexPath, index, p))) {
+    if (!(dfd >= 0 && entryExists(dfd, "index.tsv") && matches(dfd, "index.tsv", index, p))) {
         r.indexChanged = true;
         if (!dryRun) {
-            if (auto e = writeAtomically(indexPath, index, p); !e.empty()) {
+            if (auto e = writeAtomically(dfd, p.dir, "index.tsv", index, p); !e.empty()) {
                 r.error = e;
                 return r;
             }
         }
     }
-    if (!dryRun && r.changed())
-        syncDir(p.dir);
+    if (!dryRun && r.changed() && ::fsync(dfd) != 0)
+        r.error = "cannot fsync " + p.dir + ": " + std::strerror(errno);
     return r;
 }
 
 std::vector<IndexRow> readIndex(const std::string& dir) {
     std::vector<IndexRow> rows;
-    std::ifstream in(dir + "/index.tsv");
+    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0)
+        return rows;
+    const auto text = readEntry(dfd, "index.tsv");
+    ::close(dfd);
+    std::istringstream in(text.value_or(""));
     std::string line;
     while (std::getline(in, line)) {
         if (line.empty() || line[0] == '#')

@@ -9,8 +9,15 @@
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <iostream>
 #include <sstream>
@@ -84,7 +91,7 @@ int providerProbe(const gateway::Config& config) {
     return report.ok ? 0 : 6;
 }
 
-int passwd(const std::string& user) {
+int passwdCommand(const std::string& user) {
     std::string pw;
     if (isatty(STDIN_FILENO)) {
         std::cerr << "Password for " << user << ": ";
@@ -105,6 +112,50 @@ int passwd(const std::string& user) {
     }
     std::cout << user << ":" << smtp::hashPassword(pw) << "\n";
     return 0;
+}
+
+// Root must not work in a directory another user controls: that user could plant symlinks or
+// files for root to follow (an attacker running as the service user would become root). When
+// run as root, demailctl becomes the owner of the spool (normally demail-gateway) before it
+// touches anything in it, so it can do no more there than the service itself. "" or the error.
+std::string becomeSpoolOwner(const std::string& spoolDir) {
+    if (::geteuid() != 0)
+        return {};
+    struct stat st {};
+    // The configured path may be a symlink (root's choice, e.g. to another filesystem); what
+    // counts is who owns the directory it leads to.
+    const int fd = ::open(spoolDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return "cannot open the spool directory " + spoolDir +
+               " ([queue] dir): " + std::strerror(errno);
+    if (::fstat(fd, &st) != 0) {
+        const int e = errno;
+        ::close(fd);
+        return "cannot stat " + spoolDir + ": " + std::strerror(e);
+    }
+    // A root-owned spool with a subdirectory the service owns is still the service's to write.
+    uid_t uid = st.st_uid;
+    gid_t gid = st.st_gid;
+    for (const char* sub : {"queue", "dispatch"}) {
+        struct stat s {};
+        if (uid == 0 && ::fstatat(fd, sub, &s, AT_SYMLINK_NOFOLLOW) == 0 && s.st_uid != 0) {
+            uid = s.st_uid;
+            gid = s.st_gid;
+        }
+    }
+    ::close(fd);
+    if (uid == 0)
+        return {};  // only root can write there: nothing to defend against
+    if (const struct passwd* pw = ::getpwuid(uid))
+        gid = pw->pw_gid;
+    if (::setgroups(1, &gid) != 0 || ::setresgid(gid, gid, gid) != 0 ||
+        ::setresuid(uid, uid, uid) != 0)
+        return "cannot switch to the spool's owner (uid " + std::to_string(uid) +
+               "): " + std::strerror(errno);
+    uid_t r = 0, e = 0, saved = 0;
+    if (::getresuid(&r, &e, &saved) != 0 || r != uid || e != uid || saved != uid)
+        return "still root after switching to uid " + std::to_string(uid);
+    return {};
 }
 
 }  // namespace
@@ -133,7 +184,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     if (args[0] == "passwd")
-        return args.size() == 2 ? passwd(args[1]) : (usage(std::cerr), 2);
+        return args.size() == 2 ? passwdCommand(args[1]) : (usage(std::cerr), 2);
     const auto loaded = gateway::loadConfig(configPath);
     if (!loaded.ok()) {
         std::cerr << "demailctl: " << loaded.error << "\n";
@@ -144,9 +195,14 @@ int main(int argc, char** argv) {
         return health(config);
     if (args[0] == "provider" && args.size() == 2 && args[1] == "probe")
         return providerProbe(config);
-    if (args[0] == "queue")
+    if (args[0] == "queue") {
+        if (const std::string e = becomeSpoolOwner(config.queue.dir); !e.empty()) {
+            std::cerr << "demailctl queue: " << e << "\n";
+            return 1;
+        }
         return gateway::runQueueCommand(config.queue.dir, {args.begin() + 1, args.end()}, std::cout,
                                         std::cerr);
+    }
     usage(std::cerr);
     return 2;
 }

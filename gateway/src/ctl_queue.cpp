@@ -7,6 +7,89 @@
 #include "demail/gateway/state_files.h"
 
 namespace demail::gateway {
+namespace {
+
+// Length of the well-formed UTF-8 sequence at s[i] (2 to 4 bytes) and its code point; 0 if the
+// bytes there are not one (stray continuation byte, overlong form, surrogate, beyond U+10FFFF).
+std::size_t utf8Sequence(std::string_view s, std::size_t i, char32_t& cp) {
+    const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+    const unsigned char c = b(0);
+    std::size_t len = 0;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, cp = c & 0x07;
+    else
+        return 0;
+    if (i + len > s.size())
+        return 0;
+    for (std::size_t k = 1; k < len; ++k) {
+        if ((b(k) & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (b(k) & 0x3F);
+    }
+    const char32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < least[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+// Code points a terminal acts on or that reorder what the operator sees.
+bool harmfulCodePoint(char32_t cp) {
+    return cp < 0xA0                           // C1 controls (0x9B is CSI on some terminals)
+           || cp == 0x200E || cp == 0x200F     // LRM, RLM
+           || cp == 0x2028 || cp == 0x2029     // line and paragraph separators
+           || (cp >= 0x202A && cp <= 0x202E)   // bidi embeddings and overrides
+           || (cp >= 0x2066 && cp <= 0x2069);  // bidi isolates
+}
+
+}  // namespace
+
+std::string printable(std::string_view text) {
+    static const char* hex = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(text.size());
+    std::size_t i = 0;
+    while (i < text.size()) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c == '\\') {
+            out += "\\\\";
+            ++i;
+            continue;
+        }
+        if ((c >= 0x20 && c < 0x7F) || c == '\t') {
+            out += static_cast<char>(c);
+            ++i;
+            continue;
+        }
+        if (c >= 0x80) {
+            char32_t cp = 0;
+            const std::size_t len = utf8Sequence(text, i, cp);
+            if (len != 0 && !harmfulCodePoint(cp)) {
+                out.append(text.substr(i, len));
+                i += len;
+                continue;
+            }
+            if (len != 0) {  // a harmful but well-formed sequence: escape all of its bytes
+                for (std::size_t k = 0; k < len; ++k) {
+                    const auto e = static_cast<unsigned char>(text[i + k]);
+                    out += "\\x";
+                    out += hex[e >> 4];
+                    out += hex[e & 15];
+                }
+                i += len;
+                continue;
+            }
+        }
+        out += "\\x";
+        out += hex[c >> 4];
+        out += hex[c & 15];
+        ++i;
+    }
+    return out;
+}
 
 int runQueueCommand(const std::string& spoolDir, const std::vector<std::string>& args,
                     std::ostream& out, std::ostream& err) {
@@ -27,12 +110,12 @@ int runQueueCommand(const std::string& spoolDir, const std::vector<std::string>&
             }
             const DispatchState st = states.load(id);
             out << std::left << std::setw(24) << id << std::right << std::setw(10) << env->size
-                << "  " << rfc5322Date(env->arrival) << "  <" << env->sender << ">\n";
+                << "  " << rfc5322Date(env->arrival) << "  <" << printable(env->sender) << ">\n";
             if (!st.lastError.empty())
                 out << "    (" << (st.phase == DispatchState::Phase::Notify ? "bouncing: " : "")
-                    << st.lastError << ", " << st.attempts << " attempts)\n";
+                    << printable(st.lastError) << ", " << st.attempts << " attempts)\n";
             for (const auto& r : env->recipients)
-                out << "    " << r.address << "\n";
+                out << "    " << printable(r.address) << "\n";
         }
         out << "-- " << ids.size() << (ids.size() == 1 ? " message" : " messages") << "\n";
         return 0;
@@ -51,16 +134,16 @@ int runQueueCommand(const std::string& spoolDir, const std::vector<std::string>&
     if (cmd == "show") {
         const DispatchState st = states.load(id);
         out << "queue id:  " << id << "\narrival:   " << rfc5322Date(env->arrival)
-            << "\nsize:      " << env->size << "\nsender:    <" << env->sender << ">\n";
+            << "\nsize:      " << env->size << "\nsender:    <" << printable(env->sender) << ">\n";
         for (const auto& r : env->recipients)
-            out << "recipient: <" << r.address << ">"
-                << (r.notify.empty() ? "" : " NOTIFY=" + r.notify)
-                << (r.orcpt.empty() ? "" : " ORCPT=" + r.orcpt) << "\n";
-        out << "client:    " << env->clientAddress << " (" << env->clientHelo << ")"
-            << (env->authUser.empty() ? "" : " user " + env->authUser)
-            << (env->tls.empty() ? "" : ", " + env->tls) << "\n";
+            out << "recipient: <" << printable(r.address) << ">"
+                << (r.notify.empty() ? "" : " NOTIFY=" + printable(r.notify))
+                << (r.orcpt.empty() ? "" : " ORCPT=" + printable(r.orcpt)) << "\n";
+        out << "client:    " << printable(env->clientAddress) << " (" << printable(env->clientHelo)
+            << ")" << (env->authUser.empty() ? "" : " user " + printable(env->authUser))
+            << (env->tls.empty() ? "" : ", " + printable(env->tls)) << "\n";
         out << "attempts:  " << st.attempts
-            << (st.lastError.empty() ? "" : ", last error: " + st.lastError) << "\n\n";
+            << (st.lastError.empty() ? "" : ", last error: " + printable(st.lastError)) << "\n\n";
         auto body = spool.body(id);
         std::string line;
         while (body && std::getline(*body, line)) {  // the header section only
@@ -68,7 +151,7 @@ int runQueueCommand(const std::string& spoolDir, const std::vector<std::string>&
                 line.pop_back();
             if (line.empty())
                 break;
-            out << line << "\n";
+            out << printable(line) << "\n";
         }
         return 0;
     }

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <stdexcept>
 
@@ -17,6 +16,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::string_view kMagic = "demail-dispatch 1";
+constexpr std::size_t kMaxStateFileSize = 64 * 1024;  // a record is a few hundred bytes
 
 std::string oneLine(std::string s) {
     for (char& c : s)
@@ -115,6 +115,17 @@ std::optional<DispatchState> decodeDispatchState(std::string_view text) {
 
 DispatchStateFiles::DispatchStateFiles(std::string dir) : dir_(std::move(dir)) {
     fs::create_directories(dir_);
+    // Temporary files of a write that a crash interrupted. An hour old: no writer is still busy
+    // with it, so a second process (demailctl next to the daemon) cannot pull one from under it.
+    std::error_code ec;
+    const auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(1);
+    for (const auto& e : fs::directory_iterator(dir_, ec)) {
+        std::error_code fileEc;
+        if (isTemporaryName(e.path().filename().string()) &&
+            e.symlink_status(fileEc).type() == fs::file_type::regular &&
+            e.last_write_time(fileEc) < cutoff && !fileEc)
+            fs::remove(e.path(), fileEc);
+    }
 }
 
 std::string DispatchStateFiles::path(const std::string& queueId) const {
@@ -122,12 +133,11 @@ std::string DispatchStateFiles::path(const std::string& queueId) const {
 }
 
 DispatchState DispatchStateFiles::load(const std::string& queueId) const {
-    std::ifstream in(path(queueId), std::ios::binary);
-    if (!in)
+    // Not following a symlink: demailctl may read this as root in a directory the service owns.
+    const auto text = readSmallFile(path(queueId), kMaxStateFileSize);
+    if (!text)
         return {};
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto s = decodeDispatchState(ss.str());
+    auto s = decodeDispatchState(*text);
     if (!s) {
         Poco::Logger::get("queue").warning("event=dispatch_state_unreadable queue_id=" + queueId);
         return {};

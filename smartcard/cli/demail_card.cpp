@@ -7,12 +7,15 @@
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/Util/IniFileConfiguration.h>
+#include <fcntl.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -41,7 +44,7 @@ void usage(std::ostream& out) {
            "  pin change             change a PIN (asks for the old one)\n"
            "  pin unblock            set a new PIN with the PUK after it was blocked\n"
            "  certs list             the card's certificates: subject, issuer, expiry\n"
-           "  certs export --out DIR write them as PEM files\n"
+           "  certs export --out DIR write them as PEM files (existing ones: --force)\n"
            "PIN options: --pin-ref REF (hex; default: the PIN of the TLS key, 83),\n"
            "  --pin-stdin (read PINs one per line, in the order asked), --force (try a PIN\n"
            "  even if only one try is left).\n"
@@ -289,8 +292,28 @@ int certs(Card& card, const Options& o) {
         std::cerr << "demail-card: certs export needs --out DIR\n";
         return kUsage;
     }
-    if (exporting)
-        std::filesystem::create_directories(o.outDir);
+    // Often run as root into a directory someone else may write to: every file is opened
+    // relative to the directory with O_CREAT|O_EXCL|O_NOFOLLOW, so a planted symlink is never
+    // followed. An existing file is an error unless --force, which removes the name first (a
+    // symlink itself, never its target).
+    int outFd = -1;
+    if (exporting) {
+        std::error_code ec;
+        std::filesystem::create_directories(o.outDir, ec);
+        outFd = ::open(o.outDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (outFd < 0) {
+            std::cerr << "demail-card: cannot open the directory " << o.outDir << ": "
+                      << std::strerror(errno) << "\n";
+            return kFailed;
+        }
+    }
+    struct Closer {
+        int fd;
+        ~Closer() {
+            if (fd >= 0)
+                ::close(fd);
+        }
+    } closeOut{outFd};
     int found = 0;
     for (const auto& spec : card.tcos->profile().certificates) {
         auto der = card.tcos->readCertificate(spec.fid);
@@ -309,13 +332,30 @@ int certs(Card& card, const Options& o) {
                       << "\n  until:   " << (view ? view->notAfter : "?") << "\n";
             continue;
         }
-        const std::string path = o.outDir + "/" + spec.name + ".pem";
+        const std::string name = spec.name + ".pem";
+        const std::string path = o.outDir + "/" + name;
+        if (o.force && ::unlinkat(outFd, name.c_str(), 0) != 0 && errno != ENOENT) {
+            std::cerr << "demail-card: cannot replace " << path << ": " << std::strerror(errno)
+                      << "\n";
+            return kFailed;
+        }
+        const int fd = ::openat(outFd, name.c_str(),
+                                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            const int e = errno;
+            std::cerr << "demail-card: cannot create " << path << ": " << std::strerror(e)
+                      << (e == EEXIST ? " (it exists or is a link; --force replaces it)" : "")
+                      << "\n";
+            return kFailed;
+        }
         const unsigned char* p = der.value().data();
         X509* x = d2i_X509(nullptr, &p, static_cast<long>(der.value().size()));
-        FILE* f = std::fopen(path.c_str(), "w");
-        const bool ok = x && f && PEM_write_X509(f, x);
-        if (f)
-            std::fclose(f);
+        FILE* f = ::fdopen(fd, "w");
+        if (!f)
+            ::close(fd);
+        bool ok = x && f && PEM_write_X509(f, x);
+        if (f && std::fclose(f) != 0)
+            ok = false;
         X509_free(x);
         if (!ok) {
             std::cerr << "demail-card: cannot write " << path << "\n";

@@ -65,3 +65,36 @@ set +e; out=$("$PROMOTE" --config "$TEST_DIR/gw.ini" --from-dir "$TEST_DIR/users
 grep -q "does not chain" <<<"$out" || fail "chain message: $out"
 pass "a certificate that does not chain to [certpromote] ca_file is refused (exit 1)"
 "$PROMOTE" --config "$TEST_DIR/gw.ini" --list | grep -q -- "-- 2 certificates" || fail "--list"
+
+# The store must be root's alone (security review M7): certpromote runs as root and would
+# otherwise write through whatever a service user planted there.
+out=$("$PROMOTE" --config "$TEST_DIR/gw.ini" --reader "$DEMAIL_READER") || fail "back to the card: $out"
+before=$(cd "$S" && ls -l --time-style=+%s.%N . | md5sum)
+chown nobody "$S"
+set +e; out=$("$PROMOTE" --config "$TEST_DIR/gw.ini" --reader "$DEMAIL_READER" 2>&1); rc=$?; set -e
+[ "$rc" = 1 ] || fail "a store owned by nobody must be refused: rc $rc $out"
+grep -q "refusing the store $S: it is owned by uid $(id -u nobody), not root" <<<"$out" || fail "message: $out"
+chown root "$S"; chmod 0775 "$S"
+set +e; out=$("$PROMOTE" --config "$TEST_DIR/gw.ini" --reader "$DEMAIL_READER" 2>&1); rc=$?; set -e
+[ "$rc" = 1 ] && grep -q "writable by its group or others" <<<"$out" || fail "a group-writable store: rc $rc $out"
+chmod 0755 "$S"
+[ "$(cd "$S" && ls -l --time-style=+%s.%N . | md5sum)" = "$before" ] || fail "a refused run changed the store"
+mkdir -p "$TEST_DIR/svc"; chown nobody "$TEST_DIR/svc"
+set +e; out=$("$PROMOTE" --config "$TEST_DIR/gw.ini" --reader "$DEMAIL_READER" --store "$TEST_DIR/svc/store" 2>&1); rc=$?; set -e
+[ "$rc" = 1 ] && grep -q "refusing the store $TEST_DIR/svc/store: $TEST_DIR/svc above it is owned by uid" <<<"$out" ||
+  fail "a store below a directory nobody owns: rc $rc $out"
+pass "a store owned by a non-root user, writable by its group, or below a non-root directory is refused (exit 1), untouched"
+
+# Links planted while the store was not root's (StateDirectory= of older units gave it to the
+# service): the old predictable temporary names and a certificate file that is a link.
+echo "victim" >"$TEST_DIR/victim"; echo "victim2" >"$TEST_DIR/victim2"
+rm "$f"; ln -s "$TEST_DIR/victim2" "$f"
+ln -s "$TEST_DIR/victim" "$f.tmp"
+ln -s "$TEST_DIR/created" "$S/index.tsv.tmp"
+out=$("$PROMOTE" --config "$TEST_DIR/gw.ini" --reader "$DEMAIL_READER") || fail "promote over planted links: $out"
+grep -q "updated  $fp" <<<"$out" || fail "the symlinked certificate was not replaced: $out"
+[ "$(cat "$TEST_DIR/victim")" = victim ] && [ "$(cat "$TEST_DIR/victim2")" = victim2 ] || fail "a victim was written through a link"
+[ ! -e "$TEST_DIR/created" ] || fail "a file was created at a dangling link's target"
+[ -f "$f" ] && [ ! -L "$f" ] && [ "$(stat -c '%U:%G %a' "$f")" = "root:nogroup 640" ] || fail "the certificate is not a root file: $(ls -l "$f")"
+[ -z "$(find "$S" -name '*.tmp')" ] || fail "temporary names left: $(ls -a "$S")"
+pass "planted <sha>.pem.tmp / index.tsv.tmp links (to a victim, dangling) and a symlinked <sha>.pem are not followed; replaced by root files"

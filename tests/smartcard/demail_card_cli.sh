@@ -36,6 +36,23 @@ cmp <(openssl x509 -in "$TEST_DIR/export/authentication.pem" -outform DER) \
     <(openssl x509 -in "$DEMAIL_CARD_STATE/authentication.pem" -outform DER) || fail "exported auth cert differs"
 pass "certs list and export"
 
+# Run as root into a directory someone else can write to: planted links are not followed
+# (security review L10); an existing file needs --force, which replaces the link, not its target.
+E="$TEST_DIR/export-planted"; mkdir -p "$E"
+echo victim >"$TEST_DIR/victim"
+ln -s "$TEST_DIR/victim" "$E/authentication.pem"
+ln -s "$TEST_DIR/created-by-export" "$E/signature.pem"
+run 1 -- certs export --out "$E"
+expect_contains "$out" "it exists or is a link; --force replaces it" "export onto a planted link"
+run 0 -- certs export --out "$E" --force
+[ "$(cat "$TEST_DIR/victim")" = victim ] || fail "export wrote through a symlink"
+[ ! -e "$TEST_DIR/created-by-export" ] || fail "export created the dangling link's target"
+for c in signature encryption authentication; do
+  [ -f "$E/$c.pem" ] && [ ! -L "$E/$c.pem" ] || fail "$c.pem is not a regular file"
+  openssl x509 -in "$E/$c.pem" -noout || fail "$c.pem after --force"
+done
+pass "certs export follows no planted link (victim and dangling target untouched); --force replaces the links"
+
 run 1 12345 654321 -- pin change --pin-stdin
 expect_contains "$out" "the current PIN must have 6 to 16" "too short PIN"
 [ "$(tries_left 'NetKey PIN2')" = 3 ] || fail "a PIN of impossible length must not reach the card"

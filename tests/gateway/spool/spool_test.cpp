@@ -139,6 +139,34 @@ TEST(QueueCommand, ListShowDeleteAndErrors) {
 
 // Group commit: callers from many threads share directory fsyncs; each returns only after a sync
 // that began after its call, and all of them see the outcome of theirs.
+// Fields from SMTP clients and the service reach the operator's terminal (security review L4).
+TEST(QueueCommand, PrintableEscapesWhatATerminalWouldActOn) {
+    EXPECT_EQ(printable("plain text, TAB\there"), "plain text, TAB\there");
+    EXPECT_EQ(printable("\x1b[31mred\x1b]0;t\x07"), "\\x1B[31mred\\x1B]0;t\\x07");
+    EXPECT_EQ(printable(std::string("a\0b\r\nc\x7f", 7)), "a\\x00b\\x0D\\x0Ac\\x7F");
+    EXPECT_EQ(printable("back\\slash"), "back\\\\slash") << "unambiguous";
+    EXPECT_EQ(printable("Gr\xc3\xbc\xc3\x9f"
+                        "e \xe2\x82\xac \xf0\x9f\x93\xa7"),
+              "Gr\xc3\xbc\xc3\x9f"
+              "e \xe2\x82\xac \xf0\x9f\x93\xa7")
+        << "printable UTF-8 stays";
+    EXPECT_EQ(printable("\xc2\x9b"
+                        "31m"),
+              "\\xC2\\x9B31m")
+        << "C1 CSI as UTF-8";
+    EXPECT_EQ(printable("\x9b"
+                        "31m"),
+              "\\x9B31m")
+        << "bare C1 byte";
+    EXPECT_EQ(printable("a\xe2\x80\xae"
+                        "b"),
+              "a\\xE2\\x80\\xAEb")
+        << "RLO";
+    EXPECT_EQ(printable("\xc0\xaf"), "\\xC0\\xAF") << "overlong";
+    EXPECT_EQ(printable("\xed\xa0\x80"), "\\xED\\xA0\\x80") << "surrogate";
+    EXPECT_EQ(printable("\xe2\x82"), "\\xE2\\x82") << "truncated";
+}
+
 TEST(DirectorySyncer, ConcurrentCallersAllSucceedWithAtMostOneFsyncEach) {
     TempDir d;
     DirectorySyncer syncer(d.path);

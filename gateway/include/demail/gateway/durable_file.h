@@ -1,21 +1,31 @@
 // Small durable writes for the gateway's state files: write a temporary file, fsync it, rename it
 // over the target, fsync the directory. After it returns the content survives a crash or power
 // loss; a crash before leaves the old content (or none), never a torn file.
+//
+// Safe for a root caller in a directory the service user owns (demailctl): no symlink is followed,
+// neither in place of the directory nor of the file, and the temporary name is unpredictable.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
 namespace demail::gateway {
 
-// Returns an empty string on success, else one line saying what failed (with errno text).
+// Returns an empty string on success, else one line saying what failed (with errno text). The
+// temporary file is ".<name>.<random>.tmp" in the same directory (isTemporaryName).
 std::string writeFileDurably(const std::string& path, std::string_view content);
-// Removes the file and fsyncs the directory; a missing file is not an error.
+// Removes the file and fsyncs the directory; a missing file or directory is not an error.
 std::string removeFileDurably(const std::string& path);
+// Whether a directory entry is a temporary file of writeFileDurably (left behind by a crash).
+bool isTemporaryName(std::string_view name);
+// The content of a regular file of at most maxSize bytes, opened without following a symlink;
+// nullopt if it is missing, a symlink, not a regular file, too large or unreadable.
+std::optional<std::string> readSmallFile(const std::string& path, std::size_t maxSize);
 // fsync of a directory, so that a rename or unlink in it survives a crash; "" or the error.
 std::string syncDirectory(const std::string& dir);
 
