@@ -3,14 +3,16 @@
 # (during DATA, after 250, during submission) and of numbered inbound De-Mail (during inbound
 # delivery). At the end every message answered 250 is at the provider exactly once (the queue id
 # is the idempotency key), every inbound message reached the internal relay, nothing is corrupt,
-# nothing stuck.
-#   ROUNDS (default 6) kills; prints sent / accepted / at provider / duplicated / lost.
+# nothing stuck, and nothing came back to its sender as a bounce (a crash is no reason to bounce).
+# Every fourth message is 512 KB, so kills also land in the middle of a submission's body; the
+# internal relay takes 0.1 s per message, so kills also land in the middle of inbound delivery.
+#   ROUNDS (default 6) kills; prints sent / accepted / at provider / duplicated / lost / bounced.
 set -euo pipefail
 . "${DEMAIL_SOURCE_DIR:?}/tests/gateway/e2e/stack.sh"
 trap 'kill ${LOAD_PID:-0} ${INJECT_PID:-0} 2>/dev/null || true; stack_stop' EXIT
 fail() { echo "FAIL: $*" >&2; tail -20 "$STACK/gatewayd.log" >&2; exit 1; }
 ROUNDS=${ROUNDS:-6}
-stack_start
+SINK_ARGS="--data-delay 0.1" stack_start
 
 # The load: numbered messages, one SMTP session each; the numbers that got 250 are recorded.
 /usr/bin/python3 - "$SMTP_PORT" "$STACK/pki/ca.pem" "$STACK/acked" "$STACK/sent" <<'PY' &
@@ -24,8 +26,9 @@ while True:
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
             s.starttls(context=ctx)
+            filler = ("x" * 998 + "\r\n") * 512 if n % 4 == 0 else ""  # 512 KB: killed mid-body
             s.sendmail("sachbearbeiter@firma.de", ["amt@behoerde.de-mail.de"],
-                       "Subject: load %d\r\nFrom: sachbearbeiter@firma.de\r\n\r\nmessage %d\r\n" % (n, n))
+                       "Subject: load %d\r\nFrom: sachbearbeiter@firma.de\r\n\r\nmessage %d\r\n%s" % (n, n, filler))
         with open(acked, "a") as f: f.write("%d\n" % n)
     except Exception:
         time.sleep(0.05)
@@ -70,7 +73,10 @@ while read -r n; do
 done < <(sort -un "$STACK/acked")
 total=$(awk '{ s += $NF } END { print s + 0 }' "$STACK/at_provider")
 corrupt=$(ls "$STACK/spool/corrupt" 2>/dev/null | wc -l)
-echo "crash suite: $ROUNDS x kill -9; sent $sent, answered 250: $acked, at the provider: $total, duplicated: $dup, lost: $lost, corrupt: $corrupt"
+# A bounce is a DSN with Action: failed in the relay's mailbox (the load asks for no other DSNs).
+bounced=$( (grep -l "^Action: failed" "$STACK"/mailbox/*.eml 2>/dev/null || true) | wc -l)
+echo "crash suite: $ROUNDS x kill -9; sent $sent, answered 250: $acked, at the provider: $total, duplicated: $dup, lost: $lost, bounced: $bounced, corrupt: $corrupt"
+[ "$bounced" = 0 ] || fail "$bounced messages bounced: $(grep -h "^Diagnostic-Code" "$STACK"/mailbox/*.eml | sort | uniq -c)"
 [ "$lost" = 0 ] || fail "$lost messages answered 250 never reached the provider"
 [ "$dup" = 0 ] || fail "$dup messages reached the provider twice"
 [ "$corrupt" = 0 ] || fail "corrupt spool files"

@@ -4,6 +4,7 @@ delivers to. Built on Debian's python3-aiosmtpd (importable only from /usr/bin/p
 
   smtp_sink.py --dump DIR --port-file F [--cert C --key K] [--require-tls]
                [--rcpt-reply "550 5.1.1 no such user"] [--data-reply "451 4.3.0 later"]
+               [--data-delay SECONDS]
 
 Listens on 127.0.0.1 on a free port and writes the port to --port-file once ready. Each accepted
 message becomes DIR/<n>.eml with the envelope in X-Sink-* lines first and whether it came over
@@ -32,6 +33,8 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         if self.args.data_reply:
             return self.args.data_reply
+        if self.args.data_delay:  # a slow internal server: widens the window a crash can hit
+            await asyncio.sleep(self.args.data_delay)
         self.count += 1
         tls = "yes" if session.ssl else "no"
         path = os.path.join(self.args.dump, "%06d.eml" % self.count)
@@ -57,6 +60,7 @@ async def main():
     p.add_argument("--require-tls", action="store_true")
     p.add_argument("--rcpt-reply")
     p.add_argument("--data-reply")
+    p.add_argument("--data-delay", type=float, default=0.0)  # seconds before the reply to DATA
     args = p.parse_args()
     os.makedirs(args.dump, exist_ok=True)
 

@@ -37,7 +37,7 @@ JSON
   export PROVIDER_CONTROL="http://127.0.0.1:$CONTROL_PORT"
 
   /usr/bin/python3 "$DEMAIL_SOURCE_DIR/tests/tools/smtp_sink.py" --dump "$STACK/mailbox" \
-    --port-file "$STACK/sink.port" --cert "$P/server.pem" --key "$P/server.key" >"$STACK/sink.log" 2>&1 &
+    --port-file "$STACK/sink.port" --cert "$P/server.pem" --key "$P/server.key" ${SINK_ARGS:-} >"$STACK/sink.log" 2>&1 &
   STACK_PIDS+=($!)
   for _ in $(seq 1 100); do [ -s "$STACK/sink.port" ] && break; sleep 0.05; done
 
