@@ -5,6 +5,7 @@
 #include <Poco/Logger.h>
 
 #include <algorithm>
+#include <fstream>
 #include <filesystem>
 #include <sstream>
 #include <stdexcept>
@@ -153,13 +154,23 @@ std::string DispatchStateFiles::remove(const std::string& queueId) {
     return removeFileDurably(path(queueId));
 }
 
-FileLedger::FileLedger(std::string dir, std::chrono::hours keep) : dir_(std::move(dir)) {
-    fs::create_directories(dir_);
+std::size_t pruneOlderThan(const std::string& dir, std::chrono::seconds keep) {
     const auto cutoff = fs::file_time_type::clock::now() - keep;
+    std::size_t removed = 0;
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir_, ec))
-        if (e.is_regular_file(ec) && e.last_write_time(ec) < cutoff)
-            fs::remove(e.path(), ec);
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+        std::error_code fileEc;
+        if (!e.is_symlink(fileEc) && e.is_regular_file(fileEc) &&
+            e.last_write_time(fileEc) < cutoff && !fileEc && fs::remove(e.path(), fileEc))
+            ++removed;
+    }
+    return removed;
+}
+
+FileLedger::FileLedger(std::string dir, std::chrono::seconds keep)
+    : dir_(std::move(dir)), keep_(keep) {
+    fs::create_directories(dir_);
+    prune();
 }
 
 std::string FileLedger::path(const std::string& id) const {
