@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <iostream>
@@ -243,7 +244,7 @@ int main(int argc, char** argv) {
     }
     const std::string providerHost = Poco::URI(cfg.provider.url).getHost();
 
-    gateway::SentJournal journal(cfg.queue.dir + "/sent");
+    gateway::SentJournal journal(cfg.queue.dir + "/sent", cfg.queue.sentRetention);
     gateway::ProviderSubmitter submitter(*transport, journal, providerHost);
     gateway::IntakePolicy policy(cfg.smtp.relayNetworks, accounts, cfg.provider.deMailDomains);
     // The submission port ([smtp] submission_listen): AUTH required (no relay networks), TLS first.
@@ -488,7 +489,7 @@ int main(int argc, char** argv) {
         },
         cfg.delivery.postmaster, hygiene);
     gateway::RelayInboundDelivery inboundDelivery(relay);
-    gateway::FileLedger ledger(cfg.queue.dir + "/inbound-delivered");
+    gateway::FileLedger ledger(cfg.queue.dir + "/inbound-delivered", cfg.queue.inboundRetention);
     gateway::FileAttempts inboundAttempts(cfg.queue.dir + "/inbound-attempts");
     gateway::SpoolQuarantine quarantine(cfg.queue.dir + "/inbound-quarantine",
                                         cfg.delivery.postmaster, inboundDelivery,
@@ -528,6 +529,25 @@ int main(int argc, char** argv) {
                 d.health.set("inbound", c.deferred == 0,
                              c.deferred == 0 ? "delivering to " + cfg.delivery.relay.toString()
                                              : c.lastError);
+        }
+    });
+
+    // Housekeeping: the working state is pruned while the daemon runs, not only at start (a
+    // daemon that runs for months would otherwise grow one file per message without bound).
+    // Every tenth of the shorter retention, at most hourly, at least every second.
+    std::thread housekeepingThread([&] {
+        const auto every = std::clamp<std::chrono::seconds>(
+            std::min(cfg.queue.sentRetention, cfg.queue.inboundRetention) / 10, 1s, 3600s);
+        auto next = std::chrono::steady_clock::now() + every;
+        while (!d.stopping) {
+            std::this_thread::sleep_for(200ms);
+            if (std::chrono::steady_clock::now() < next)
+                continue;
+            next = std::chrono::steady_clock::now() + every;
+            const std::size_t sent = journal.prune(), delivered = ledger.prune();
+            if (sent + delivered > 0)
+                log().information("event=state_pruned sent=" + std::to_string(sent) +
+                                  " inbound_delivered=" + std::to_string(delivered));
         }
     });
 
@@ -650,6 +670,7 @@ int main(int argc, char** argv) {
     monitor.cancel();
     dispatchThread.join();
     inboundThread.join();
+    housekeepingThread.join();
     if (cardThread.joinable())
         cardThread.join();
     log().notice("event=stopped");

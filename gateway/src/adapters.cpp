@@ -216,13 +216,15 @@ void SpoolOutboundStore::finish(const std::string& id) {
     states_.remove(id);
 }
 
-SentJournal::SentJournal(std::string dir) : dir_(std::move(dir)) {
+SentJournal::SentJournal(std::string dir, std::chrono::seconds keep)
+    : dir_(std::move(dir)), keep_(keep) {
     std::error_code ec;
     fs::create_directories(dir_, ec);
-    const auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(24 * 120);
-    for (const auto& e : fs::directory_iterator(dir_, ec))
-        if (e.last_write_time(ec) < cutoff)
-            fs::remove(e.path(), ec);
+    prune();
+}
+
+std::size_t SentJournal::prune() {
+    return pruneOlderThan(dir_, keep_);
 }
 
 void SentJournal::record(const std::string& queueId, const std::string& sender) {

@@ -324,6 +324,8 @@ const std::map<std::string, Setter>& schema() {
         {"queue.delay_warning", duration([](Config& c) { return &c.queue.delayWarning; })},
         {"queue.retry_min", duration([](Config& c) { return &c.queue.retryMin; })},
         {"queue.retry_max", duration([](Config& c) { return &c.queue.retryMax; })},
+        {"queue.sent_retention", duration([](Config& c) { return &c.queue.sentRetention; })},
+        {"queue.inbound_retention", duration([](Config& c) { return &c.queue.inboundRetention; })},
         {"certpromote.store", absoluteDir([](Config& c) { return &c.certpromote.store; })},
         {"certpromote.group", text([](Config& c) { return &c.certpromote.group; })},
         {"certpromote.read_users", wordList([](Config& c) { return &c.certpromote.readUsers; })},

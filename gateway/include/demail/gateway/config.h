@@ -88,6 +88,11 @@ struct QueueConfig {
     // capped at retryMax, with jitter (gateway/retry_policy.h).
     std::chrono::seconds retryMin{60};
     std::chrono::seconds retryMax{1800};
+    // The gateway's working state, pruned while it runs (not the evidence archive): the sent
+    // journal (queue id -> sender, for routing confirmations back) and the inbound ledger
+    // (provider ids already delivered, against re-delivery of an item offered again).
+    std::chrono::seconds sentRetention{120 * 24 * 3600};
+    std::chrono::seconds inboundRetention{30 * 24 * 3600};
 };
 
 struct CertPromoteConfig {

@@ -35,17 +35,24 @@ class DispatchStateFiles {
     std::string dir_;
 };
 
+// Removes the regular files in `dir` last written more than `keep` ago (links and directories
+// are left alone) and returns how many. Crash-safe by construction: each entry is one file and
+// one unlink; a crash in between leaves entries that the next pass removes.
+std::size_t pruneOlderThan(const std::string& dir, std::chrono::seconds keep);
+
 class FileLedger : public DeliveredLedger {
   public:
-    // Entries older than `keep` are pruned at construction: the provider stops offering an
-    // acknowledged item long before.
-    FileLedger(std::string dir, std::chrono::hours keep = std::chrono::hours(24 * 30));
+    // Entries older than `keep` are pruned at construction and by prune() ([queue]
+    // inbound_retention): the provider stops offering an acknowledged item long before.
+    FileLedger(std::string dir, std::chrono::seconds keep = std::chrono::hours(24 * 30));
     bool contains(const std::string& id) override;
     void add(const std::string& id) override;  // throws std::runtime_error if it cannot persist
+    std::size_t prune() { return pruneOlderThan(dir_, keep_); }
 
   private:
     std::string path(const std::string& id) const;
     std::string dir_;
+    std::chrono::seconds keep_;
 };
 
 class FileAttempts : public InboundAttempts {
