@@ -579,8 +579,10 @@ KeyLoadResult Pkcs11KeySource::load() {
 
     // The PIN goes only to the configured card: its certificate must be an expected one (the
     // card read over PC/SC when it is one, else what the token shows).
-    if (!config_.expectedCertificates.empty()) {
-        const Bytes& shown = !facts.certificate.empty() ? facts.certificate : tokenCert;
+    // A token outside PC/SC that shows no certificate (a SoftHSM key imported alone) cannot be
+    // checked before the login; it is local software, not a card a network could fake.
+    const Bytes& shown = !facts.certificate.empty() ? facts.certificate : tokenCert;
+    if (!config_.expectedCertificates.empty() && (facts.onPcsc || !shown.empty())) {
         if (shown.empty())
             return {KeyErrorKind::WrongCard,
                     "the token shows no certificate for the key, so it cannot be checked against "
