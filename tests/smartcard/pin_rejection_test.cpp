@@ -114,6 +114,23 @@ TEST(PinRejectionStore, ADamagedRecordOrALostKeyStopsTheLoginInsteadOfBeingIgnor
     EXPECT_NE(c.error, "");  // cannot tell whether the PIN changed: no login
 }
 
+// demailctl run by root must not leave files the service user cannot read: new files take the
+// owner of their directory (the spool belongs to demail-gateway).
+TEST(PinRejectionStore, RootGivesNewFilesTheOwnerOfTheDirectory) {
+    if (geteuid() != 0)
+        GTEST_SKIP() << "needs root";
+    TempDir dir;
+    ASSERT_EQ(chown(dir.path.c_str(), 65534, 65534), 0);
+    const std::string path = (dir.path / "r").string();
+    ASSERT_EQ(PinRejectionStore(path).record({"S", "wrong", 2}, Secret("000000")), "");
+    for (const std::string& p : {path, path + ".key"}) {
+        struct stat st {};
+        ASSERT_EQ(stat(p.c_str(), &st), 0);
+        EXPECT_EQ(st.st_uid, 65534u) << p;
+        EXPECT_EQ(st.st_gid, 65534u) << p;
+    }
+}
+
 TEST(PinRejectionStore, AnUnwritableDirectoryIsReported) {
     EXPECT_NE(PinRejectionStore("/proc/none/r").record({"S", "wrong", 2}, Secret("000000")), "");
 }
