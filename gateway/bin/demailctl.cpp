@@ -80,6 +80,8 @@ int health(const gateway::Config& config) {
 
 int providerProbe(const gateway::Config& config) {
     auto creds = gateway::makeCredentials(config);
+    if (!creds.notice.empty())
+        std::cerr << "demailctl provider probe: warning: " << creds.notice << "\n";
     if (!creds.error.empty()) {
         std::cerr << "demailctl provider probe: " << creds.error << "\n";
         return creds.exitCode ? creds.exitCode : 1;

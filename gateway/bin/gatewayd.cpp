@@ -1,8 +1,9 @@
 // demail-gatewayd: the appliance service. Joins the intake, the spool, the dispatcher, the
 // provider transport, the inbound poller, the card supervision and the health endpoint, and runs
 // in the foreground under systemd (Type=notify): READY and STATUS lines, WATCHDOG pings, SIGHUP
-// reloads the accounts and forgets a rejected PIN, SIGTERM stops accepting, lets the sessions in
-// flight finish and exits.
+// reloads the accounts and logs in again if the PIN file now holds another PIN (a rejected PIN
+// is never sent again, by any process: smartcard/pin_rejection.h), SIGTERM stops accepting, lets
+// the sessions in flight finish and exits.
 #include <Poco/ConsoleChannel.h>
 #include <Poco/FormattingChannel.h>
 #include <Poco/Logger.h>
@@ -185,10 +186,19 @@ int main(int argc, char** argv) {
         std::cerr << "demail-gatewayd: " << creds.error << "\n";
         return 2;
     }
+    if (!creds.notice.empty())
+        log().warning("event=card_unchecked reason=\"" + creds.notice + "\"");
+    // Set while the card must not be logged in to automatically (PIN rejected, blocked, one try
+    // left, or another card): only a reload (SIGHUP) tries again.
+    auto needsOperator = [](smartcard::KeyErrorKind k) {
+        return k == smartcard::KeyErrorKind::WrongPin || k == smartcard::KeyErrorKind::PinLocked ||
+               k == smartcard::KeyErrorKind::PinPreviouslyRejected ||
+               k == smartcard::KeyErrorKind::PinLastTry || k == smartcard::KeyErrorKind::WrongCard;
+    };
     std::atomic<bool> pinRejected{false};
     if (!creds.error.empty()) {
         const bool pin = creds.exitCode == 3 || creds.exitCode == 4;
-        pinRejected = pin;
+        pinRejected = creds.card && needsOperator(creds.card->lastKind());
         d.health.set("card", false,
                      creds.error + (pin ? pinTriesText(cfg.card.reader) : std::string()));
         log().error("event=card_not_ready reason=\"" + creds.error + "\"");
@@ -590,9 +600,7 @@ int main(int argc, char** argv) {
                     d.fullPassWanted = true;
                     d.wake.notify_all();
                 } else {
-                    if (r.kind == smartcard::KeyErrorKind::WrongPin ||
-                        r.kind == smartcard::KeyErrorKind::PinLocked ||
-                        r.kind == smartcard::KeyErrorKind::PinPreviouslyRejected)
+                    if (needsOperator(r.kind))
                         pinRejected = true;
                     const std::string why =
                         r.message + (pinRejected ? pinTriesText(cfg.card.reader) : "");
@@ -634,18 +642,24 @@ int main(int argc, char** argv) {
                 submissionPolicy.setAccounts(map);
                 submitter.update({submitter.settings().deMailDomains, map});
                 if (creds.card) {
+                    // pinRejected stays set during this login, so that the card thread does not
+                    // log in a second time meanwhile.
                     creds.card->source().resetAfterConfigChange();
-                    pinRejected = false;
+                    creds.card->source().setExpectedCertificates(
+                        gateway::expectedCardCertificates(*again.config));
                     const auto r = creds.card->load();
                     if (r.ok()) {
                         transport->reset();
                         dispatcher.resume();
+                        pinRejected = false;
                         d.health.set("card", true, "logged in");
                     } else {
-                        pinRejected = r.kind == smartcard::KeyErrorKind::WrongPin ||
-                                      r.kind == smartcard::KeyErrorKind::PinLocked;
-                        d.health.set("card", false, r.message);
-                        dispatcher.pause(r.message);
+                        pinRejected = needsOperator(r.kind);
+                        const std::string why =
+                            r.message + (pinRejected ? pinTriesText(cfg.card.reader) : "");
+                        d.health.set("card", false, why);
+                        dispatcher.pause(why);
+                        log().error("event=card_login_failed reason=\"" + r.message + "\"");
                     }
                 }
                 log().notice("event=reloaded");

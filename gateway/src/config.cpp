@@ -242,6 +242,13 @@ const std::map<std::string, Setter>& schema() {
         // or as its own user; the card layer reports an unreadable PIN file with its path.
         {"card.pin_file", text([](Config& c) { return &c.card.pinFile; })},
         {"card.opensc_conf", text([](Config& c) { return &c.card.openscConf; })},
+        {"card.pin_rejection_file",
+         [](Config& c, const std::string& v) -> std::string {
+             if (!v.empty() && v[0] != '/')
+                 return expected("an absolute path", v);
+             c.card.pinRejectionFile = v;
+             return {};
+         }},
         {"provider.profile",
          oneOf<std::string>(
              {{"mentana", "mentana"}, {"telekom", "telekom"}, {"t-systems", "t-systems"}},

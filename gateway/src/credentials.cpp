@@ -1,5 +1,11 @@
 #include "demail/gateway/credentials.h"
 
+#include <dirent.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+
+#include <cstdio>
 #include <stdexcept>
 
 namespace demail::gateway {
@@ -8,6 +14,56 @@ CardCredentials::CardCredentials(smartcard::Pkcs11KeyConfig config) : source_(st
 
 std::string CardCredentials::describe() const {
     return "card key " + source_.config().keyUri;
+}
+
+namespace {
+
+std::string fingerprintOf(const std::string& pemFile) {
+    FILE* fp = std::fopen(pemFile.c_str(), "r");
+    if (!fp)
+        return "";
+    X509* cert = PEM_read_X509(fp, nullptr, nullptr, nullptr);
+    std::fclose(fp);
+    if (!cert)
+        return "";
+    unsigned char* der = nullptr;
+    const int len = i2d_X509(cert, &der);
+    X509_free(cert);
+    if (len <= 0)
+        return "";
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256(der, static_cast<std::size_t>(len), md);
+    OPENSSL_free(der);
+    static const char* digits = "0123456789abcdef";
+    std::string hex;
+    for (unsigned char b : md) {
+        hex += digits[b >> 4];
+        hex += digits[b & 15];
+    }
+    return hex;
+}
+
+}  // namespace
+
+std::vector<std::string> expectedCardCertificates(const Config& config) {
+    std::vector<std::string> out;
+    if (!config.provider.clientCert.empty()) {
+        if (auto fp = fingerprintOf(config.provider.clientCert); !fp.empty())
+            out.push_back(fp);
+        return out;
+    }
+    // demail-certpromote's store: <sha256>.pem per certificate of the card (and of earlier cards
+    // unless pruned). Fingerprints are computed from the content, not taken from the names.
+    if (DIR* d = opendir(config.certpromote.store.c_str())) {
+        while (const dirent* e = readdir(d)) {
+            const std::string name = e->d_name;
+            if (name.size() > 4 && name.substr(name.size() - 4) == ".pem")
+                if (auto fp = fingerprintOf(config.certpromote.store + "/" + name); !fp.empty())
+                    out.push_back(fp);
+        }
+        closedir(d);
+    }
+    return out;
 }
 
 CredentialsResult makeCredentials(const Config& config) {
@@ -32,9 +88,16 @@ CredentialsResult makeCredentials(const Config& config) {
         r.exitCode = 2;
         return r;
     }
-    auto card = std::make_unique<CardCredentials>(
-        smartcard::Pkcs11KeyConfig{config.card.pkcs11Module, config.card.keyUri,
-                                   config.card.pinFile, config.provider.clientCert});
+    smartcard::Pkcs11KeyConfig keyConfig{config.card.pkcs11Module, config.card.keyUri,
+                                         config.card.pinFile, config.provider.clientCert};
+    keyConfig.rejectionFile = config.card.pinRejectionPath(config.queue.dir);
+    keyConfig.expectedCertificates = expectedCardCertificates(config);
+    if (keyConfig.expectedCertificates.empty())
+        r.notice = "no expected card certificate ([provider] client_cert or a certificate in " +
+                   config.certpromote.store +
+                   "): the PIN goes to any token that matches [card] key_uri; run "
+                   "demail-certpromote or set client_cert";
+    auto card = std::make_unique<CardCredentials>(std::move(keyConfig));
     const auto loaded = card->load();
     if (!loaded.ok()) {
         r.error = loaded.message;
@@ -44,9 +107,11 @@ CredentialsResult makeCredentials(const Config& config) {
                 r.exitCode = 3;
                 break;
             case smartcard::KeyErrorKind::PinLocked:
+            case smartcard::KeyErrorKind::PinLastTry:  // the service treats it as blocked
                 r.exitCode = 4;
                 break;
             case smartcard::KeyErrorKind::TokenAbsent:
+            case smartcard::KeyErrorKind::WrongCard:  // the configured card is not there
                 r.exitCode = 5;
                 break;
             case smartcard::KeyErrorKind::PinFileUnreadable:

@@ -48,6 +48,7 @@ struct Options {
     std::string pin = "123456";
     std::string puk = "12345678";
     long removeAfter = 0;
+    bool wrongLeOnPin = false;
     std::string serial;
     std::string logFile;
     std::string subject = "poststelle@firma.de-mail.de";
@@ -67,6 +68,8 @@ void usage() {
         "  --cert-form F       der | oid-prefixed (oid-prefixed); may change between starts\n"
         "  --remove-after N    pull the card after N APDUs (SIGUSR2 inserts it again)\n"
         "  --log FILE          APDU trace; PIN data is never written\n"
+        "  --wrong-le-on-pin   misbehave: answer 6C06 ('wrong Le') to every command carrying a\n"
+        "                      PIN, without checking it (a client must not send it again)\n"
         "--sealed, --pin, --puk, --serial and --subject only shape a new card: once --state holds\n"
         "one, its PINs, counters and keys are kept, as on a real card.\n"
         "Signals: SIGUSR1 pulls the card, SIGUSR2 inserts it, SIGTERM ends.\n",
@@ -119,6 +122,8 @@ bool parse(int argc, char** argv, Options& o) {
         } else if (a == "--log") {
             if (!value(o.logFile))
                 return false;
+        } else if (a == "--wrong-le-on-pin") {
+            o.wrongLeOnPin = true;
         } else if (a == "--remove-after") {
             if (!value(v))
                 return false;
@@ -333,7 +338,9 @@ int card_main(int argc, char** argv) {
                 continue;
             }
             {
-                const Bytes resp = card.process(payload);
+                const Bytes resp = o.wrongLeOnPin && TcosCard::carriesSecret(payload)
+                                       ? Bytes{0x6C, 0x06}
+                                       : card.process(payload);
                 trace.apdu(payload, resp);
                 if (!sendFrame(fd, resp))
                     break;

@@ -1,5 +1,7 @@
 #include "demail/smartcard/pcsc.h"
 
+#include <openssl/crypto.h>
+
 #include <PCSC/winscard.h>
 #include <PCSC/wintypes.h>
 
@@ -192,6 +194,35 @@ Result<std::unique_ptr<PcscCard>> PcscCard::connect(PcscContext& context,
     return cardError(CardErrorKind::NoService, "cannot connect to the card");
 }
 
+// After a failed or short exchange: a card that left the reader (or a reader that went away) is
+// reported as such, not as a protocol or transport error. pcscd notices a removal on its next
+// poll, later still on a loaded machine, so the reader is asked for up to five seconds while it
+// still says "present"; this costs time only on a failure path.
+CardError PcscCard::failure(const std::string& otherwise, CardErrorKind kind, long rc) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    for (;;) {
+        DWORD state = 0, proto = 0, nameLen = 0, atrLen = 0;
+        const LONG st = SCardStatus(handle_, nullptr, &nameLen, &state, &proto, nullptr, &atrLen);
+        if (st == SCARD_W_REMOVED_CARD || st == SCARD_E_NO_SMARTCARD ||
+            (st == SCARD_S_SUCCESS && !(state & SCARD_PRESENT)))
+            return CardError{
+                CardErrorKind::CardRemoved,
+                "the card was removed during the operation (" +
+                    (rc != SCARD_S_SUCCESS ? pcscText(static_cast<LONG>(rc)) : otherwise) + ")"};
+        if (st == SCARD_E_READER_UNAVAILABLE || st == SCARD_E_UNKNOWN_READER)
+            return CardError{
+                CardErrorKind::NoReader,
+                "the reader went away during the operation (" +
+                    (rc != SCARD_S_SUCCESS ? pcscText(static_cast<LONG>(rc)) : otherwise) + ")"};
+        if (st != SCARD_S_SUCCESS || std::chrono::steady_clock::now() >= deadline)
+            break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (rc != SCARD_S_SUCCESS)
+        return errorFromPcsc(static_cast<LONG>(rc), otherwise);
+    return CardError{kind, otherwise};
+}
+
 Result<Bytes> PcscCard::transmitRaw(const Bytes& apdu) {
     const SCARD_IO_REQUEST* pci = protocol_ == SCARD_PROTOCOL_T0 ? SCARD_PCI_T0 : SCARD_PCI_T1;
     Bytes resp(65538);
@@ -201,36 +232,30 @@ Result<Bytes> PcscCard::transmitRaw(const Bytes& apdu) {
     if (rc != SCARD_S_SUCCESS) {
         if (contextBroken(rc))
             context_.invalidate();
-        // A failed exchange is often the card leaving the reader. pcscd notices that on its next
-        // poll, so ask the reader for up to a second before calling it a transport error.
-        for (int i = 0; i < 10; ++i) {
-            DWORD state = 0, proto = 0, nameLen = 0, atrLen = 0;
-            const LONG st =
-                SCardStatus(handle_, nullptr, &nameLen, &state, &proto, nullptr, &atrLen);
-            if (st == SCARD_W_REMOVED_CARD || st == SCARD_E_NO_SMARTCARD ||
-                (st == SCARD_S_SUCCESS && !(state & SCARD_PRESENT)))
-                return cardError(
-                    CardErrorKind::CardRemoved,
-                    "the card was removed during the operation (" + pcscText(rc) + ")");
-            if (st != SCARD_S_SUCCESS)
-                break;
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
-        return errorFromPcsc(rc, "card communication failed");
+        return failure("card communication failed", CardErrorKind::Other, rc);
     }
     resp.resize(len);
+    if (len < 2)  // seen when the card or reader goes away mid-exchange
+        return failure("card answered fewer than 2 bytes", CardErrorKind::Protocol,
+                       SCARD_S_SUCCESS);
     return resp;
 }
 
 Result<ResponseApdu> PcscCard::transmit(const CommandApdu& command) {
-    auto raw = transmitRaw(command.encode());
+    // VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER carry PINs: the encoded copy is wiped,
+    // and the command is never sent twice (a second VERIFY with a wrong PIN costs a second try).
+    const bool secret = command.ins == 0x20 || command.ins == 0x24 || command.ins == 0x2C;
+    Bytes wire = command.encode();
+    auto raw = transmitRaw(wire);
+    if (secret)
+        OPENSSL_cleanse(wire.data(), wire.size());
     if (!raw.ok())
         return raw.error();
     auto r = ResponseApdu::parse(raw.value());
     if (!r)
         return cardError(CardErrorKind::Protocol, "card answered fewer than 2 bytes");
     // T=0: 6Cxx says "repeat with Le = xx"; 61xx says "xx more bytes: GET RESPONSE".
-    if ((r->sw >> 8) == 0x6C) {
+    if ((r->sw >> 8) == 0x6C && !secret) {
         CommandApdu again = command;
         again.le = (r->sw & 0xFF) == 0 ? 256 : (r->sw & 0xFF);
         raw = transmitRaw(again.encode());

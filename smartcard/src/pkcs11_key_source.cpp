@@ -7,7 +7,9 @@
 #include <dlfcn.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 #include <p11-kit/pkcs11.h>
 
 #include <atomic>
@@ -16,7 +18,11 @@
 #include <shared_mutex>
 #include <sstream>
 
+#include "demail/smartcard/card_profile.h"
+#include "demail/smartcard/pcsc.h"
+#include "demail/smartcard/pin_rejection.h"
 #include "demail/smartcard/secret.h"
+#include "demail/smartcard/tcos.h"
 
 namespace demail::smartcard {
 namespace {
@@ -89,6 +95,124 @@ bool lostToken(CK_RV rv) {
     return rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_DEVICE_ERROR ||
            rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED ||
            rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_TOKEN_NOT_RECOGNIZED;
+}
+
+std::string sha256Hex(const unsigned char* p, std::size_t n) {
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256(p, n, md);
+    static const char* digits = "0123456789abcdef";
+    std::string s;
+    for (unsigned char b : md) {
+        s += digits[b >> 4];
+        s += digits[b & 15];
+    }
+    return s;
+}
+
+// This process's salt for remembering a rejected PIN in memory (never the PIN itself).
+std::string processPinHash(const Secret& pin) {
+    static const std::string salt = [] {
+        std::string s(32, '\0');
+        RAND_bytes(reinterpret_cast<unsigned char*>(s.data()), static_cast<int>(s.size()));
+        return s;
+    }();
+    std::string data = salt + pin.reveal();
+    std::string h = sha256Hex(reinterpret_cast<const unsigned char*>(data.data()), data.size());
+    Secret::cleanse(data);
+    return h;
+}
+
+std::string lower(std::string s) {
+    for (char& c : s)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+// What the card itself says before it gets a PIN, read over PC/SC without one: the retry
+// counter of the TLS key's PIN (EF_PWDD and an empty VERIFY, which cost no try) and, if wanted,
+// the key's certificate. OpenSC names the slot after the PC/SC reader (truncated to 64
+// characters), and the token serial is part of the card's ICCSN (EF.GDO; OpenSC keeps the last
+// 16 of its first 19 hex digits), so the card read here is the token the PIN would go to.
+struct CardFacts {
+    bool onPcsc = false;  // the token is a known card in a PC/SC reader
+    std::string reader;
+    PinStatus pin;
+    Bytes certificate;    // DER; empty when not asked for or not on the card
+    std::string refusal;  // the token is on PC/SC but could not be checked: no PIN
+    CardErrorKind refusalKind = CardErrorKind::Protocol;
+};
+
+CardFacts readCardFacts(const std::string& slotDescription, const std::string& tokenSerial,
+                        const std::vector<unsigned char>& keyId, bool wantCertificate) {
+    CardFacts f;
+    PcscContext ctx;
+    auto readers = ctx.readers();
+    if (!readers.ok() || slotDescription.empty())
+        return f;  // no PC/SC: a software token (SoftHSM); OpenSC could not reach a card either
+    struct Candidate {
+        std::string reader;
+        std::unique_ptr<PcscCard> card;
+        const CardProfile* profile;
+    };
+    std::vector<Candidate> found;
+    for (const auto& name : readers.value()) {
+        if (name.rfind(slotDescription, 0) != 0)
+            continue;
+        auto card = PcscCard::connect(ctx, name);
+        if (!card.ok())
+            continue;  // no card in it: not the token's reader
+        const CardProfile* profile = profileForAtr(card.value()->atr());
+        if (!profile) {
+            f.onPcsc = true;
+            f.refusal = "the card in reader '" + name +
+                        "' is of a type this gateway does not know; the PIN is not sent to it";
+            return f;
+        }
+        TcosCard tcos(*card.value(), *profile);
+        auto serial = tcos.serial();
+        if (!serial.ok()) {
+            f.onPcsc = true;
+            f.refusalKind = serial.error().kind;
+            f.refusal = "cannot read the serial of the card in '" + name +
+                        "' before sending the PIN: " + serial.error().message;
+            return f;
+        }
+        if (!tokenSerial.empty() &&
+            lower(serial.value()).find(lower(tokenSerial)) == std::string::npos)
+            continue;  // another card
+        found.push_back({name, std::move(card.value()), profile});
+    }
+    if (found.empty())
+        return f;
+    f.onPcsc = true;
+    if (found.size() > 1) {
+        f.refusal = "several readers hold a card that matches the token; the PIN is not sent";
+        return f;
+    }
+    Candidate& c = found.front();
+    f.reader = c.reader;
+    TcosCard tcos(*c.card, *c.profile);
+    // The TLS key's PIN: the token the gateway logs in to is the one of the authentication key.
+    auto st = tcos.pinStatus(c.profile->authPinRef);
+    if (!st.ok()) {
+        f.refusalKind = st.error().kind;
+        f.refusal =
+            "cannot read the PIN retry counter before sending the PIN: " + st.error().message;
+        return f;
+    }
+    f.pin = st.value();
+    if (wantCertificate && keyId.size() == 1) {
+        for (const auto& spec : c.profile->certificates) {
+            if (spec.pkcs15Id != keyId[0])
+                continue;
+            auto der = tcos.readCertificate(spec.fid);
+            if (der.ok()) {
+                f.certificate = der.value();
+                break;
+            }
+        }
+    }
+    return f;
 }
 
 // The RSA's ex_data holds a heap-allocated shared_ptr<Impl>; freeing the RSA drops it.
@@ -182,6 +306,10 @@ const char* toString(KeyErrorKind k) {
             return "PIN locked";
         case KeyErrorKind::PinPreviouslyRejected:
             return "PIN rejected earlier";
+        case KeyErrorKind::PinLastTry:
+            return "PIN has one try left";
+        case KeyErrorKind::WrongCard:
+            return "not the configured card";
         case KeyErrorKind::Other:
             return "error";
     }
@@ -278,21 +406,16 @@ bool Pkcs11KeySource::tokenLost() const {
 
 void Pkcs11KeySource::resetAfterConfigChange() {
     std::lock_guard lock(mutex_);
-    rejected_.reset();
-    restartModule_ = true;  // an operator's reload also starts the module afresh
+    restartModule_ = true;  // an operator's reload starts the module afresh
+}
+
+void Pkcs11KeySource::setExpectedCertificates(std::vector<std::string> sha256Hex) {
+    std::lock_guard lock(mutex_);
+    config_.expectedCertificates = std::move(sha256Hex);
 }
 
 KeyLoadResult Pkcs11KeySource::load() {
     std::lock_guard lock(mutex_);
-    if (rejected_) {
-        KeyLoadResult r = *rejected_;
-        r.kind = KeyErrorKind::PinPreviouslyRejected;
-        r.message = "the card rejected the PIN from " + config_.pinFile +
-                    " before; it is not tried again. Put the right PIN there and reload the "
-                    "service (" +
-                    rejected_->message + ")";
-        return r;
-    }
     const std::uint64_t carried = impl_ ? impl_->signatures.load() : 0;
     release();
 
@@ -326,6 +449,7 @@ KeyLoadResult Pkcs11KeySource::load() {
     if (n > 0 && f->C_GetSlotList(CK_TRUE, slots.data(), &n) != CKR_OK)
         return {KeyErrorKind::Other, "the PKCS#11 module cannot list its slots"};
     std::vector<CK_SLOT_ID> matching;
+    CK_TOKEN_INFO token{};
     for (CK_ULONG i = 0; i < n; ++i) {
         CK_TOKEN_INFO info;
         if (f->C_GetTokenInfo(slots[i], &info) != CKR_OK)
@@ -338,6 +462,7 @@ KeyLoadResult Pkcs11KeySource::load() {
             (!uri.model.empty() && trimmed(info.model, sizeof info.model) != uri.model))
             continue;
         matching.push_back(slots[i]);
+        token = info;
     }
     if (matching.empty())
         return {KeyErrorKind::TokenAbsent,
@@ -346,6 +471,73 @@ KeyLoadResult Pkcs11KeySource::load() {
     if (matching.size() > 1)
         return {KeyErrorKind::Other, "the key URI matches " + std::to_string(matching.size()) +
                                          " tokens; add token= or serial= to [card] key_uri"};
+    const std::string serial = trimmed(token.serialNumber, sizeof token.serialNumber);
+
+    // Never the same rejected PIN again: this process's memory, then the persisted record that
+    // every process (the daemon, its restarts, demailctl) shares.
+    const std::string pinHash = processPinHash(pin);
+    if (rejected_ && rejected_->serial == serial && rejected_->pinHash == pinHash) {
+        KeyLoadResult r = rejected_->result;
+        r.kind = KeyErrorKind::PinPreviouslyRejected;
+        return r;
+    }
+    if (!config_.rejectionFile.empty()) {
+        const auto seen = PinRejectionStore(config_.rejectionFile).check(serial, pin);
+        if (!seen.error.empty())
+            return {KeyErrorKind::Other, seen.error + "; the PIN is not sent"};
+        if (seen.rejected)
+            return {KeyErrorKind::PinPreviouslyRejected,
+                    "the card " + serial + " rejected the PIN in " + config_.pinFile +
+                        (seen.entry.kind == "blocked" ? " (the PIN is blocked)" : "") +
+                        " before; it is not tried again, by any process, until that file holds "
+                        "another PIN (then reload the service)",
+                    seen.entry.kind == "blocked" ? 0 : seen.entry.triesLeft};
+    }
+    if (token.flags & CKF_USER_PIN_LOCKED)
+        return {KeyErrorKind::PinLocked,
+                "the PIN is blocked; unblock it with the PUK (demail-card pin unblock)", 0};
+    if (token.flags & CKF_USER_PIN_FINAL_TRY)
+        return {KeyErrorKind::PinLastTry,
+                "the PIN has one try left; the service does not spend it. Verify the PIN by hand "
+                "(demail-card pin change --force), then reload the service",
+                1};
+
+    // The card itself, over PC/SC and without a PIN: its retry counter and its certificate.
+    CK_SLOT_INFO slotInfo{};
+    const std::string slotDescription =
+        f->C_GetSlotInfo(matching[0], &slotInfo) == CKR_OK
+            ? trimmed(slotInfo.slotDescription, sizeof slotInfo.slotDescription)
+            : std::string();
+    CardFacts facts;
+    if (config_.checkCardOverPcsc)
+        facts =
+            readCardFacts(slotDescription, serial, uri.id, !config_.expectedCertificates.empty());
+    if (!facts.refusal.empty())
+        return {facts.refusalKind == CardErrorKind::CardRemoved ||
+                        facts.refusalKind == CardErrorKind::NoCard
+                    ? KeyErrorKind::TokenAbsent
+                    : KeyErrorKind::Other,
+                facts.refusal};
+    if (facts.onPcsc) {
+        const PinStatus& st = facts.pin;
+        if (st.state == PinState::Blocked)
+            return {KeyErrorKind::PinLocked,
+                    "the PIN is blocked; unblock it with the PUK (demail-card pin unblock)", 0};
+        if (st.state == PinState::Sealed)
+            return {KeyErrorKind::Other,
+                    "the card's PIN is not set yet (sealed card): set it with demail-card pin "
+                    "init, put it into " +
+                        config_.pinFile + " and reload the service"};
+        if (st.triesLeft < 0)
+            return {KeyErrorKind::Other,
+                    "the card does not tell its PIN retry counter; the PIN is not sent"};
+        if (st.triesLeft <= 1)
+            return {KeyErrorKind::PinLastTry,
+                    "the PIN has one try left; the service does not spend it. Check the PIN, "
+                    "verify it by hand (demail-card pin change --force, or pin unblock with the "
+                    "PUK), then reload the service",
+                    st.triesLeft};
+    }
 
     auto impl = std::make_shared<Impl>();
     impl->module = module;
@@ -359,41 +551,7 @@ KeyLoadResult Pkcs11KeySource::load() {
         return {KeyErrorKind::TokenAbsent, "cannot open a session on the token"};
     }
 
-    const CK_RV login =
-        f->C_Login(impl->session, CKU_USER,
-                   reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(pin.reveal().data())),
-                   static_cast<CK_ULONG>(pin.size()));
-    pin.wipe();
-    if (login == CKR_PIN_INCORRECT) {
-        KeyLoadResult r{KeyErrorKind::WrongPin,
-                        "the card rejected the PIN from " + config_.pinFile +
-                            "; it will not be tried again until the PIN file is changed"};
-        CK_TOKEN_INFO info;
-        if (f->C_GetTokenInfo(matching[0], &info) == CKR_OK) {
-            if (info.flags & CKF_USER_PIN_LOCKED)
-                r.triesLeft = 0;
-            else if (info.flags & CKF_USER_PIN_FINAL_TRY)
-                r.triesLeft = 1;
-        }
-        rejected_ = r;
-        return r;
-    }
-    if (login == CKR_PIN_LOCKED) {
-        KeyLoadResult r{KeyErrorKind::PinLocked,
-                        "the PIN is blocked; unblock it with the PUK (demail-card pin unblock)", 0};
-        rejected_ = r;
-        return r;
-    }
-    if (login != CKR_OK && login != CKR_USER_ALREADY_LOGGED_IN) {
-        // The module listed the token a moment ago; if it now says the token is gone, its view
-        // of the reader may be stale (seen with OpenSC after a pull and re-insert): the next
-        // load() starts it afresh.
-        restartModule_ = lostToken(login);
-        return {KeyErrorKind::Other, "login on the token failed (CKR " + std::to_string(login) +
-                                         ")" + (lostToken(login) ? ": the card went away" : "")};
-    }
-
-    // The private key, by id (and label if given).
+    // Objects by id (and label if given). Certificates are public: found before the login too.
     auto findOne = [&](CK_OBJECT_CLASS cls) -> CK_OBJECT_HANDLE {
         std::vector<CK_ATTRIBUTE> tmpl = {{CKA_CLASS, &cls, sizeof cls}};
         if (!uri.id.empty())
@@ -408,23 +566,95 @@ KeyLoadResult Pkcs11KeySource::load() {
         f->C_FindObjectsFinal(impl->session);
         return found ? h : CK_INVALID_HANDLE;
     };
+    Bytes tokenCert;
+    if (const CK_OBJECT_HANDLE certObj = findOne(CKO_CERTIFICATE); certObj != CK_INVALID_HANDLE) {
+        CK_ATTRIBUTE value{CKA_VALUE, nullptr, 0};
+        if (f->C_GetAttributeValue(impl->session, certObj, &value, 1) == CKR_OK) {
+            tokenCert.resize(value.ulValueLen);
+            value.pValue = tokenCert.data();
+            if (f->C_GetAttributeValue(impl->session, certObj, &value, 1) != CKR_OK)
+                tokenCert.clear();
+        }
+    }
+
+    // The PIN goes only to the configured card: its certificate must be an expected one (the
+    // card read over PC/SC when it is one, else what the token shows).
+    // A token outside PC/SC that shows no certificate (a SoftHSM key imported alone) cannot be
+    // checked before the login; it is local software, not a card a network could fake.
+    const Bytes& shown = !facts.certificate.empty() ? facts.certificate : tokenCert;
+    if (!config_.expectedCertificates.empty() && (facts.onPcsc || !shown.empty())) {
+        if (shown.empty())
+            return {KeyErrorKind::WrongCard,
+                    "the token shows no certificate for the key, so it cannot be checked against "
+                    "the configured one; the PIN is not sent"};
+        const std::string fp = sha256Hex(shown.data(), shown.size());
+        bool known = false;
+        for (const auto& want : config_.expectedCertificates)
+            known = known || lower(want) == fp;
+        if (!known)
+            return {KeyErrorKind::WrongCard,
+                    "the card" + (facts.reader.empty() ? "" : " in '" + facts.reader + "'") +
+                        " shows certificate SHA-256 " + fp +
+                        ", not the configured one ([provider] client_cert or the certificate "
+                        "store); the PIN is not sent to it"};
+    }
+
+    const CK_RV login =
+        f->C_Login(impl->session, CKU_USER,
+                   reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(pin.reveal().data())),
+                   static_cast<CK_ULONG>(pin.size()));
+    if (login == CKR_PIN_INCORRECT || login == CKR_PIN_LOCKED) {
+        const bool locked = login == CKR_PIN_LOCKED;
+        KeyLoadResult r{locked ? KeyErrorKind::PinLocked : KeyErrorKind::WrongPin,
+                        locked ? "the PIN is blocked; unblock it with the PUK (demail-card pin "
+                                 "unblock)"
+                               : "the card rejected the PIN from " + config_.pinFile +
+                                     "; it will not be tried again until the PIN file is changed"};
+        if (locked) {
+            r.triesLeft = 0;
+        } else if (facts.onPcsc && facts.pin.triesLeft > 0) {
+            r.triesLeft = facts.pin.triesLeft - 1;
+        } else {
+            CK_TOKEN_INFO info;
+            if (f->C_GetTokenInfo(matching[0], &info) == CKR_OK) {
+                if (info.flags & CKF_USER_PIN_LOCKED)
+                    r.triesLeft = 0;
+                else if (info.flags & CKF_USER_PIN_FINAL_TRY)
+                    r.triesLeft = 1;
+            }
+        }
+        rejected_ = Rejection{serial, pinHash, r};
+        if (!config_.rejectionFile.empty()) {
+            const std::string e =
+                PinRejectionStore(config_.rejectionFile)
+                    .record({serial, locked ? "blocked" : "wrong", r.triesLeft}, pin);
+            if (!e.empty())
+                r.message +=
+                    " (WARNING: the rejection could not be recorded for other processes: " + e +
+                    ")";
+        }
+        pin.wipe();
+        return r;
+    }
+    pin.wipe();
+    if (login != CKR_OK && login != CKR_USER_ALREADY_LOGGED_IN) {
+        // The module listed the token a moment ago; if it now says the token is gone, its view
+        // of the reader may be stale (seen with OpenSC after a pull and re-insert): the next
+        // load() starts it afresh.
+        restartModule_ = lostToken(login);
+        return {KeyErrorKind::Other, "login on the token failed (CKR " + std::to_string(login) +
+                                         ")" + (lostToken(login) ? ": the card went away" : "")};
+    }
+
     impl->key = findOne(CKO_PRIVATE_KEY);
     if (impl->key == CK_INVALID_HANDLE)
         return {KeyErrorKind::KeyNotFound, "no private key matches " + config_.keyUri};
 
     // Its certificate: from the token, else from the configured file.
     X509* cert = nullptr;
-    const CK_OBJECT_HANDLE certObj = findOne(CKO_CERTIFICATE);
-    if (certObj != CK_INVALID_HANDLE) {
-        CK_ATTRIBUTE value{CKA_VALUE, nullptr, 0};
-        if (f->C_GetAttributeValue(impl->session, certObj, &value, 1) == CKR_OK) {
-            std::vector<unsigned char> der(value.ulValueLen);
-            value.pValue = der.data();
-            if (f->C_GetAttributeValue(impl->session, certObj, &value, 1) == CKR_OK) {
-                const unsigned char* p = der.data();
-                cert = d2i_X509(nullptr, &p, static_cast<long>(der.size()));
-            }
-        }
+    if (!tokenCert.empty()) {
+        const unsigned char* p = tokenCert.data();
+        cert = d2i_X509(nullptr, &p, static_cast<long>(tokenCert.size()));
     }
     if (!cert && !config_.certificateFile.empty()) {
         if (FILE* fp = std::fopen(config_.certificateFile.c_str(), "r")) {

@@ -216,11 +216,13 @@ Result<ResponseApdu> TcosCard::sendSecrets(std::uint8_t ins, std::uint8_t ref, B
                                            const Secret& first, const Secret* second,
                                            const std::string& operation) {
     CommandApdu c{0x00, ins, 0x00, ref, std::move(prefix), std::nullopt};
+    // Room for everything first: a reallocation would leave a PIN behind in the freed buffer.
+    c.data.reserve(c.data.size() + first.size() + (second ? second->size() : 0));
     for (const Secret* s : {&first, second}) {
         if (!s)
             continue;
-        const Bytes b = pinBytes(*s);
-        c.data.insert(c.data.end(), b.begin(), b.end());
+        const std::string& v = s->reveal();
+        c.data.insert(c.data.end(), v.begin(), v.end());
     }
     auto r = run(c, operation);
     wipe(c);

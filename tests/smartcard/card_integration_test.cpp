@@ -1,6 +1,7 @@
 // The smartcard library against the real pcscd and the simulated TCOS card (tests/fixture).
 #include <gtest/gtest.h>
 #include <openssl/x509.h>
+#include <fstream>
 #include <future>
 #include <thread>
 
@@ -152,6 +153,20 @@ TEST(SmartcardOnSimulator, CardPulledMidOperationGivesAClearError) {
     EXPECT_TRUE(r.error().kind == CardErrorKind::CardRemoved ||
                 r.error().kind == CardErrorKind::NoCard)
         << r.error().message;
+}
+
+// L5: a card (or reader) that answers 6Cxx ("wrong Le, repeat with Le=xx") to a PIN command must
+// not get the PIN a second time: with a wrong PIN that would cost two tries.
+TEST(SmartcardOnSimulator, APinCommandIsNeverRepeatedOnWrongLe) {
+    PcscSimulator sim({"--wrong-le-on-pin"});
+    Session s;
+    auto r = s.tcos->verify(0x83, Secret("000000"));
+    EXPECT_FALSE(r.ok());
+    std::ifstream log(sim.dir() + "/apdu.log");
+    int verifies = 0;
+    for (std::string line; std::getline(log, line);)
+        verifies += line.rfind("> 00 20 00 83 [", 0) == 0;
+    EXPECT_EQ(verifies, 1);
 }
 
 TEST(SmartcardOnSimulator, MonitorWaitEndsOnCancel) {

@@ -156,8 +156,98 @@ TEST(Pkcs11KeySource, BlockedPinIsReportedAsLockedWithoutSpendingAnything) {
     const auto r = source.load();
     EXPECT_EQ(r.kind, KeyErrorKind::PinLocked) << r.message;
     EXPECT_EQ(source.privateKey(), nullptr);
-    EXPECT_EQ(source.load().kind, KeyErrorKind::PinPreviouslyRejected);
+    EXPECT_EQ(source.load().kind, KeyErrorKind::PinLocked);  // seen on the card, nothing sent
     EXPECT_EQ(triesLeftOnCard(), 0);
+}
+
+// VERIFY commands that carried a PIN, as the simulated card logged them (header only).
+int pinVerifies(const demail::test::PcscSimulator& sim) {
+    std::ifstream in(sim.dir() + "/apdu.log");
+    int n = 0;
+    for (std::string line; std::getline(in, line);)
+        n += line.rfind("> 00 20 00 83 [", 0) == 0;
+    return n;
+}
+
+std::string fingerprintOf(const std::string& pem) {
+    FILE* f = std::fopen(pem.c_str(), "r");
+    X509* x = f ? PEM_read_X509(f, nullptr, nullptr, nullptr) : nullptr;
+    if (f)
+        std::fclose(f);
+    unsigned char md[32];
+    unsigned int len = 0;
+    X509_digest(x, EVP_sha256(), md, &len);
+    X509_free(x);
+    std::string hex;
+    char b[3];
+    for (unsigned i = 0; i < len; ++i) {
+        std::snprintf(b, sizeof b, "%02x", md[i]);
+        hex += b;
+    }
+    return hex;
+}
+
+TEST(Pkcs11KeySource, ARejectionIsHonouredByEveryKeySourceOnTheRecordUntilThePinFileChanges) {
+    demail::test::PcscSimulator sim;
+    const std::string record = sim.dir() + "/pin-rejected";
+    Pkcs11KeyConfig config{kOpenSc, kCardUri, writePin(sim.dir(), "999999")};
+    config.rejectionFile = record;
+    {
+        Pkcs11KeySource first(config);  // the daemon
+        EXPECT_EQ(first.load().kind, KeyErrorKind::WrongPin);
+        first.resetAfterConfigChange();  // a reload with the same PIN file
+        EXPECT_EQ(first.load().kind, KeyErrorKind::PinPreviouslyRejected);
+    }
+    Pkcs11KeySource restarted(config);  // a restart, or demailctl: another process
+    const auto r = restarted.load();
+    EXPECT_EQ(r.kind, KeyErrorKind::PinPreviouslyRejected) << r.message;
+    EXPECT_EQ(r.message.find("999999"), std::string::npos);
+    EXPECT_EQ(pinVerifies(sim), 1);
+    EXPECT_EQ(triesLeftOnCard(), 2);
+
+    writePin(sim.dir(), "123456");
+    restarted.resetAfterConfigChange();
+    EXPECT_TRUE(restarted.load().ok());
+    EXPECT_EQ(pinVerifies(sim), 2);
+    EXPECT_FALSE(fs::exists(record)) << "another PIN voids the record";
+}
+
+TEST(Pkcs11KeySource, TheLastTryIsNeverSpent) {
+    demail::test::PcscSimulator sim;
+    {
+        PcscContext ctx;
+        auto reader = ctx.findReader("Virtual PCD 00 00", true);
+        ASSERT_TRUE(reader.ok()) << reader.error().message;
+        auto card = PcscCard::connect(ctx, reader.value());
+        ASSERT_TRUE(card.ok()) << card.error().message;
+        TcosCard tcos(*card.value(), *profileForAtr(card.value()->atr()));
+        for (int i = 0; i < 2; ++i)
+            tcos.verify(0x83, Secret("000000"));
+    }
+    ASSERT_EQ(triesLeftOnCard(), 1);
+    const int before = pinVerifies(sim);
+    Pkcs11KeySource source({kOpenSc, kCardUri, writePin(sim.dir(), "123456")});
+    const auto r = source.load();  // even the right PIN: the last try is the operator's
+    EXPECT_EQ(r.kind, KeyErrorKind::PinLastTry) << r.message;
+    EXPECT_NE(r.message.find("--force"), std::string::npos) << r.message;
+    EXPECT_EQ(pinVerifies(sim), before);
+    EXPECT_EQ(triesLeftOnCard(), 1);
+}
+
+TEST(Pkcs11KeySource, ThePinGoesOnlyToTheCardWithTheExpectedCertificate) {
+    demail::test::PcscSimulator sim;
+    Pkcs11KeyConfig config{kOpenSc, kCardUri, writePin(sim.dir(), "123456")};
+    config.expectedCertificates = {std::string(64, '0')};
+    Pkcs11KeySource other(config);
+    const auto r = other.load();
+    EXPECT_EQ(r.kind, KeyErrorKind::WrongCard) << r.message;
+    EXPECT_EQ(pinVerifies(sim), 0);
+
+    config.expectedCertificates = {std::string(64, '0'), fingerprintOf(sim.authCertPem())};
+    Pkcs11KeySource right(config);
+    const auto ok = right.load();
+    EXPECT_TRUE(ok.ok()) << ok.message;
+    EXPECT_EQ(pinVerifies(sim), 1);
 }
 
 TEST(Pkcs11KeySource, ReportsAbsentTokenAndUnreadablePinFile) {

@@ -118,6 +118,20 @@ TEST_F(ConfigFile, ProviderUrlMustBeHttps) {
     EXPECT_EQ(r.error, "[provider] url: expected an https:// URL, got 'http://p.example/'");
 }
 
+TEST_F(ConfigFile, PinRejectionFileDefaultsToTheQueueDirAndMustBeAbsolute) {
+    auto r = load(minimal() + "[queue]\ndir = " + dir_.string() + "\n");
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.config->card.pinRejectionPath(r.config->queue.dir),
+              dir_.string() + "/card-pin-rejected");
+    r = load(minimal() + "pin_rejection_file = /var/lib/demail-gateway/pin-rejected\n");
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.config->card.pinRejectionPath(r.config->queue.dir),
+              "/var/lib/demail-gateway/pin-rejected");
+    r = load(minimal() + "pin_rejection_file = pin-rejected\n");
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error.find("[card] pin_rejection_file"), std::string::npos) << r.error;
+}
+
 TEST_F(ConfigFile, MissingFileIsAClearError) {
     auto r = loadConfig("/nonexistent/gateway.ini");
     ASSERT_FALSE(r.ok());

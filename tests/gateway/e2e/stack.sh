@@ -11,7 +11,8 @@ STACK_PIDS=()
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-stack_start() {  # [extra gateway.ini lines]; STACK_CARD_PIN chooses the card's PIN (default 123456)
+stack_start() {  # [extra gateway.ini lines]; STACK_CARD_PIN chooses the card's PIN (default 123456),
+                 # STACK_PIN_FILE what the gateway's PIN file says (default: the card's PIN)
   "$FIXTURE" start "$STACK/pcsc" -- --pin "${STACK_CARD_PIN:-123456}" >/dev/null
   . "$STACK/pcsc/env"
   local P="$STACK/pki"; mkdir -p "$P"
@@ -41,7 +42,7 @@ JSON
   STACK_PIDS+=($!)
   for _ in $(seq 1 100); do [ -s "$STACK/sink.port" ] && break; sleep 0.05; done
 
-  echo "${STACK_CARD_PIN:-123456}" >"$STACK/card.pin"
+  echo "${STACK_PIN_FILE:-${STACK_CARD_PIN:-123456}}" >"$STACK/card.pin"
   printf '@firma.de  poststelle@firma.de-mail.de\npoststelle@firma.de poststelle@firma.de-mail.de\n' >"$STACK/accounts.map"
   export SMTP_PORT=$(free_port) HEALTH_PORT=$(free_port)
   cat >"$STACK/gateway.ini" <<INI

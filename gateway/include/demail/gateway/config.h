@@ -39,6 +39,12 @@ struct CardConfig {
     std::string pinFile = "/etc/demail-gateway/card.pin";
     // OpenSC configuration for the daemon: turns OpenSC's PIN cache off (deploy/opensc.conf).
     std::string openscConf = "/usr/share/demail-gateway/opensc.conf";
+    // Where every process that logs in records a PIN the card rejected (and its HMAC key, at
+    // this path + ".key"). Empty: <[queue] dir>/card-pin-rejected.
+    std::string pinRejectionFile;
+    std::string pinRejectionPath(const std::string& queueDir) const {
+        return pinRejectionFile.empty() ? queueDir + "/card-pin-rejected" : pinRejectionFile;
+    }
 };
 
 struct ProviderConfig {

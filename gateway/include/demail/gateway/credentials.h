@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "demail/connector/transport/client_credentials.h"
 #include "demail/gateway/config.h"
@@ -15,7 +16,12 @@ namespace demail::gateway {
 class CardCredentials final : public connector::ClientCredentials {
   public:
     explicit CardCredentials(smartcard::Pkcs11KeyConfig config);
-    smartcard::KeyLoadResult load() { return source_.load(); }
+    smartcard::KeyLoadResult load() {
+        auto r = source_.load();
+        lastKind_ = r.kind;
+        return r;
+    }
+    smartcard::KeyErrorKind lastKind() const { return lastKind_; }
     X509* certificate() override { return source_.certificate(); }
     EVP_PKEY* privateKey() override { return source_.privateKey(); }
     std::string describe() const override;
@@ -23,6 +29,7 @@ class CardCredentials final : public connector::ClientCredentials {
 
   private:
     smartcard::Pkcs11KeySource source_;
+    smartcard::KeyErrorKind lastKind_ = smartcard::KeyErrorKind::None;
 };
 
 struct CredentialsResult {
@@ -30,7 +37,12 @@ struct CredentialsResult {
     CardCredentials* card = nullptr;  // set when the card is used (supervision, metrics)
     std::string error;                // one line
     int exitCode = 0;                 // DESIGN.md: 3 wrong PIN, 4 blocked, 5 no card, 2 config
+    std::string notice;               // a weakness of the configuration worth a warning
 };
+
+// SHA-256 of the certificates the card may show before it gets the PIN: [provider] client_cert
+// if set, else those in demail-certpromote's store; empty when neither has one.
+std::vector<std::string> expectedCardCertificates(const Config& config);
 
 CredentialsResult makeCredentials(const Config& config);
 

@@ -58,6 +58,7 @@ class PcscCard final : public CardChannel {
     PcscCard(PcscContext& context, std::string reader, long handle, unsigned long protocol,
              Bytes atr);
     Result<Bytes> transmitRaw(const Bytes& apdu);
+    CardError failure(const std::string& otherwise, CardErrorKind kind, long rc);
     PcscContext& context_;
     std::string reader_;
     long handle_;

@@ -9,9 +9,15 @@
 // CKA_MODULUS). Talking PKCS#11 directly (p11-kit's pkcs11.h) gives us the session lifecycle we
 // need: load() opens a fresh session on the token as it is now.
 //
-// PIN rule (DESIGN.md "The card"): a PIN the token rejected is never sent again. After a
-// rejection load() answers PinPreviouslyRejected without touching the token, until
-// resetAfterConfigChange() says the operator put a new PIN in place.
+// PIN rule (DESIGN.md "The card"): a PIN the token rejected is never sent again, by this process
+// or any other: the rejection is persisted (PinRejectionStore, `rejectionFile`) and load()
+// answers PinPreviouslyRejected without sending anything until the PIN file holds another PIN.
+// Before every C_Login, load() also checks, without sending a PIN:
+//   - the PIN's retry counter, when the token is a known card in a PC/SC reader (an empty VERIFY,
+//     free): a blocked PIN, a sealed card and a PIN with one try left get no PIN (the last try
+//     belongs to the operator, `demail-card ... --force`);
+//   - the token's certificate against `expectedCertificates`, so that the PIN never goes to a
+//     token that is not the configured card (e.g. a faked reader over USB/IP).
 #pragma once
 
 #include <openssl/evp.h>
@@ -33,6 +39,14 @@ struct Pkcs11KeyConfig {
     // PEM certificate of the key, for tokens that do not show it (Debian's OpenSC with plain-DER
     // TCOS certificates): the machine store of demail-certpromote, or the card read over PC/SC.
     std::string certificateFile = {};
+    // The persisted record of rejected PINs (pin_rejection.h); empty: this process only.
+    std::string rejectionFile = {};
+    // SHA-256 (lowercase hex) of the certificates the token may show for the key; the PIN goes
+    // only to a token whose certificate is one of them. Empty: no check.
+    std::vector<std::string> expectedCertificates = {};
+    // Read the retry counter (and the certificate) over PC/SC before logging in, when the token
+    // sits in a PC/SC reader with a card this module knows.
+    bool checkCardOverPcsc = true;
 };
 
 enum class KeyErrorKind {
@@ -44,6 +58,8 @@ enum class KeyErrorKind {
     WrongPin,
     PinLocked,
     PinPreviouslyRejected,
+    PinLastTry,  // one try left: not spent automatically
+    WrongCard,   // the token's certificate is not the expected one: the PIN is not sent
     Other
 };
 const char* toString(KeyErrorKind k);
@@ -67,9 +83,11 @@ class Pkcs11KeySource {
     KeyLoadResult load();
     EVP_PKEY* privateKey() const;  // borrowed; valid until the next load(); nullptr if none
     X509* certificate() const;     // the matching certificate if the token has it, else nullptr
-    // The operator changed the configuration (SIGHUP): a rejected PIN may be tried again, and the
-    // next load() starts the PKCS#11 module afresh.
+    // The operator reloaded the service (SIGHUP): the next load() starts the PKCS#11 module
+    // afresh. A rejected PIN stays rejected: only a different PIN in the PIN file is tried.
     void resetAfterConfigChange();
+    // The operator promoted another card's certificates or changed client_cert (reload).
+    void setExpectedCertificates(std::vector<std::string> sha256Hex);
     const Pkcs11KeyConfig& config() const { return config_; }
 
     // Private-key operations done on the token (TLS handshakes that signed), across reloads.
@@ -96,7 +114,13 @@ class Pkcs11KeySource {
     std::shared_ptr<Impl> impl_;
     EVP_PKEY* key_ = nullptr;
     X509* cert_ = nullptr;
-    std::optional<KeyLoadResult> rejected_;
+    // A rejection seen by this process: token serial and a salted hash of the PIN, for when no
+    // rejectionFile is configured or it could not be written.
+    struct Rejection {
+        std::string serial, pinHash;
+        KeyLoadResult result;
+    };
+    std::optional<Rejection> rejected_;
     // The next load() finalises and initialises the module first (after a reload, or when the
     // module lost a token it had just listed).
     bool restartModule_ = false;
