@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Boots a throw-away Debian 12 with systemd as PID 1 (systemd-nspawn, the overlay of a cached root
 # file system) and runs commands in it. Source it. What works on these hosts and why is in
 # tests/system/README.md: the container is started from a cgroup of its own (else nspawn puts
