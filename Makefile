@@ -3,7 +3,7 @@ PRESET ?= release
 BUILD_DIR := build/$(PRESET)
 CTEST_JOBS ?= 2
 
-.PHONY: all deps configure build test unit integration demo format lint clean bench soak tsan
+.PHONY: all deps configure build test unit integration demo format lint clean bench soak tsan system-test
 
 all: build
 
@@ -50,6 +50,18 @@ clean:
 # The Debian package (build/deb/demail-gateway_<version>_amd64.deb).
 deb: build
 	./deploy/build-deb.sh build/$(PRESET) build/deb
+
+# The package proven in a booted Debian 12 (never part of `make test`; tests/system/README.md): the
+# .deb of this tree, installed as an upgrade of the package of SYSTEM_TEST_PREV with mail queued,
+# run as shipped under systemd in systemd-nspawn. Needs root; the first run builds the root file
+# system (build/nspawn-rootfs, from Debian's archive: network) and the previous package
+# (build/system-test), later runs reuse both: about a minute then.
+SYSTEM_TEST_PREV ?= a649f4a
+system-test: configure
+	./tests/system/install-deps.sh
+	cmake --build --preset $(PRESET) --target $(SHIPPED)
+	deb=$$(./deploy/build-deb.sh build/$(PRESET) build/deb) && \
+	  ./tests/system/system-test.sh build/$(PRESET) "$$deb" $(SYSTEM_TEST_PREV)
 
 # Fuzzing (not part of `make test`, whose fuzz.* tests replay the committed corpora):
 # clang + libFuzzer, every target for FUZZ_SECONDS (default 60) on a scratch copy of its corpus.

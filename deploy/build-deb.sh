@@ -8,7 +8,9 @@ set -euo pipefail
 build=$(cd "${1:?usage: build-deb.sh BUILD_DIR OUT_DIR}" && pwd)
 out=$(mkdir -p "${2:?}" && cd "$2" && pwd)
 src=$(cd "$(dirname "$0")/.." && pwd)
-version=0.1.0
+# The package version is the project's (CMakeLists.txt project(... VERSION x.y.z)).
+version=$(sed -n 's/^project(demail-gateway VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
+[ -n "$version" ] || { echo "build-deb: no project version in CMakeLists.txt" >&2; exit 1; }
 root=$(mktemp -d /tmp/demail-deb-XXXXXX)
 trap 'rm -rf "$root"' EXIT
 pkg="$root/demail-gateway"
@@ -61,6 +63,11 @@ Description: De-Mail gateway for internal mail servers (TCOS card, provider TLS)
  over mutual TLS signed with the key on a TeleSec TCOS signature card, and
  delivers inbound De-Mail and the provider's confirmations back.
 CTL
+# Maintainer scripts, as dh_installsystemd writes them (enable on install, restart after upgrade,
+# stop on remove, forget on purge), for demail-gatewayd.service only: the other units are run on
+# demand. A fresh install enables the service and tries to start it; until the operator writes
+# /etc/demail-gateway/gateway.ini the unit's ConditionPathExists= skips the start quietly (no
+# failed unit), and it starts at the next boot or `systemctl start` once the file is there.
 cat >"$pkg/DEBIAN/postinst" <<'SH'
 #!/bin/sh
 set -e
@@ -69,10 +76,59 @@ if [ "$1" = configure ]; then
   systemd-tmpfiles --create demail-gateway.conf >/dev/null || true
   install -d -m 0750 -o root -g demail-gateway /etc/demail-gateway
   udevadm control --reload >/dev/null 2>&1 || true
-  systemctl daemon-reload >/dev/null 2>&1 || true
+fi
+if [ "$1" = configure ] || [ "$1" = abort-upgrade ] || [ "$1" = abort-deconfigure ] || [ "$1" = abort-remove ]; then
+  deb-systemd-helper unmask demail-gatewayd.service >/dev/null || true
+  if deb-systemd-helper --quiet was-enabled demail-gatewayd.service; then
+    deb-systemd-helper enable demail-gatewayd.service >/dev/null || true
+  else
+    deb-systemd-helper update-state demail-gatewayd.service >/dev/null || true
+  fi
+  if [ -d /run/systemd/system ]; then
+    systemctl --system daemon-reload >/dev/null || true
+    # An upgrade ($2 = the old version) restarts the running daemon with the new binary; the
+    # spool is on disk, so queued mail is kept and sent by the new one.
+    if [ -n "$2" ]; then action=restart; else action=start; fi
+    deb-systemd-invoke $action demail-gatewayd.service >/dev/null || true
+  fi
 fi
 SH
-chmod 0755 "$pkg/DEBIAN/postinst"
+cat >"$pkg/DEBIAN/prerm" <<'SH'
+#!/bin/sh
+set -e
+# Stopped on remove only; an upgrade keeps it running until postinst restarts it.
+if [ -d /run/systemd/system ] && [ "$1" = remove ]; then
+  deb-systemd-invoke stop demail-gatewayd.service >/dev/null || true
+fi
+SH
+cat >"$pkg/DEBIAN/postrm" <<'SH'
+#!/bin/sh
+set -e
+if [ -d /run/systemd/system ] && [ "$1" = remove ]; then
+  systemctl --system daemon-reload >/dev/null || true
+fi
+if [ "$1" = remove ] && command -v deb-systemd-helper >/dev/null; then
+  deb-systemd-helper mask demail-gatewayd.service >/dev/null || true
+fi
+if [ "$1" = purge ]; then
+  if command -v deb-systemd-helper >/dev/null; then
+    deb-systemd-helper purge demail-gatewayd.service >/dev/null || true
+    deb-systemd-helper unmask demail-gatewayd.service >/dev/null || true
+  fi
+  # Purge removes what the package and its operator put in place: the configuration (with the
+  # card PIN) and the certificate store. The spool goes too, unless it still holds mail that was
+  # accepted and not yet sent: that is kept, with a note, and never silently dropped. The system
+  # user stays (Debian does not remove system users: files elsewhere may still carry its uid).
+  rm -rf /etc/demail-gateway /var/lib/demail-gateway
+  spool=/var/spool/demail-gateway
+  if [ -d "$spool/queue" ] && [ -n "$(ls -A "$spool/queue" 2>/dev/null)" ]; then
+    echo "demail-gateway: $spool/queue still holds $(ls -A "$spool/queue" | wc -l) unsent message(s); $spool is kept" >&2
+  else
+    rm -rf "$spool"
+  fi
+fi
+SH
+chmod 0755 "$pkg/DEBIAN/postinst" "$pkg/DEBIAN/prerm" "$pkg/DEBIAN/postrm"
 find "$pkg" -type d -exec chmod 0755 {} +
 fakeroot_cmd=""; command -v fakeroot >/dev/null && fakeroot_cmd=fakeroot
 $fakeroot_cmd dpkg-deb --root-owner-group --build "$pkg" "$out/demail-gateway_${version}_amd64.deb" >/dev/null

@@ -617,13 +617,23 @@ int main(int argc, char** argv) {
                             (d.health.ready() ? "ready" : d.health.notReadySummary()));
     log().notice("event=ready");
 
+    // WATCHDOG=1 at half the interval systemd asks for (WatchdogSec=); STATUS only when the text
+    // changes. The loop wakes once a second to notice a change made by another thread.
     const auto watchdog = gateway::systemd::watchdogInterval();
+    auto nextPing = std::chrono::steady_clock::now();
+    std::string lastStatus;
+    auto statusText = [&] {
+        return (d.health.ready() ? std::string("ready") : d.health.notReadySummary()) + "; " +
+               std::to_string(server.activeSessions()) + " sessions";
+    };
     while (true) {
         timespec timeout{1, 0};
         siginfo_t info;
         const int sig = sigtimedwait(&signals, &info, &timeout);
-        if (watchdog)
+        if (watchdog && std::chrono::steady_clock::now() >= nextPing) {
             gateway::systemd::watchdog();
+            nextPing = std::chrono::steady_clock::now() + *watchdog;
+        }
         if (sig == SIGHUP) {
             gateway::systemd::reloading();
             auto again = gateway::loadConfig(configPath);
@@ -664,13 +674,14 @@ int main(int argc, char** argv) {
                 }
                 log().notice("event=reloaded");
             }
-            gateway::systemd::status(d.health.ready() ? "ready" : d.health.notReadySummary());
+            // READY=1 ends the reload for systemd, also a failed one (the old settings stay).
+            lastStatus = statusText();
+            gateway::systemd::reloaded(lastStatus);
         } else if (sig == SIGTERM || sig == SIGINT) {
             break;
-        } else {
-            gateway::systemd::status(
-                (d.health.ready() ? std::string("ready") : d.health.notReadySummary()) + "; " +
-                std::to_string(server.activeSessions()) + " sessions");
+        } else if (auto now = statusText(); now != lastStatus) {
+            gateway::systemd::status(now);
+            lastStatus = std::move(now);
         }
     }
 

@@ -1,10 +1,13 @@
 #include "secret_memory.h"
 
+#include <limits.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 namespace demail::gatewayd {
 namespace {
@@ -12,18 +15,40 @@ namespace {
 // perturb=165 (0xA5): free() fills the freed chunk with it.
 constexpr const char* kTunables = "glibc.malloc.tcache_count=0:glibc.malloc.perturb=165";
 constexpr const char* kMarker = "glibc.malloc.perturb=";
+
+std::string ownPath() {
+    char buf[PATH_MAX] = {};
+    const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0 || std::string_view(buf, static_cast<std::size_t>(n)).ends_with(" (deleted)"))
+        return "/proc/self/exe";
+    return std::string(buf, static_cast<std::size_t>(n));
+}
+
+// After a re-exec through /proc/self/exe the process is called "exe": take argv[0]'s name back.
+void keepProgramName(char** argv) {
+    char comm[16] = {};
+    if (::prctl(PR_GET_NAME, comm) != 0 || std::strcmp(comm, "exe") != 0 || !argv[0])
+        return;
+    const char* slash = std::strrchr(argv[0], '/');
+    ::prctl(PR_SET_NAME, slash ? slash + 1 : argv[0]);
+}
 }  // namespace
 
 std::string ensureFreedMemoryIsWiped(char** argv) {
     const char* current = std::getenv("GLIBC_TUNABLES");
-    if (current && std::strstr(current, kMarker))
+    if (current && std::strstr(current, kMarker)) {
+        keepProgramName(argv);
         return {};
+    }
     std::string value = kTunables;
     if (current && *current)
         value = std::string(current) + ":" + value;
     if (::setenv("GLIBC_TUNABLES", value.c_str(), 1) != 0)
         return std::string("cannot set GLIBC_TUNABLES: ") + std::strerror(errno);
-    ::execv("/proc/self/exe", argv);
+    // The binary's own path, not /proc/self/exe: the kernel names the process after the file
+    // executed, and "exe" in ps, top and `systemctl status` says nothing. /proc/self/exe only
+    // when the path is gone (the package replaced the binary since).
+    ::execv(ownPath().c_str(), argv);
     const int e = errno;
     ::unsetenv("GLIBC_TUNABLES");
     return std::string("cannot re-execute with wiped frees (") + std::strerror(e) +

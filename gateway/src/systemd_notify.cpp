@@ -1,6 +1,9 @@
 #include "demail/gateway/systemd_notify.h"
 
 #include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include <cstdint>
 
 namespace demail::gateway::systemd {
 namespace {
@@ -25,7 +28,15 @@ void stopping(const std::string& s) {
     notify("STOPPING=1\nSTATUS=" + oneLine(s));
 }
 void reloading() {
-    notify("RELOADING=1");
+    // MONOTONIC_USEC: systemd 253 and later match the reload to this message with it.
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    const auto usec = static_cast<std::uint64_t>(now.tv_sec) * 1000000u +
+                      static_cast<std::uint64_t>(now.tv_nsec) / 1000u;
+    notify("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(usec));
+}
+void reloaded(const std::string& s) {
+    notify("READY=1\nSTATUS=" + oneLine(s));
 }
 void watchdog() {
     notify("WATCHDOG=1");

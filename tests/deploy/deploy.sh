@@ -63,6 +63,13 @@ done
 if dpkg-deb -f "$deb" Depends | grep -q vsmartcard; then fail "depends on vsmartcard-vpcd"; fi
 dpkg-deb -f "$deb" Conflicts | grep -qw vsmartcard-vpcd || fail "does not conflict with vsmartcard-vpcd"
 pass "the .deb holds binaries, units, sysusers/tmpfiles, udev rule, man pages and the example; conflicts with vsmartcard-vpcd"
+dpkg-deb -e "$deb" "$T/control"
+for s in postinst prerm postrm; do
+  [ -x "$T/control/$s" ] && sh -n "$T/control/$s" || fail "maintainer script $s missing or not valid sh"
+done
+grep -q "deb-systemd-helper enable demail-gatewayd.service" "$T/control/postinst" || fail "postinst does not enable the service"
+grep -q "deb-systemd-invoke stop demail-gatewayd.service" "$T/control/prerm" || fail "prerm does not stop the service on remove"
+pass "maintainer scripts: enable and start (restart on upgrade), stop on remove, purge (make system-test runs them under systemd)"
 lint=$(lintian --tag-display-limit 0 "$deb" 2>&1 || true)
 echo "$lint" | sed 's/^/  lintian: /' | head -20
 if grep -q "^E:" <<<"$lint"; then fail "lintian errors"; fi

@@ -12,7 +12,11 @@ namespace demail::gateway::systemd {
 void ready(const std::string& status);
 void status(const std::string& status);
 void stopping(const std::string& status);
+// A reload starts: systemd shows the unit "reloading" until reloaded() (READY=1), and
+// `systemctl reload` waits for that. Every reloading() must be followed by reloaded(), also
+// when the reload failed and the old settings are kept.
 void reloading();
+void reloaded(const std::string& status);
 void watchdog();
 // Half the WatchdogSec= of the unit, the interval to ping at; nothing when no watchdog is set.
 std::optional<std::chrono::microseconds> watchdogInterval();
