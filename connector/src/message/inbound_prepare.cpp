@@ -321,7 +321,7 @@ bool repairEntity(Entity& e, int depth, Repair& r) {
     const std::string type = ct ? toLower(ct->unfolded()) : "";
     const RawField* cteField = findField(e, "Content-Transfer-Encoding");
     const std::string cte = cteField ? toLower(cteField->unfolded()) : "";
-    if (type.rfind("multipart/", 0) == 0) {
+    if (ct && type.rfind("multipart/", 0) == 0) {
         const std::string boundary = parameter(ct->unfolded(), "boundary");
         if (boundary.empty()) {
             r.error = "a multipart entity without boundary has lines over 998 octets";
