@@ -4,6 +4,7 @@
 
 #include "demail/gateway/dsn.h"
 #include "demail/gateway/spool.h"
+#include "demail/gateway/spool_layout.h"
 #include "demail/gateway/state_files.h"
 
 namespace demail::gateway {
@@ -99,7 +100,7 @@ int runQueueCommand(const std::string& spoolDir, const std::vector<std::string>&
         return 2;
     }
     const std::string& cmd = args[0];
-    DispatchStateFiles states(spoolDir + "/dispatch");
+    DispatchStateFiles states(spool_layout::path(spoolDir, spool_layout::kDispatch));
     if (cmd == "list") {
         const auto ids = spool.list();
         for (const auto& id : ids) {

@@ -53,6 +53,11 @@ void IntakePolicy::setAccounts(connector::AccountMap accounts) {
     accounts_ = std::move(accounts);
 }
 
+void IntakePolicy::setRelayNetworks(std::vector<std::string> networks) {
+    std::lock_guard lock(mutex_);
+    relayNetworks_ = std::move(networks);
+}
+
 bool IntakePolicy::relayAllowed(const smtp::SessionInfo& s) {
     if (!s.authUser.empty())
         return true;
@@ -123,7 +128,7 @@ class SpoolMessageWriter final : public smtp::MessageWriter {
 
 std::unique_ptr<smtp::MessageWriter> SpoolSink::begin(const smtp::Envelope& e,
                                                       smtp::SinkError& error) {
-    SpoolEnvelope s;
+    Envelope s;
     s.sender = e.sender;
     for (const auto& r : e.recipients)
         s.recipients.push_back({r.address, r.notify, r.orcpt});

@@ -125,7 +125,7 @@ DispatchCounts OutboundDispatcher::runIds(const std::vector<std::string>& ids, T
 }
 
 void OutboundDispatcher::processOne(const std::string& id, TimePoint now, DispatchCounts& counts) {
-    std::optional<OutboundEnvelope> env;
+    std::optional<Envelope> env;
     DispatchState st;
     const bool stays = processMessage(id, now, counts, env, st);
     const auto stamp = stays ? store_.stateStamp(id) : std::nullopt;
@@ -138,8 +138,8 @@ void OutboundDispatcher::processOne(const std::string& id, TimePoint now, Dispat
 
 // True when the message stays queued (then `env` and `st` are what it waits with).
 bool OutboundDispatcher::processMessage(const std::string& id, TimePoint now,
-                                        DispatchCounts& counts,
-                                        std::optional<OutboundEnvelope>& env, DispatchState& st) {
+                                        DispatchCounts& counts, std::optional<Envelope>& env,
+                                        DispatchState& st) {
     env = store_.envelope(id);
     if (!env) {
         ++counts.skipped;  // the store moved it to corrupt/ and logged it
@@ -187,7 +187,7 @@ bool OutboundDispatcher::processMessage(const std::string& id, TimePoint now,
     return true;
 }
 
-bool OutboundDispatcher::handleSubmit(const OutboundEnvelope& env, DispatchState& st, TimePoint now,
+bool OutboundDispatcher::handleSubmit(const Envelope& env, DispatchState& st, TimePoint now,
                                       DispatchCounts& counts) {
     auto body = store_.body(env.queueId);
     if (!body) {
@@ -246,8 +246,8 @@ bool OutboundDispatcher::handleSubmit(const OutboundEnvelope& env, DispatchState
     return false;
 }
 
-void OutboundDispatcher::giveUp(const OutboundEnvelope& env, DispatchState& st,
-                                const std::string& status, const std::string& detail) {
+void OutboundDispatcher::giveUp(const Envelope& env, DispatchState& st, const std::string& status,
+                                const std::string& detail) {
     st.phase = DispatchState::Phase::Notify;
     st.attempts = 0;
     st.nextAttempt = TimePoint{};
@@ -261,9 +261,8 @@ void OutboundDispatcher::giveUp(const OutboundEnvelope& env, DispatchState& st,
 // Sends a DSN of `action` for the recipients that asked for it. True when there is nothing more
 // to do: handed to the relay, nobody wanted one, or the relay refused it for good (a double
 // bounce, logged: there is no one left to tell).
-bool OutboundDispatcher::sendReport(const OutboundEnvelope& env, const DispatchState& st,
-                                    DsnAction action, TimePoint now,
-                                    const std::string& remoteHost) {
+bool OutboundDispatcher::sendReport(const Envelope& env, const DispatchState& st, DsnAction action,
+                                    TimePoint now, const std::string& remoteHost) {
     DsnReport report;
     report.reportingHost = options_.reportingHost;
     report.queueId = env.queueId;

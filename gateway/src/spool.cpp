@@ -1,6 +1,7 @@
 #include "demail/gateway/spool.h"
 
 #include "demail/gateway/durable_file.h"
+#include "demail/gateway/spool_layout.h"
 
 #include <fcntl.h>
 #include <openssl/rand.h>
@@ -34,7 +35,7 @@ bool syncDir(const std::string& dir) {
     return syncDirectory(dir).empty();
 }
 
-std::string encodeEnvelope(const SpoolEnvelope& e) {
+std::string encodeEnvelope(const Envelope& e) {
     std::ostringstream o;
     o << kMagic << "\n";
     o << "sender=" << oneLine(e.sender) << "\n";
@@ -55,7 +56,7 @@ std::string encodeEnvelope(const SpoolEnvelope& e) {
 }
 
 struct Parsed {
-    SpoolEnvelope envelope;
+    Envelope envelope;
     std::uint64_t bodyOffset = 0;
     std::uint64_t bodySize = 0;
 };
@@ -85,7 +86,7 @@ std::optional<Parsed> parseFile(const std::string& path) {
             if (k == "sender")
                 p.envelope.sender = v;
             else if (k == "rcpt") {
-                SpoolRecipient r;
+                Recipient r;
                 std::istringstream f(v);
                 std::getline(f, r.address, '\t');
                 std::getline(f, r.notify, '\t');
@@ -179,9 +180,9 @@ class RangeStream : public std::istream {
 class FileWriter final : public SpoolWriter {
   public:
     FileWriter(std::string dir, std::uint64_t maxSize, DirectorySyncer& queueSync,
-               const SpoolEnvelope& env)
+               const Envelope& env)
         : dir_(std::move(dir)), maxSize_(maxSize), queueSync_(queueSync), id_(Spool::newQueueId()) {
-        tmpPath_ = dir_ + "/tmp/" + id_;
+        tmpPath_ = spool_layout::path(dir_, spool_layout::kTmp) + "/" + id_;
         fd_ = ::open(tmpPath_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
         if (fd_ < 0) {
             fail();
@@ -222,7 +223,7 @@ class FileWriter final : public SpoolWriter {
         }
         ::close(fd_);
         fd_ = -1;
-        const std::string final = dir_ + "/queue/" + id_;
+        const std::string final = spool_layout::path(dir_, spool_layout::kQueue) + "/" + id_;
         if (::rename(tmpPath_.c_str(), final.c_str()) != 0) {
             fail();
             return std::nullopt;
@@ -299,11 +300,12 @@ class FileWriter final : public SpoolWriter {
 Spool::Spool(std::string dir, std::uint64_t maxMessageSize)
     : dir_(std::move(dir)),
       maxSize_(maxMessageSize),
-      queueSync_(std::make_shared<DirectorySyncer>(dir_ + "/queue")) {}
+      queueSync_(
+          std::make_shared<DirectorySyncer>(spool_layout::path(dir_, spool_layout::kQueue))) {}
 
 std::string Spool::open() {
     std::error_code ec;
-    for (const char* sub : {"tmp", "queue", "corrupt"}) {
+    for (const char* sub : {spool_layout::kTmp, spool_layout::kQueue, spool_layout::kCorrupt}) {
         fs::create_directories(dir_ + "/" + sub, ec);
         if (ec)
             return "cannot create " + dir_ + "/" + sub + ": " + ec.message();
@@ -336,33 +338,35 @@ bool Spool::validId(const std::string& id) {
 SpoolRecovery Spool::recover() {
     SpoolRecovery r;
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir_ + "/tmp", ec)) {
+    for (const auto& e : fs::directory_iterator(spool_layout::path(dir_, spool_layout::kTmp), ec)) {
         fs::remove(e.path(), ec);
         ++r.tempRemoved;
     }
-    syncDir(dir_ + "/tmp");
-    for (const auto& e : fs::directory_iterator(dir_ + "/queue", ec)) {
+    syncDir(spool_layout::path(dir_, spool_layout::kTmp));
+    for (const auto& e :
+         fs::directory_iterator(spool_layout::path(dir_, spool_layout::kQueue), ec)) {
         const std::string name = e.path().filename().string();
         if (validId(name) && parseFile(e.path().string())) {
             ++r.kept;
         } else {
-            fs::rename(e.path(), dir_ + "/corrupt/" + name, ec);
+            fs::rename(e.path(), spool_layout::path(dir_, spool_layout::kCorrupt) + "/" + name, ec);
             ++r.movedToCorrupt;
         }
     }
     if (r.movedToCorrupt)
-        syncDir(dir_ + "/queue");
+        syncDir(spool_layout::path(dir_, spool_layout::kQueue));
     return r;
 }
 
-std::unique_ptr<SpoolWriter> Spool::begin(const SpoolEnvelope& envelope) {
+std::unique_ptr<SpoolWriter> Spool::begin(const Envelope& envelope) {
     return std::make_unique<FileWriter>(dir_, maxSize_, *queueSync_, envelope);
 }
 
 std::vector<std::string> Spool::list() const {
     std::vector<std::string> ids;
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir_ + "/queue", ec)) {
+    for (const auto& e :
+         fs::directory_iterator(spool_layout::path(dir_, spool_layout::kQueue), ec)) {
         const std::string name = e.path().filename().string();
         if (validId(name))
             ids.push_back(name);
@@ -371,10 +375,10 @@ std::vector<std::string> Spool::list() const {
     return ids;
 }
 
-std::optional<SpoolEnvelope> Spool::envelope(const std::string& id) const {
+std::optional<Envelope> Spool::envelope(const std::string& id) const {
     if (!validId(id))
         return std::nullopt;
-    auto p = parseFile(dir_ + "/queue/" + id);
+    auto p = parseFile(spool_layout::path(dir_, spool_layout::kQueue) + "/" + id);
     if (!p)
         return std::nullopt;
     return p->envelope;
@@ -383,7 +387,7 @@ std::optional<SpoolEnvelope> Spool::envelope(const std::string& id) const {
 std::unique_ptr<std::istream> Spool::body(const std::string& id) const {
     if (!validId(id))
         return nullptr;
-    const std::string path = dir_ + "/queue/" + id;
+    const std::string path = spool_layout::path(dir_, spool_layout::kQueue) + "/" + id;
     auto p = parseFile(path);
     if (!p)
         return nullptr;
@@ -393,7 +397,7 @@ std::unique_ptr<std::istream> Spool::body(const std::string& id) const {
 bool Spool::remove(const std::string& id) {
     if (!validId(id))
         return false;
-    if (::unlink((dir_ + "/queue/" + id).c_str()) != 0)
+    if (::unlink((spool_layout::path(dir_, spool_layout::kQueue) + "/" + id).c_str()) != 0)
         return false;
     return queueSync_->sync().empty();
 }
@@ -402,7 +406,8 @@ bool Spool::moveToCorrupt(const std::string& id) {
     if (!validId(id))
         return false;
     std::error_code ec;
-    fs::rename(dir_ + "/queue/" + id, dir_ + "/corrupt/" + id, ec);
+    fs::rename(spool_layout::path(dir_, spool_layout::kQueue) + "/" + id,
+               spool_layout::path(dir_, spool_layout::kCorrupt) + "/" + id, ec);
     return !ec && queueSync_->sync().empty();
 }
 

@@ -5,8 +5,8 @@
 #include <Poco/Logger.h>
 
 #include <algorithm>
-#include <fstream>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <stdexcept>
 

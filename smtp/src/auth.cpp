@@ -90,16 +90,28 @@ std::string UsersFile::load(const std::string& path) {
             return path + " line " + std::to_string(n) + ": expected user:$pbkdf2-sha256$...";
         users[line.substr(0, colon)] = line.substr(colon + 1);
     }
-    users_ = std::move(users);
+    auto next = std::make_shared<const Table>(std::move(users));
+    std::lock_guard lock(mutex_);
+    users_ = std::move(next);
     return {};
 }
 
+std::shared_ptr<const UsersFile::Table> UsersFile::table() const {
+    std::lock_guard lock(mutex_);
+    return users_;
+}
+
+bool UsersFile::empty() const {
+    return table()->empty();
+}
+
 bool UsersFile::verify(const std::string& user, const std::string& password) const {
-    auto it = users_.find(user);
+    const auto users = table();
+    auto it = users->find(user);
     // Unknown users cost the same work as known ones (no user enumeration by timing).
     static const std::string dummy = hashPassword("dummy", 200000);
-    const bool ok = verifyPassword(it == users_.end() ? dummy : it->second, password);
-    return ok && it != users_.end();
+    const bool ok = verifyPassword(it == users->end() ? dummy : it->second, password);
+    return ok && it != users->end();
 }
 
 AuthThrottle::Entry& AuthThrottle::entry(std::map<std::string, Entry>& m, const std::string& key) {

@@ -4,7 +4,7 @@
 
 #include <sstream>
 
-#include "demail/gateway/adapters.h"
+#include "demail/gateway/provider_submitter.h"
 
 using namespace demail;
 using namespace demail::gateway;
@@ -57,7 +57,7 @@ class ProviderSubmission : public ::testing::Test {
                ::testing::UnitTest::GetInstance()->current_test_info()->name();
     }
     SubmitOutcome submit(const std::string& message) {
-        OutboundEnvelope env;
+        Envelope env;
         env.queueId = "20261123T120000-abcdef";
         env.sender = "sachbearbeiter@firma.de";
         env.recipients = {{"amt@behoerde.de-mail.de", "", ""}};

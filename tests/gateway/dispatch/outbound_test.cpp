@@ -19,7 +19,7 @@ const TimePoint kT0 = std::chrono::system_clock::from_time_t(1'800'000'000);
 
 class MemoryStore : public OutboundStore {
   public:
-    void add(OutboundEnvelope env, std::string body) {
+    void add(Envelope env, std::string body) {
         env.size = body.size();
         bodies[env.queueId] = std::move(body);
         envelopes[env.queueId] = std::move(env);
@@ -30,7 +30,7 @@ class MemoryStore : public OutboundStore {
             ids.push_back(id);
         return ids;
     }
-    std::optional<OutboundEnvelope> envelope(const std::string& id) override {
+    std::optional<Envelope> envelope(const std::string& id) override {
         auto it = envelopes.find(id);
         if (it == envelopes.end())
             return std::nullopt;
@@ -45,7 +45,7 @@ class MemoryStore : public OutboundStore {
         envelopes.erase(id);
         finished.push_back(id);
     }
-    std::map<std::string, OutboundEnvelope> envelopes;
+    std::map<std::string, Envelope> envelopes;
     std::map<std::string, std::string> bodies;
     std::map<std::string, DispatchState> states;
     std::vector<std::string> finished;
@@ -53,7 +53,7 @@ class MemoryStore : public OutboundStore {
 
 class ScriptedProvider : public Submitter {
   public:
-    SubmitOutcome submit(const OutboundEnvelope& env, std::istream& body) override {
+    SubmitOutcome submit(const Envelope& env, std::istream& body) override {
         std::stringstream ss;
         ss << body.rdbuf();
         seen.push_back(env.queueId + ":" + ss.str());
@@ -80,11 +80,11 @@ class RecordingRelay : public Notifier {
     std::vector<DsnMessage> sent;
 };
 
-OutboundEnvelope envelope(const std::string& id, const std::string& notify = {}) {
-    OutboundEnvelope e;
+Envelope envelope(const std::string& id, const std::string& notify = {}) {
+    Envelope e;
     e.queueId = id;
     e.sender = "sachbearbeiter@firma.de";
-    e.recipients = {{"buerger@example.de-mail.de", "", notify}};
+    e.recipients = {{"buerger@example.de-mail.de", notify, ""}};
     e.arrival = kT0;
     return e;
 }
@@ -231,7 +231,7 @@ namespace {
 // which proves the lanes run side by side (a serial dispatcher would time out at the first one).
 class LockedStore : public MemoryStore {
   public:
-    std::optional<OutboundEnvelope> envelope(const std::string& id) override {
+    std::optional<Envelope> envelope(const std::string& id) override {
         std::lock_guard lock(mutex);
         return MemoryStore::envelope(id);
     }
@@ -257,7 +257,7 @@ class LockedStore : public MemoryStore {
 class RendezvousProvider : public Submitter {
   public:
     explicit RendezvousProvider(int lanes) : lanes_(lanes) {}
-    SubmitOutcome submit(const OutboundEnvelope& env, std::istream&) override {
+    SubmitOutcome submit(const Envelope& env, std::istream&) override {
         std::unique_lock lock(mutex_);
         ++inFlight_;
         maxInFlight = std::max(maxInFlight, inFlight_);
@@ -323,7 +323,7 @@ namespace {
 // A store that reports state stamps and counts how often a message's files are read.
 class StampedStore : public MemoryStore {
   public:
-    std::optional<OutboundEnvelope> envelope(const std::string& id) override {
+    std::optional<Envelope> envelope(const std::string& id) override {
         ++reads;
         return MemoryStore::envelope(id);
     }

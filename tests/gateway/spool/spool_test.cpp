@@ -23,8 +23,8 @@ struct TempDir {
     std::string path;
 };
 
-SpoolEnvelope env() {
-    SpoolEnvelope e;
+Envelope env() {
+    Envelope e;
     e.sender = "a@firma.de";
     e.recipients = {{"b@behoerde.de-mail.de", "SUCCESS,FAILURE", "rfc822;b@behoerde.de-mail.de"}};
     e.ret = "HDRS";

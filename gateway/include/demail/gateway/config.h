@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "demail/gateway/spool_layout.h"
+
 namespace demail::gateway {
 
 struct HostPort {
@@ -43,7 +45,8 @@ struct CardConfig {
     // this path + ".key"). Empty: <[queue] dir>/card-pin-rejected.
     std::string pinRejectionFile;
     std::string pinRejectionPath(const std::string& queueDir) const {
-        return pinRejectionFile.empty() ? queueDir + "/card-pin-rejected" : pinRejectionFile;
+        return pinRejectionFile.empty() ? spool_layout::path(queueDir, spool_layout::kPinRejection)
+                                        : pinRejectionFile;
     }
 };
 

@@ -21,8 +21,9 @@ class IntakePolicy final : public smtp::Policy {
   public:
     IntakePolicy(std::vector<std::string> relayNetworks, connector::AccountMap accounts,
                  std::vector<std::string> deMailDomains);
-    void setDeMailDomains(std::vector<std::string> domains);  // refreshed from the provider
-    void setAccounts(connector::AccountMap accounts);         // SIGHUP
+    void setDeMailDomains(std::vector<std::string> domains);   // refreshed from the provider
+    void setAccounts(connector::AccountMap accounts);          // SIGHUP
+    void setRelayNetworks(std::vector<std::string> networks);  // SIGHUP
 
     bool relayAllowed(const smtp::SessionInfo& s) override;
     smtp::Decision checkSender(const smtp::SessionInfo& s, const std::string& sender) override;

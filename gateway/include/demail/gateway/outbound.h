@@ -20,26 +20,11 @@
 #include <vector>
 
 #include "demail/gateway/dsn.h"
+#include "demail/gateway/envelope.h"
 #include "demail/gateway/retry_policy.h"
 #include "demail/gateway/smtp_delivery.h"
 
 namespace demail::gateway {
-
-struct OutboundRecipient {
-    std::string address;
-    std::string orcpt;   // RFC 3461 ORCPT as given, empty if none
-    std::string notify;  // RFC 3461 NOTIFY as given, empty if none
-};
-
-struct OutboundEnvelope {
-    std::string queueId;
-    std::string sender;  // MAIL FROM; empty for <>
-    std::vector<OutboundRecipient> recipients;
-    std::string ret;    // RFC 3461 RET: FULL, HDRS or empty
-    std::string envid;  // RFC 3461 ENVID
-    TimePoint arrival;
-    std::uint64_t size = 0;
-};
 
 // Mutable per-message progress, kept by the store next to the immutable message.
 struct DispatchState {
@@ -59,7 +44,7 @@ class OutboundStore {
   public:
     virtual ~OutboundStore() = default;
     virtual std::vector<std::string> queued() = 0;
-    virtual std::optional<OutboundEnvelope> envelope(const std::string& id) = 0;
+    virtual std::optional<Envelope> envelope(const std::string& id) = 0;
     virtual std::unique_ptr<std::istream> body(const std::string& id) = 0;
     virtual DispatchState state(const std::string& id) = 0;
     // Durable before it returns: a crash after it must not repeat what the state says is done.
@@ -90,7 +75,7 @@ struct SubmitOutcome {
 class Submitter {
   public:
     virtual ~Submitter() = default;
-    virtual SubmitOutcome submit(const OutboundEnvelope& envelope, std::istream& body) = 0;
+    virtual SubmitOutcome submit(const Envelope& envelope, std::istream& body) = 0;
 };
 
 class Notifier {
@@ -149,15 +134,15 @@ class OutboundDispatcher {
         std::uint64_t stamp;
     };
     bool processMessage(const std::string& id, TimePoint now, DispatchCounts& counts,
-                        std::optional<OutboundEnvelope>& env, DispatchState& st);
+                        std::optional<Envelope>& env, DispatchState& st);
     bool due(const Parked& p, TimePoint now) const;
     // True when the provider accepted it and it left the queue.
-    bool handleSubmit(const OutboundEnvelope& env, DispatchState& st, TimePoint now,
+    bool handleSubmit(const Envelope& env, DispatchState& st, TimePoint now,
                       DispatchCounts& counts);
-    void giveUp(const OutboundEnvelope& env, DispatchState& st, const std::string& status,
+    void giveUp(const Envelope& env, DispatchState& st, const std::string& status,
                 const std::string& detail);
-    bool sendReport(const OutboundEnvelope& env, const DispatchState& st, DsnAction action,
-                    TimePoint now, const std::string& remoteHost);
+    bool sendReport(const Envelope& env, const DispatchState& st, DsnAction action, TimePoint now,
+                    const std::string& remoteHost);
 
     Options options_;
     OutboundStore& store_;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "demail/gateway/durable_file.h"
+#include "demail/gateway/envelope.h"
 
 #include <chrono>
 #include <cstdint>
@@ -20,22 +21,6 @@
 #include <vector>
 
 namespace demail::gateway {
-
-struct SpoolRecipient {
-    std::string address;
-    std::string notify;  // RFC 3461 NOTIFY as given, empty if none
-    std::string orcpt;   // RFC 3461 ORCPT as given, empty if none
-};
-
-struct SpoolEnvelope {
-    std::string sender;  // empty for <>
-    std::vector<SpoolRecipient> recipients;
-    std::string ret;                                       // RFC 3461 RET (FULL/HDRS) or empty
-    std::string envid;                                     // RFC 3461 ENVID or empty
-    std::string clientAddress, clientHelo, authUser, tls;  // for logs and the Received trail
-    std::chrono::system_clock::time_point arrival;
-    std::uint64_t size = 0;  // body bytes; set by the spool
-};
 
 enum class SpoolError {
     None,
@@ -68,10 +53,10 @@ class Spool {
     std::string open();
     SpoolRecovery recover();
 
-    std::unique_ptr<SpoolWriter> begin(const SpoolEnvelope& envelope);
+    std::unique_ptr<SpoolWriter> begin(const Envelope& envelope);
 
     std::vector<std::string> list() const;  // queue ids, oldest first
-    std::optional<SpoolEnvelope> envelope(const std::string& id) const;
+    std::optional<Envelope> envelope(const std::string& id) const;
     std::unique_ptr<std::istream> body(const std::string& id) const;  // the message bytes only
     bool remove(const std::string& id);
     bool moveToCorrupt(const std::string& id);

@@ -4,20 +4,28 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 
 namespace demail::smtp {
 
+// Loaded again on SIGHUP while sessions verify: load() swaps in a complete new table, so a
+// session sees the old one or the new one, never half of either, and a revoked user is gone for
+// every AUTH after the reload.
 class UsersFile {
   public:
-    // Empty error on success; every bad line is an error naming its line number (not its content).
+    // Empty error on success (the table is replaced); on error the old table stays. Every bad
+    // line is an error naming its line number (not its content).
     std::string load(const std::string& path);
     bool verify(const std::string& user, const std::string& password) const;
-    bool empty() const { return users_.empty(); }
+    bool empty() const;
 
   private:
-    std::map<std::string, std::string> users_;  // user -> encoded hash
+    using Table = std::map<std::string, std::string>;  // user -> encoded hash
+    std::shared_ptr<const Table> table() const;
+    mutable std::mutex mutex_;
+    std::shared_ptr<const Table> users_ = std::make_shared<const Table>();
 };
 
 std::string hashPassword(const std::string& password, int iterations = 200000);

@@ -1,0 +1,38 @@
+// Confirmations go to the sender of the message they confirm; everything else to the account's
+// internal mailbox; failing both, the postmaster. The Internet -> internal boundary is here: the
+// message is prepared (connector/message/inbound_prepare.h: CRLF, 998-octet lines, header
+// hygiene, the verdict header) and the envelope validated (an invalid sender becomes <>, an
+// invalid recipient the postmaster, or the item is parked). A confirmation whose XML is refused
+// (too deep, a DTD, not UTF-8) is parked: the provider never sends such a thing.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "demail/connector/message/inbound_prepare.h"
+#include "demail/connector/message/outbound.h"
+#include "demail/gateway/inbound.h"
+#include "demail/gateway/sent_journal.h"
+
+namespace demail::gateway {
+
+struct InboundHygiene {
+    std::vector<std::string> stripHeaders = connector::defaultInternalTrustHeaders();
+    std::string gatewayName = "localhost";  // in Received:
+};
+
+class DeMailRouter final : public InboundRouter {
+  public:
+    DeMailRouter(const SentJournal& journal, std::function<connector::AccountMap()> accounts,
+                 std::string postmaster, InboundHygiene hygiene = {});
+    InboundRoute route(const InboxItem& item, const std::string& message) override;
+
+  private:
+    const SentJournal& journal_;
+    std::function<connector::AccountMap()> accounts_;
+    std::string postmaster_;
+    InboundHygiene hygiene_;
+};
+
+}  // namespace demail::gateway

@@ -1,0 +1,63 @@
+// The provider connections as the daemon uses them: up to `connections` keep-alive HTTPS
+// transports, built when a call needs one and the client key is ready, each used by one call at a
+// time (the dispatcher's lanes and the inbound poller share the pool), and all rebuilt after the
+// card was logged in again (a TLS context must hold the new key). A new connection resumes the
+// TLS session another one established, so the card signs once for all of them, not once per
+// connection. Until a key is ready every call answers OperatorAction.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "demail/connector/transport/https_provider_transport.h"
+#include "demail/connector/transport/provider_transport.h"
+
+namespace demail::gateway {
+
+class ProviderConnectionPool final : public connector::ProviderTransport {
+  public:
+    // Builds a transport (no I/O) that resumes `resume` if not null; null and `error` if the key
+    // is not ready or the settings are unusable.
+    using Factory = std::function<std::unique_ptr<connector::HttpsProviderTransport>(
+        std::string& error, Poco::Net::Session::Ptr resume)>;
+    explicit ProviderConnectionPool(Factory factory, std::size_t connections = 1);
+    // Waits for the calls in flight, then drops every connection: the next call builds anew.
+    void reset();
+    struct Totals {
+        std::uint64_t cardSignatures = 0, fullHandshakes = 0, resumedHandshakes = 0;
+    };
+    Totals totals();  // across every transport built so far
+    std::size_t capacity() const { return slots_.size(); }
+
+    connector::Result<connector::Done> open() override;
+    connector::Result<std::vector<connector::Account>> listAccounts() override;
+    connector::Result<connector::SubmitReceipt> submit(const connector::Submission& s) override;
+    connector::Result<std::vector<connector::InboundRef>> listInbound(
+        const std::string& account) override;
+    connector::Result<std::string> fetch(const std::string& id) override;
+    connector::Result<connector::Done> acknowledge(const std::string& id) override;
+
+  private:
+    struct Slot {
+        std::unique_ptr<connector::HttpsProviderTransport> transport;
+        bool busy = false;
+    };
+    // Runs `call` on an idle connection (built first if needed); waits while all are busy.
+    template <typename Call>
+    auto withConnection(Call call);
+    void retire(Slot& slot);  // mutex_ held: counts its handshakes and drops it
+
+    Factory factory_;
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::vector<Slot> slots_;
+    bool resetting_ = false;
+    Poco::Net::Session::Ptr lastSession_;  // from the last call; cleared with the key (reset)
+    Totals retired_;
+};
+
+}  // namespace demail::gateway

@@ -1,0 +1,43 @@
+// The dispatcher's submitter: the De-Mail message layer prepares the header section, the provider
+// transport sends it with the body streamed from the spool, and the outcome becomes accepted,
+// retryable, permanent or operator action.
+#pragma once
+
+#include <functional>
+#include <istream>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "demail/connector/message/outbound.h"
+#include "demail/connector/transport/provider_transport.h"
+#include "demail/gateway/outbound.h"
+#include "demail/gateway/sent_journal.h"
+
+namespace demail::gateway {
+
+struct SubmitterSettings {
+    std::vector<std::string> deMailDomains;
+    connector::AccountMap accounts;
+};
+
+class ProviderSubmitter final : public Submitter {
+  public:
+    ProviderSubmitter(connector::ProviderTransport& transport, SentJournal& journal,
+                      std::string providerHost);
+    void update(SubmitterSettings settings);  // domains from the provider, SIGHUP
+    SubmitterSettings settings() const;
+    SubmitOutcome submit(const Envelope& envelope, std::istream& body) override;
+    // Asked after a transport failure: is it the card? (Set by the daemon.)
+    std::function<std::optional<std::string>()> cardProblem;
+
+  private:
+    connector::ProviderTransport& transport_;
+    SentJournal& journal_;
+    std::string host_;
+    mutable std::mutex mutex_;
+    SubmitterSettings settings_;
+};
+
+}  // namespace demail::gateway

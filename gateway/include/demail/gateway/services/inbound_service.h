@@ -1,0 +1,63 @@
+// The inbound service: owns the inbound poller and its thread. Every poll_interval (while sending
+// is not paused for the card: without the card's key there is no provider connection) it asks
+// the provider for our accounts (the account directory publishes them) and then fetches, routes,
+// delivers and acknowledges what is waiting. It keeps the "inbound" and "provider" health
+// components and owns the inbound ledger, the attempt counts and the quarantine.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "demail/connector/transport/provider_transport.h"
+#include "demail/gateway/config.h"
+#include "demail/gateway/demail_router.h"
+#include "demail/gateway/health.h"
+#include "demail/gateway/inbound.h"
+#include "demail/gateway/metrics.h"
+#include "demail/gateway/provider_inbox.h"
+#include "demail/gateway/relay_delivery.h"
+#include "demail/gateway/sent_journal.h"
+#include "demail/gateway/services/account_directory.h"
+#include "demail/gateway/spool_quarantine.h"
+#include "demail/gateway/state_files.h"
+
+namespace demail::gateway {
+
+class InboundService {
+  public:
+    InboundService(const Config& config, connector::ProviderTransport& transport,
+                   AccountDirectory& accounts, const SentJournal& journal,
+                   const SmtpRelayTarget& relay, Metrics& metrics, HealthState& health,
+                   std::function<bool()> sendingPaused, const std::string& gatewayName);
+    ~InboundService();
+
+    void start();
+    void stop();
+    // Asks the provider for our accounts now; false (and "provider" not ready) if it failed.
+    bool refreshAccounts();
+    FileLedger& ledger() { return ledger_; }
+
+  private:
+    void run();
+
+    const std::chrono::seconds pollInterval_;
+    const std::string relayName_;
+    connector::ProviderTransport& transport_;
+    AccountDirectory& accounts_;
+    HealthState& health_;
+    std::function<bool()> sendingPaused_;
+    ProviderInbox inbox_;
+    DeMailRouter router_;
+    RelayInboundDelivery delivery_;
+    FileLedger ledger_;
+    FileAttempts attempts_;
+    SpoolQuarantine quarantine_;
+    InboundPoller poller_;
+    Metrics::Counter &delivered_, &errors_;
+    std::atomic<bool> stopping_{false};
+    std::thread thread_;
+};
+
+}  // namespace demail::gateway

@@ -1,0 +1,45 @@
+// The intake service: the SMTP listeners (the relay port for internal servers and the optional
+// AUTH submission port), their policies and the users file, and the sink that puts accepted mail
+// into the spool and tells the outbound service. Accounts and De-Mail domains come from the
+// account directory; a reload replaces the users file and the relay networks (a revoked AUTH
+// user or a narrowed network takes effect at the next command, without a restart).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "demail/gateway/config.h"
+#include "demail/gateway/intake.h"
+#include "demail/gateway/services/account_directory.h"
+#include "demail/gateway/spool.h"
+#include "demail/smtp/auth.h"
+#include "demail/smtp/server.h"
+
+namespace demail::gateway {
+
+class IntakeService {
+  public:
+    IntakeService(const Config& config, Spool& spool, AccountDirectory& accounts,
+                  std::string hostname, std::function<void(const std::string&)> committed);
+    // Reads the users file and starts listening; an error line names the key.
+    std::string start();
+    void stop();
+    // SIGHUP: the users file and the relay networks again; an error keeps the old ones.
+    std::string reload(const Config& fresh);
+
+    std::uint64_t accepted() const;
+    int activeSessions() const;
+
+  private:
+    const Config& config_;
+    const std::string hostname_;
+    AccountDirectory& accounts_;
+    smtp::UsersFile users_;
+    IntakePolicy policy_;
+    IntakePolicy submissionPolicy_;  // AUTH required: no relay networks, TLS first
+    SpoolSink sink_;
+    std::unique_ptr<smtp::Server> relay_, submission_;
+};
+
+}  // namespace demail::gateway

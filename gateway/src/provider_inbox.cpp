@@ -1,0 +1,51 @@
+#include "demail/gateway/provider_inbox.h"
+
+namespace demail::gateway {
+
+ProviderInbox::ProviderInbox(connector::ProviderTransport& transport,
+                             std::vector<std::string> accounts)
+    : transport_(transport), accounts_(std::move(accounts)) {}
+
+void ProviderInbox::setAccounts(std::vector<std::string> accounts) {
+    std::lock_guard lock(mutex_);
+    accounts_ = std::move(accounts);
+}
+
+std::optional<std::vector<InboxItem>> ProviderInbox::list(std::string& error) {
+    std::vector<std::string> accounts;
+    {
+        std::lock_guard lock(mutex_);
+        accounts = accounts_;
+    }
+    std::vector<InboxItem> items;
+    for (const auto& a : accounts) {
+        auto r = transport_.listInbound(a);
+        if (!r.ok()) {
+            error = r.error().reason;
+            return std::nullopt;
+        }
+        for (const auto& ref : r.value())
+            items.push_back({ref.id, ref.account.empty() ? a : ref.account});
+    }
+    return items;
+}
+
+std::optional<std::string> ProviderInbox::fetch(const InboxItem& item, std::string& error,
+                                                bool& permanent) {
+    auto r = transport_.fetch(item.id);
+    if (!r.ok()) {
+        error = r.error().reason;
+        permanent = r.error().kind == connector::ErrorKind::Permanent;
+        return std::nullopt;
+    }
+    return r.value();
+}
+
+bool ProviderInbox::acknowledge(const InboxItem& item, std::string& error) {
+    auto r = transport_.acknowledge(item.id);
+    if (!r.ok())
+        error = r.error().reason;
+    return r.ok();
+}
+
+}  // namespace demail::gateway

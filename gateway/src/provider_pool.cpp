@@ -1,0 +1,110 @@
+#include "demail/gateway/provider_pool.h"
+
+namespace demail::gateway {
+
+ProviderConnectionPool::ProviderConnectionPool(Factory factory, std::size_t connections)
+    : factory_(std::move(factory)), slots_(std::max<std::size_t>(connections, 1)) {}
+
+template <typename Call>
+auto ProviderConnectionPool::withConnection(Call call) {
+    Slot* slot = nullptr;
+    {
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, [&] {
+            if (resetting_)
+                return false;
+            // A connection already open first: kept alive, it costs no card signature.
+            for (auto& s : slots_)
+                if (!s.busy && s.transport)
+                    return (slot = &s), true;
+            for (auto& s : slots_)
+                if (!s.busy)
+                    return (slot = &s), true;
+            return false;
+        });
+        if (!slot->transport) {
+            std::string why;
+            slot->transport = factory_(why, lastSession_);  // no I/O until the first call
+            if (!slot->transport)
+                return decltype(call(*slot->transport))(connector::TransportError{
+                    connector::ErrorKind::OperatorAction, "client_credentials",
+                    why.empty() ? "the client key is not ready" : why, 0});
+        }
+        slot->busy = true;
+    }
+    auto result = call(*slot->transport);
+    auto session = slot->transport->tlsSession();
+    {
+        std::lock_guard lock(mutex_);
+        slot->busy = false;
+        if (session && SSL_SESSION_is_resumable(session->sslSession()) == 1)
+            lastSession_ = session;
+    }
+    changed_.notify_all();
+    return result;
+}
+
+void ProviderConnectionPool::retire(Slot& slot) {
+    if (!slot.transport)
+        return;
+    retired_.cardSignatures += slot.transport->counters().cardSignatures;
+    retired_.fullHandshakes += slot.transport->counters().fullHandshakes;
+    retired_.resumedHandshakes += slot.transport->counters().resumedHandshakes;
+    slot.transport.reset();
+}
+
+void ProviderConnectionPool::reset() {
+    std::unique_lock lock(mutex_);
+    // No new call starts; the ones in flight finish with the old key first (the card reload
+    // frees it right after this returns).
+    changed_.wait(lock, [&] { return !resetting_; });
+    resetting_ = true;
+    changed_.wait(lock, [&] {
+        for (const auto& s : slots_)
+            if (s.busy)
+                return false;
+        return true;
+    });
+    for (auto& s : slots_)
+        retire(s);
+    lastSession_ = nullptr;  // established with the old key (or card): never resumed again
+    resetting_ = false;
+    lock.unlock();
+    changed_.notify_all();
+}
+
+ProviderConnectionPool::Totals ProviderConnectionPool::totals() {
+    std::lock_guard lock(mutex_);
+    Totals t = retired_;
+    for (const auto& s : slots_)
+        if (s.transport) {  // counters are atomics: safe to read while a call runs
+            t.cardSignatures += s.transport->counters().cardSignatures;
+            t.fullHandshakes += s.transport->counters().fullHandshakes;
+            t.resumedHandshakes += s.transport->counters().resumedHandshakes;
+        }
+    return t;
+}
+
+connector::Result<connector::Done> ProviderConnectionPool::open() {
+    return withConnection([](connector::HttpsProviderTransport& t) { return t.open(); });
+}
+connector::Result<std::vector<connector::Account>> ProviderConnectionPool::listAccounts() {
+    return withConnection([](connector::HttpsProviderTransport& t) { return t.listAccounts(); });
+}
+connector::Result<connector::SubmitReceipt> ProviderConnectionPool::submit(
+    const connector::Submission& s) {
+    return withConnection([&](connector::HttpsProviderTransport& t) { return t.submit(s); });
+}
+connector::Result<std::vector<connector::InboundRef>> ProviderConnectionPool::listInbound(
+    const std::string& account) {
+    return withConnection(
+        [&](connector::HttpsProviderTransport& t) { return t.listInbound(account); });
+}
+connector::Result<std::string> ProviderConnectionPool::fetch(const std::string& id) {
+    return withConnection([&](connector::HttpsProviderTransport& t) { return t.fetch(id); });
+}
+connector::Result<connector::Done> ProviderConnectionPool::acknowledge(const std::string& id) {
+    return withConnection([&](connector::HttpsProviderTransport& t) { return t.acknowledge(id); });
+}
+
+}  // namespace demail::gateway

@@ -1,0 +1,124 @@
+#include "demail/gateway/provider_submitter.h"
+
+#include <string_view>
+
+#include "demail/connector/message/header_block.h"
+
+namespace demail::gateway {
+
+ProviderSubmitter::ProviderSubmitter(connector::ProviderTransport& transport, SentJournal& journal,
+                                     std::string providerHost)
+    : transport_(transport), journal_(journal), host_(std::move(providerHost)) {}
+
+void ProviderSubmitter::update(SubmitterSettings s) {
+    std::lock_guard lock(mutex_);
+    settings_ = std::move(s);
+}
+
+SubmitterSettings ProviderSubmitter::settings() const {
+    std::lock_guard lock(mutex_);
+    return settings_;
+}
+
+namespace {
+
+// The header section with its blank line (all of a message without body), or nullopt when it is
+// longer than `limit`: such a message is refused, never cut (the cut-off rest would reach the
+// provider unchecked).
+std::optional<std::string> readHeaderSection(std::istream& in, std::size_t limit) {
+    std::string head;
+    std::streambuf* sb = in.rdbuf();
+    std::size_t lineStart = 0;
+    for (int c; (c = sb->sbumpc()) != std::char_traits<char>::eof();) {
+        head.push_back(static_cast<char>(c));
+        if (c == '\n') {
+            const std::string_view line(head.data() + lineStart, head.size() - lineStart);
+            if (line == "\n" || line == "\r\n")
+                return head;
+            lineStart = head.size();
+        }
+        if (head.size() > limit)
+            return std::nullopt;
+    }
+    return head;
+}
+
+}  // namespace
+
+// Only the header section is held in memory: the body goes from the spool file to the provider
+// in 64 KiB pieces, so a lane needs the same memory for 1 KB and for 20 MB.
+SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body) {
+    const std::size_t limit = connector::HeaderLimits{}.maxSectionBytes;
+    const auto head = readHeaderSection(body, limit);
+    if (!head || head->size() > env.size)
+        return {SubmitOutcome::Kind::Permanent,
+                head ? "the queued message is shorter than its header section"
+                     : "header section larger than " + std::to_string(limit) + " bytes",
+                "5.6.0", ""};
+    const std::string& message = *head;
+    connector::OutboundContext ctx;
+    ctx.queueId = env.queueId;
+    ctx.envelopeSender = env.sender;
+    for (const auto& r : env.recipients)
+        ctx.envelopeRecipients.push_back(r.address);
+    {
+        std::lock_guard lock(mutex_);
+        ctx.deMailDomains = settings_.deMailDomains;
+        ctx.accounts = settings_.accounts;
+    }
+    const auto prep = connector::prepareOutbound(message, ctx);
+    if (!prep.ok()) {
+        const char* status = prep.refusal == connector::RefusalKind::RecipientNotDeMail ||
+                                     prep.refusal == connector::RefusalKind::SenderNotMapped
+                                 ? "5.7.1"
+                                 : "5.6.0";
+        return {SubmitOutcome::Kind::Permanent, prep.reason, status, ""};
+    }
+    connector::Submission sub;
+    sub.idempotencyKey = env.queueId;
+    sub.account = prep.account;
+    sub.rfc5322 = prep.headers + message.substr(prep.bodyOffset);
+    sub.bodyStream = &body;
+    sub.bodyLength = env.size - head->size();
+    sub.options = {prep.options.personal, prep.options.authoritative,
+                   prep.options.dispatchConfirmation, prep.options.receiptConfirmation,
+                   prep.options.retrieveConfirmation};
+    const auto r = transport_.submit(sub);
+    if (r.ok()) {
+        journal_.record(env.queueId, env.sender);
+        return {SubmitOutcome::Kind::Accepted,
+                r.value().duplicate ? "already at the provider" : "accepted by the provider", "",
+                host_};
+    }
+    const auto& e = r.error();
+    if (e.code == "idempotency_conflict") {
+        // The provider holds a submission under this queue id, which no other message uses: it
+        // can only be an earlier attempt of this one, accepted in another form (the account map
+        // or the De-Mail domains changed by a reload in between, or a provider that kept a body
+        // cut short by our crash). That message went out; bouncing it would make the sender send
+        // it again. Recorded as sent, and said loudly (docs/provider-api.md, "the same
+        // submission").
+        journal_.record(env.queueId, env.sender);
+        return {SubmitOutcome::Kind::Accepted,
+                "already at the provider as an earlier attempt in another form (409 "
+                "idempotency_conflict): not sent again",
+                "", host_};
+    }
+    const std::string detail = "provider: " + e.reason;
+    switch (e.kind) {
+        case connector::ErrorKind::Permanent:
+            return {SubmitOutcome::Kind::Permanent, detail,
+                    e.code == "recipient_not_demail" ? "5.1.1" : "5.7.0", host_};
+        case connector::ErrorKind::OperatorAction:
+            return {SubmitOutcome::Kind::OperatorAction, detail, "4.7.0", host_};
+        case connector::ErrorKind::Retryable:
+            if (cardProblem) {
+                if (auto why = cardProblem())
+                    return {SubmitOutcome::Kind::OperatorAction, *why, "4.7.0", host_};
+            }
+            return {SubmitOutcome::Kind::Retryable, detail, "4.4.1", host_};
+    }
+    return {SubmitOutcome::Kind::Retryable, detail, "4.4.1", host_};
+}
+
+}  // namespace demail::gateway

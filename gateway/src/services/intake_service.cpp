@@ -1,0 +1,101 @@
+#include "demail/gateway/services/intake_service.h"
+
+#include <Poco/Logger.h>
+
+namespace demail::gateway {
+namespace {
+
+Poco::Logger& log() {
+    return Poco::Logger::get("smtpd");
+}
+
+}  // namespace
+
+IntakeService::IntakeService(const Config& config, Spool& spool, AccountDirectory& accounts,
+                             std::string hostname,
+                             std::function<void(const std::string&)> committed)
+    : config_(config),
+      hostname_(std::move(hostname)),
+      accounts_(accounts),
+      policy_(config.smtp.relayNetworks, {}, config.provider.deMailDomains),
+      submissionPolicy_({}, {}, config.provider.deMailDomains),
+      sink_(spool) {
+    sink_.onCommitted = std::move(committed);
+    accounts_.subscribe([this](const AccountSnapshot& s) {
+        for (IntakePolicy* p : {&policy_, &submissionPolicy_}) {
+            p->setAccounts(s.map);
+            p->setDeMailDomains(s.deMailDomains);
+        }
+    });
+}
+
+std::string IntakeService::start() {
+    const auto& smtpCfg = config_.smtp;
+    if (!smtpCfg.usersFile.empty())
+        if (auto e = users_.load(smtpCfg.usersFile); !e.empty())
+            return "[smtp] users_file: " + e;
+    smtp::ServerConfig s;
+    s.host = smtpCfg.listen.host;
+    s.port = smtpCfg.listen.port;
+    s.hostname = hostname_;
+    s.tlsCert = smtpCfg.tlsCert;
+    s.tlsKey = smtpCfg.tlsKey;
+    s.requireTls = smtpCfg.requireTls;
+    s.maxMessageSize = smtpCfg.maxMessageSize;
+    s.maxConnections = static_cast<int>(smtpCfg.maxConnections);
+    s.maxConnectionsPerClient = static_cast<int>(smtpCfg.maxConnectionsPerClient);
+    s.audit = [](const std::string& line) { log().notice(line); };
+    relay_ = std::make_unique<smtp::Server>(s, policy_, sink_,
+                                            smtpCfg.usersFile.empty() ? nullptr : &users_);
+    if (auto e = relay_->start(); !e.empty())
+        return e;
+    if (!relay_->notice().empty())
+        log().warning("event=smtp_limit " + relay_->notice());
+    log().notice("event=listening smtp=" + smtpCfg.listen.toString());
+    if (smtpCfg.submissionListen) {
+        smtp::ServerConfig sub = s;
+        sub.host = smtpCfg.submissionListen->host;
+        sub.port = smtpCfg.submissionListen->port;
+        sub.requireTls = true;
+        submission_ = std::make_unique<smtp::Server>(sub, submissionPolicy_, sink_, &users_);
+        if (auto e = submission_->start(); !e.empty())
+            return "[smtp] submission_listen: " + e;
+        log().notice("event=listening submission=" + smtpCfg.submissionListen->toString());
+    }
+    return {};
+}
+
+void IntakeService::stop() {
+    using namespace std::chrono_literals;
+    if (relay_)
+        relay_->stop(30s);
+    if (submission_)
+        submission_->stop(5s);
+}
+
+std::string IntakeService::reload(const Config& fresh) {
+    // The file the listeners were started with, read again (a new path needs a restart).
+    if (!config_.smtp.usersFile.empty())
+        if (auto e = users_.load(config_.smtp.usersFile); !e.empty())
+            return "[smtp] users_file: " + e;
+    policy_.setRelayNetworks(fresh.smtp.relayNetworks);
+    if (fresh.smtp.listen.toString() != config_.smtp.listen.toString() ||
+        fresh.smtp.tlsCert != config_.smtp.tlsCert ||
+        fresh.smtp.usersFile != config_.smtp.usersFile)
+        log().warning(
+            "event=reload_partial reason=\"[smtp] listen, tls_cert and users_file (the "
+            "path) take effect at the next restart\"");
+    return {};
+}
+
+std::uint64_t IntakeService::accepted() const {
+    return (relay_ ? relay_->counters().accepted.load() : 0) +
+           (submission_ ? submission_->counters().accepted.load() : 0);
+}
+
+int IntakeService::activeSessions() const {
+    return (relay_ ? relay_->activeSessions() : 0) +
+           (submission_ ? submission_->activeSessions() : 0);
+}
+
+}  // namespace demail::gateway
