@@ -200,13 +200,16 @@ int main(int argc, char** argv) {
         const bool pin = creds.exitCode == 3 || creds.exitCode == 4;
         pinRejected = creds.card && needsOperator(creds.card->lastKind());
         d.health.set("card", false,
-                     creds.error + (pin ? pinTriesText(cfg.card.reader) : std::string()));
+                     creds.error + (pin ? pinTriesText(cfg.card.reader) : std::string()),
+                     creds.card ? gateway::cardCondition(creds.card->lastKind()) : "");
         log().error("event=card_not_ready reason=\"" + creds.error + "\"");
     } else {
         d.health.set("card", true, creds.card ? "logged in" : "PEM key (lab set-up)");
     }
     // Certificate expiry: a warning 30 days ahead (log and status), red when it has expired.
     auto checkExpiry = [&]() {
+        if (auto notAfter = gateway::certificateNotAfter(creds.credentials->certificate()))
+            d.health.setCertificateNotAfter(*notAfter);  // /metrics: certificate expiry
         const auto days = daysLeft(creds.credentials->certificate());
         if (!days)
             return;
@@ -528,6 +531,7 @@ int main(int argc, char** argv) {
                 c.lastError = std::string("inbound pass failed: ") + e.what();
             }
             mDelivered.add(static_cast<std::uint64_t>(c.delivered));
+            d.health.setInbound(static_cast<std::size_t>(c.deferred), c.quarantined);
             if (c.deferred)
                 mErrInbound.add(static_cast<std::uint64_t>(c.deferred));
             if (c.quarantined)
@@ -582,7 +586,7 @@ int main(int argc, char** argv) {
                         (state.reader.empty() ? "" : " in reader " + state.reader) +
                         ": sending is paused, mail is queued";
                     dispatcher.pause(why);
-                    d.health.set("card", false, why);
+                    d.health.set("card", false, why, gateway::kConditionAbsent);
                     log().warning("event=card_absent reason=\"" + why + "\"");
                     continue;
                 }
@@ -605,7 +609,7 @@ int main(int argc, char** argv) {
                     const std::string why =
                         r.message + (pinRejected ? pinTriesText(cfg.card.reader) : "");
                     dispatcher.pause(why);
-                    d.health.set("card", false, why);
+                    d.health.set("card", false, why, gateway::cardCondition(r.kind));
                     log().error("event=card_login_failed reason=\"" + r.message + "\"");
                 }
             }
@@ -657,7 +661,7 @@ int main(int argc, char** argv) {
                         pinRejected = needsOperator(r.kind);
                         const std::string why =
                             r.message + (pinRejected ? pinTriesText(cfg.card.reader) : "");
-                        d.health.set("card", false, why);
+                        d.health.set("card", false, why, gateway::cardCondition(r.kind));
                         dispatcher.pause(why);
                         log().error("event=card_login_failed reason=\"" + r.message + "\"");
                     }
