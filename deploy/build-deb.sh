@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds demail-gateway_<version>_amd64.deb from a release build: binaries, systemd units,
-# sysusers/tmpfiles, the udev rule, the configuration example and man pages. It conflicts with
+# sysusers/tmpfiles, the udev rule, the configuration example, man pages, Prometheus alert rules
+# and a Grafana dashboard. It conflicts with
 # vsmartcard-vpcd (a test-only driver that listens on all interfaces and must never be installed
 # on the appliance).
 #   deploy/build-deb.sh BUILD_DIR OUT_DIR
@@ -29,6 +30,11 @@ for m in "$src"/deploy/man/*.8; do gzip -9n <"$m" >"$pkg/usr/share/man/man8/$(ba
 install -m 0644 "$src/deploy/gateway.ini.example" "$pkg/usr/share/doc/demail-gateway/examples/gateway.ini"
 install -d "$pkg/usr/share/demail-gateway"
 install -m 0644 "$src/deploy/opensc.conf" "$pkg/usr/share/demail-gateway/opensc.conf"
+# Monitoring: alert rules and a Grafana dashboard, outside /usr/share/doc (which sites may strip
+# with path-exclude) so that a Prometheus on the host can name the rules file in rule_files.
+install -d "$pkg/usr/share/demail-gateway/prometheus" "$pkg/usr/share/demail-gateway/grafana"
+install -m 0644 "$src/deploy/prometheus/demail-gateway.rules.yml" "$pkg/usr/share/demail-gateway/prometheus/"
+install -m 0644 "$src/deploy/grafana/demail-gateway.json" "$pkg/usr/share/demail-gateway/grafana/"
 install -m 0644 "$src/docs/configuration.md" "$src/docs/operations.md" "$pkg/usr/share/doc/demail-gateway/"
 cat >"$pkg/usr/share/doc/demail-gateway/copyright" <<'TXT'
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/

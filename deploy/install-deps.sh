@@ -15,6 +15,9 @@ packages=(
   # interfaces), a software token, SMTP clients and Postfix as a real peer, ACL tools
   vsmartcard-vpcd softhsm2 gnutls-bin swaks postfix python3 python3-aiosmtpd sslscan acl
   util-linux iproute2 procps
+  # monitoring: promtool checks the alert rules; the tests run their own prometheus process
+  # (the package's own service is disabled below, it would listen on all interfaces)
+  prometheus
   # reliability and benchmarks: gcore (core dumps), perf and callgrind, plots, TSan/libFuzzer
   gdb linux-perf valgrind gnuplot-nox clang libclang-rt-14-dev
   # packaging and unit checks
@@ -44,4 +47,24 @@ echo "install-deps: installing ${missing[*]}"
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+# The prometheus package starts and enables its own server (all interfaces, port 9090); the tests
+# run their own on 127.0.0.1. Keep it from starting during the installation (a policy-rc.d that
+# denies only prometheus, unless the host already has one) and disable it afterwards.
+policy=
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
+  policy=/usr/sbin/policy-rc.d
+  printf '#!/bin/sh\n# demail-gateway install-deps.sh: temporary\n[ "$1" = prometheus ] && exit 101\nexit 0\n' |
+    $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 0755 "$policy"
+fi
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" || { [ -z "$policy" ] || $SUDO rm -f "$policy"; exit 1; }
+[ -z "$policy" ] || $SUDO rm -f "$policy"
+if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+  if [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now prometheus.service 2>/dev/null || true
+  else
+    $SUDO deb-systemd-helper disable prometheus.service 2>/dev/null || true
+    $SUDO update-rc.d prometheus disable 2>/dev/null || true
+  fi
+  echo "install-deps: the prometheus service is disabled (the tests start their own)"
+fi

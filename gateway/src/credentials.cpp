@@ -1,5 +1,7 @@
 #include "demail/gateway/credentials.h"
 
+#include "demail/gateway/health.h"
+
 #include <dirent.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
@@ -125,6 +127,32 @@ CredentialsResult makeCredentials(const Config& config) {
     r.card = card.get();
     r.credentials = std::move(card);
     return r;
+}
+
+const char* cardCondition(smartcard::KeyErrorKind kind) {
+    switch (kind) {
+        case smartcard::KeyErrorKind::WrongPin:
+        case smartcard::KeyErrorKind::PinPreviouslyRejected:
+        case smartcard::KeyErrorKind::PinLocked:
+        case smartcard::KeyErrorKind::PinLastTry:
+            return kConditionPinRejected;
+        case smartcard::KeyErrorKind::TokenAbsent:
+            return kConditionAbsent;
+        case smartcard::KeyErrorKind::WrongCard:
+            return "wrong_card";
+        default:
+            return "login_failed";
+    }
+}
+
+std::optional<std::chrono::system_clock::time_point> certificateNotAfter(X509* cert) {
+    if (!cert)
+        return std::nullopt;
+    int days = 0, secs = 0;
+    if (ASN1_TIME_diff(&days, &secs, nullptr, X509_get0_notAfter(cert)) != 1)
+        return std::nullopt;
+    return std::chrono::system_clock::now() + std::chrono::hours(24) * days +
+           std::chrono::seconds(secs);
 }
 
 }  // namespace demail::gateway

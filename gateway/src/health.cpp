@@ -15,9 +15,32 @@
 
 namespace demail::gateway {
 
-void HealthState::set(const std::string& component, bool ready, const std::string& reason) {
+void HealthState::set(const std::string& component, bool ready, const std::string& reason,
+                      const std::string& condition) {
     std::lock_guard lock(mutex_);
-    components_[component] = Component{ready, reason};
+    Component& c = components_[component];
+    std::string keep = (!ready && condition.empty() && !c.ready) ? c.condition : condition;
+    c = Component{ready, reason, ready ? std::string() : std::move(keep)};
+}
+
+void HealthState::setCertificateNotAfter(std::chrono::system_clock::time_point notAfter) {
+    std::lock_guard lock(mutex_);
+    notAfter_ = notAfter;
+}
+
+void HealthState::setInbound(std::size_t deferred, std::size_t quarantined) {
+    std::lock_guard lock(mutex_);
+    inbound_ = Inbound{deferred, quarantined};
+}
+
+std::optional<std::chrono::system_clock::time_point> HealthState::certificateNotAfter() const {
+    std::lock_guard lock(mutex_);
+    return notAfter_;
+}
+
+std::optional<HealthState::Inbound> HealthState::inbound() const {
+    std::lock_guard lock(mutex_);
+    return inbound_;
 }
 
 std::map<std::string, HealthState::Component> HealthState::components() const {
@@ -48,6 +71,52 @@ std::string HealthState::notReadySummary() const {
     return out;
 }
 
+namespace {
+
+void gaugeHeader(std::ostream& out, const char* name, const char* help) {
+    out << "# HELP " << name << " " << help << "\n# TYPE " << name << " gauge\n";
+}
+
+}  // namespace
+
+std::string healthMetricsText(const HealthState& health,
+                              std::chrono::system_clock::time_point now) {
+    const auto components = health.components();
+    std::ostringstream out;
+    gaugeHeader(out, "demail_ready", "1 when every component is ready (as /readyz)");
+    out << "demail_ready " << (health.ready() ? 1 : 0) << "\n";
+    gaugeHeader(out, "demail_component_ready",
+                "1 when the component is ready; /readyz and /status say why not");
+    for (const auto& [name, c] : components)  // names are fixed words of the daemon: no escaping
+        out << "demail_component_ready{component=\"" << name << "\"} " << (c.ready ? 1 : 0) << "\n";
+    const auto card = components.find("card");
+    const auto cardIs = [&](const char* condition) {
+        return card != components.end() && !card->second.ready &&
+                       card->second.condition == condition
+                   ? 1
+                   : 0;
+    };
+    gaugeHeader(out, "demail_card_absent", "1 while no card (or no reader, no pcscd) is seen");
+    out << "demail_card_absent " << cardIs(kConditionAbsent) << "\n";
+    gaugeHeader(out, "demail_card_pin_rejected",
+                "1 while the card's PIN was rejected or is blocked: only the operator can fix it");
+    out << "demail_card_pin_rejected " << cardIs(kConditionPinRejected) << "\n";
+    if (const auto notAfter = health.certificateNotAfter()) {
+        gaugeHeader(out, "demail_certificate_expiry_seconds",
+                    "Seconds until the client certificate expires (negative: expired)");
+        out << "demail_certificate_expiry_seconds "
+            << std::chrono::duration_cast<std::chrono::seconds>(*notAfter - now).count() << "\n";
+    }
+    if (const auto inbound = health.inbound()) {
+        gaugeHeader(out, "demail_inbound_deferred",
+                    "Inbound items the last pass left at the provider (delivery failed)");
+        out << "demail_inbound_deferred " << inbound->deferred << "\n";
+        gaugeHeader(out, "demail_inbound_quarantined", "Inbound items held in quarantine now");
+        out << "demail_inbound_quarantined " << inbound->quarantined << "\n";
+    }
+    return out.str();
+}
+
 std::string statusJson(const HealthState& health, const Metrics& metrics) {
     Poco::JSON::Object root;
     root.set("ready", health.ready());
@@ -56,6 +125,8 @@ std::string statusJson(const HealthState& health, const Metrics& metrics) {
         Poco::JSON::Object o;
         o.set("ready", c.ready);
         o.set("reason", c.reason);
+        if (!c.condition.empty())
+            o.set("condition", c.condition);
         components.set(name, o);
     }
     root.set("components", components);
@@ -95,7 +166,8 @@ class Handler : public Poco::Net::HTTPRequestHandler {
             }
         } else if (uri == "/metrics") {
             type = "text/plain; version=0.0.4; charset=utf-8";
-            body = metrics_.prometheusText();
+            body = metrics_.prometheusText() +
+                   healthMetricsText(health_, std::chrono::system_clock::now());
         } else if (uri == "/status") {
             type = "application/json";
             body = statusJson(health_, metrics_);

@@ -57,7 +57,9 @@ for f in usr/sbin/demail-gatewayd usr/sbin/demailctl usr/sbin/demail-card usr/sb
   usr/lib/tmpfiles.d/demail-gateway.conf lib/udev/rules.d/90-demail-reader.rules \
   usr/share/man/man8/demail-gatewayd.8.gz usr/share/man/man8/demailctl.8.gz \
   usr/share/man/man8/demail-card.8.gz usr/share/man/man8/demail-certpromote.8.gz \
-  usr/share/doc/demail-gateway/examples/gateway.ini; do
+  usr/share/doc/demail-gateway/examples/gateway.ini \
+  usr/share/demail-gateway/prometheus/demail-gateway.rules.yml \
+  usr/share/demail-gateway/grafana/demail-gateway.json; do
   grep -q " ./$f$" <<<"$contents" || fail "the package lacks $f"
 done
 if dpkg-deb -f "$deb" Depends | grep -q vsmartcard; then fail "depends on vsmartcard-vpcd"; fi

@@ -15,14 +15,14 @@ Poco::Logger& log() {
     return Poco::Logger::get("card");
 }
 
-// Days until the client certificate expires; nothing without one.
+// Whole days until the client certificate expires (negative once it has); nothing without one.
 std::optional<int> daysLeft(X509* cert) {
-    if (!cert)
+    const auto notAfter = certificateNotAfter(cert);
+    if (!notAfter)
         return std::nullopt;
-    int days = 0, secs = 0;
-    if (ASN1_TIME_diff(&days, &secs, nullptr, X509_get0_notAfter(cert)) != 1)
-        return std::nullopt;
-    return days;
+    return static_cast<int>(
+        std::chrono::floor<std::chrono::days>(*notAfter - std::chrono::system_clock::now())
+            .count());
 }
 
 }  // namespace
@@ -68,14 +68,16 @@ std::string CardSupervisor::pinTries() const {
     return ", " + std::to_string(st.value().triesLeft) + " tries left";
 }
 
-void CardSupervisor::notReady(const std::string& why) {
+void CardSupervisor::notReady(const std::string& why, const std::string& condition) {
     ready_ = false;
     hooks_.pause(why);
-    health_.set("card", false, why);
+    health_.set("card", false, why, condition);
 }
 
 // A warning 30 days ahead (log and status), red once it has expired.
 void CardSupervisor::checkExpiry() {
+    if (auto notAfter = certificateNotAfter(credentials_.credentials->certificate()))
+        health_.setCertificateNotAfter(*notAfter);  // /metrics: certificate expiry
     const auto days = daysLeft(credentials_.credentials->certificate());
     if (!days)
         return;
@@ -96,7 +98,8 @@ void CardSupervisor::start() {
     if (!credentials_.error.empty()) {
         const bool pin = credentials_.exitCode == 3 || credentials_.exitCode == 4;
         needsOperator_ = credentials_.card && isPinRejection(credentials_.card->lastKind());
-        notReady(credentials_.error + (pin ? pinTries() : std::string()));
+        notReady(credentials_.error + (pin ? pinTries() : std::string()),
+                 credentials_.card ? cardCondition(credentials_.card->lastKind()) : "");
         log().error("event=card_not_ready reason=\"" + credentials_.error + "\"");
     } else {
         ready_ = true;
@@ -130,7 +133,7 @@ void CardSupervisor::login(const char* event) {
         return;
     }
     needsOperator_ = isPinRejection(r.kind);
-    notReady(r.message + (needsOperator_ ? pinTries() : ""));
+    notReady(r.message + (needsOperator_ ? pinTries() : ""), cardCondition(r.kind));
     log().error("event=card_login_failed reason=\"" + r.message + "\"");
 }
 
@@ -160,7 +163,7 @@ void CardSupervisor::run() {
             const std::string why = std::string(smartcard::toString(state.presence)) +
                                     (state.reader.empty() ? "" : " in reader " + state.reader) +
                                     ": sending is paused, mail is queued";
-            notReady(why);
+            notReady(why, kConditionAbsent);
             log().warning("event=card_absent reason=\"" + why + "\"");
             continue;
         }

@@ -89,6 +89,7 @@ void InboundService::run() {
             c.lastError = std::string("inbound pass failed: ") + e.what();
         }
         delivered_.add(static_cast<std::uint64_t>(c.delivered));
+        health_.setInbound(static_cast<std::size_t>(c.deferred), c.quarantined);
         if (c.deferred)
             errors_.add(static_cast<std::uint64_t>(c.deferred));
         if (c.quarantined)

@@ -15,6 +15,7 @@ tries() { PCSCLITE_CSOCK_NAME="$STACK/pcsc/run/pcscd.comm" pkcs15-tool -D 2>/dev
 wait_for 15 bash -c "! curl -sf http://127.0.0.1:$HEALTH_PORT/readyz >/dev/null" || fail "still ready without a card"
 ready=$(curl -s "http://127.0.0.1:$HEALTH_PORT/readyz")
 grep -q "card: no card" <<<"$ready" || fail "readiness reason: $ready"
+wait_for 15 bash -c "curl -s http://127.0.0.1:$HEALTH_PORT/metrics | grep -qx 'demail_card_absent 1'" || fail "/metrics: demail_card_absent is not 1"
 send_mail "while the card is out" >/dev/null 2>&1 || fail "intake refused while the card is out"
 sleep 3
 [ "$(submissions)" = 0 ] || fail "submitted without a card"
@@ -40,6 +41,9 @@ wait_for 15 grep -q "rejected the PIN" "$STACK/ready.txt" || wait_for 10 bash -c
   fail "readiness does not report the PIN: $(curl -s http://127.0.0.1:$HEALTH_PORT/readyz)"
 ready=$(curl -s "http://127.0.0.1:$HEALTH_PORT/readyz")
 grep -q "2 tries left" <<<"$ready" || fail "tries left not reported: $ready"
+metrics=$(curl -s "http://127.0.0.1:$HEALTH_PORT/metrics")
+grep -qx "demail_card_pin_rejected 1" <<<"$metrics" || fail "/metrics: demail_card_pin_rejected is not 1"
+grep -qx "demail_card_absent 0" <<<"$metrics" || fail "/metrics: a rejected PIN is not an absent card"
 "$FIXTURE" card-pull "$STACK/pcsc"; "$FIXTURE" card-insert "$STACK/pcsc"
 sleep 5
 after=$(tries)
@@ -50,4 +54,5 @@ pass "wrong PIN: one try spent ($before -> $after), never retried (not even afte
 echo 123456 >"$STACK/card.pin"
 kill -HUP "$GATEWAYD_PID"
 wait_for 15 curl -sf "http://127.0.0.1:$HEALTH_PORT/readyz" -o /dev/null || fail "not ready after SIGHUP with the right PIN"
+curl -s "http://127.0.0.1:$HEALTH_PORT/metrics" | grep -qx "demail_card_pin_rejected 0" || fail "/metrics: PIN still rejected after the fix"
 pass "SIGHUP after the PIN file was fixed: logged in, ready"

@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <sstream>
 
 #include "demail/gateway/health.h"
@@ -31,6 +32,10 @@ Reply get(unsigned port, const std::string& path) {
     std::stringstream body;
     body << in.rdbuf();
     return {static_cast<int>(response.getStatus()), body.str()};
+}
+
+bool has(const std::string& text, const std::string& line) {
+    return text.find(line + "\n") != std::string::npos;
 }
 
 }  // namespace
@@ -65,6 +70,58 @@ TEST(HealthState, ReadyOnlyWhenEveryComponentIs) {
     EXPECT_TRUE(h.ready());
 }
 
+TEST(HealthMetrics, MirrorComponentsAndTheCardCondition) {
+    HealthState h;
+    const auto now = std::chrono::system_clock::now();
+    h.set("card", true, "logged in");
+    h.set("provider", false, "connection refused");
+    auto text = healthMetricsText(h, now);
+    EXPECT_TRUE(has(text, "# TYPE demail_component_ready gauge")) << text;
+    EXPECT_TRUE(has(text, "demail_component_ready{component=\"card\"} 1")) << text;
+    EXPECT_TRUE(has(text, "demail_component_ready{component=\"provider\"} 0")) << text;
+    EXPECT_TRUE(has(text, "demail_ready 0")) << text;
+    EXPECT_TRUE(has(text, "demail_card_absent 0")) << text;
+    EXPECT_TRUE(has(text, "demail_card_pin_rejected 0")) << text;
+    EXPECT_EQ(text.find("demail_certificate_expiry_seconds"), std::string::npos)
+        << "no certificate known yet: no series rather than a misleading 0";
+    EXPECT_EQ(text.find("demail_inbound_"), std::string::npos);
+
+    h.set("card", false, "no card in reader X: sending is paused", kConditionAbsent);
+    // The dispatcher repeats "paused" without a condition: the card is still absent.
+    h.set("card", false, "sending is paused");
+    text = healthMetricsText(h, now);
+    EXPECT_TRUE(has(text, "demail_card_absent 1")) << text;
+    EXPECT_TRUE(has(text, "demail_component_ready{component=\"card\"} 0")) << text;
+    EXPECT_EQ(h.components().at("card").condition, "absent");
+
+    h.set("card", false, "the card rejected the PIN, 2 tries left", kConditionPinRejected);
+    text = healthMetricsText(h, now);
+    EXPECT_TRUE(has(text, "demail_card_absent 0")) << text;
+    EXPECT_TRUE(has(text, "demail_card_pin_rejected 1")) << text;
+
+    h.set("card", true, "logged in");
+    EXPECT_EQ(h.components().at("card").condition, "") << "a ready report clears the condition";
+    h.set("card", false, "the card stopped answering");
+    EXPECT_EQ(h.components().at("card").condition, "") << "nothing to keep after a ready report";
+    text = healthMetricsText(h, now);
+    EXPECT_TRUE(has(text, "demail_card_pin_rejected 0")) << text;
+    EXPECT_TRUE(has(text, "demail_card_absent 0")) << text;
+}
+
+TEST(HealthMetrics, CertificateExpiryCountsDownAndInboundBacklogIsShown) {
+    HealthState h;
+    const auto now = std::chrono::system_clock::now();
+    h.setCertificateNotAfter(now + std::chrono::hours(24) * 20);
+    EXPECT_TRUE(has(healthMetricsText(h, now), "demail_certificate_expiry_seconds 1728000"));
+    EXPECT_TRUE(has(healthMetricsText(h, now + std::chrono::hours(24) * 21),
+                    "demail_certificate_expiry_seconds -86400"))
+        << "expired: negative";
+    h.setInbound(2, 1);
+    const auto text = healthMetricsText(h, now);
+    EXPECT_TRUE(has(text, "demail_inbound_deferred 2")) << text;
+    EXPECT_TRUE(has(text, "demail_inbound_quarantined 1")) << text;
+}
+
 TEST(HealthServer, ServesTheFourEndpointsOverHttp) {
     HealthState h;
     Metrics m;
@@ -83,6 +140,8 @@ TEST(HealthServer, ServesTheFourEndpointsOverHttp) {
 
     auto metrics = get(server.port(), "/metrics");
     EXPECT_NE(metrics.body.find("demail_messages_accepted_total 5"), std::string::npos);
+    EXPECT_TRUE(has(metrics.body, "demail_component_ready{component=\"card\"} 1")) << metrics.body;
+    EXPECT_TRUE(has(metrics.body, "demail_ready 1")) << metrics.body;
 
     auto status = get(server.port(), "/status");
     ASSERT_EQ(status.status, 200);

@@ -2,7 +2,9 @@
 // product), or PEM files ([provider] client_key: lab set-ups and tests).
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,5 +47,13 @@ struct CredentialsResult {
 std::vector<std::string> expectedCardCertificates(const Config& config);
 
 CredentialsResult makeCredentials(const Config& config);
+
+// HealthState's card condition for a failed key load: kConditionPinRejected for a PIN the
+// operator must fix (wrong, previously rejected, blocked, last try), kConditionAbsent for no
+// token, "wrong_card", else "login_failed".
+const char* cardCondition(smartcard::KeyErrorKind kind);
+
+// The certificate's notAfter; nothing without a certificate.
+std::optional<std::chrono::system_clock::time_point> certificateNotAfter(X509* cert);
 
 }  // namespace demail::gateway

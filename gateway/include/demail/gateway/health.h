@@ -1,12 +1,16 @@
 // The health endpoint ([health] listen): /healthz (the process answers), /readyz (every component
 // ready: 200, else 503 with the reasons), /metrics (Prometheus text), /status (JSON of all of it,
 // what `demailctl health` prints). The daemon's parts report into HealthState; the HTTP server
-// only reads it.
+// only reads it. /metrics also carries gauges derived from HealthState (component readiness, the
+// card's condition, certificate expiry, inbound backlog), so that alert rules need no other source.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "demail/gateway/config.h"
@@ -22,19 +26,49 @@ class HealthState {
   public:
     struct Component {
         bool ready = false;
-        std::string reason;  // one line, for the operator: "card removed from reader X"
+        std::string reason;     // one line, for the operator: "card removed from reader X"
+        std::string condition;  // one word, for alerting: "absent", "pin_rejected"; "" if none
     };
-    // Components: "card", "provider", "spool", "queue". A component never reported is not ready.
-    void set(const std::string& component, bool ready, const std::string& reason);
+    // Components: "card", "provider", "spool", "queue", "inbound", "certificate". A component
+    // never reported is not ready. condition (see the kCondition constants) names why a component
+    // is not ready; a not-ready report without one keeps the condition already known, so that a
+    // repeated "still paused" does not wipe out "absent". A ready report clears it.
+    void set(const std::string& component, bool ready, const std::string& reason,
+             const std::string& condition = {});
     std::map<std::string, Component> components() const;
     bool ready() const;
     // "card: PIN rejected, 2 tries left; provider: ..." listing the components that are not ready.
     std::string notReadySummary() const;
 
+    // The client certificate's notAfter, where the daemon checks expiry (/metrics: seconds left).
+    void setCertificateNotAfter(std::chrono::system_clock::time_point notAfter);
+    // The inbound pass's backlog: items left at the provider (deferred) in the last pass, items
+    // held in quarantine now.
+    void setInbound(std::size_t deferred, std::size_t quarantined);
+
+    struct Inbound {
+        std::size_t deferred = 0;
+        std::size_t quarantined = 0;
+    };
+    std::optional<std::chrono::system_clock::time_point> certificateNotAfter() const;
+    std::optional<Inbound> inbound() const;
+
   private:
     mutable std::mutex mutex_;
     std::map<std::string, Component> components_;
+    std::optional<std::chrono::system_clock::time_point> notAfter_;
+    std::optional<Inbound> inbound_;
 };
+
+// Conditions of the card component the alert rules match on.
+inline constexpr const char* kConditionAbsent = "absent";             // no card, reader, pcscd
+inline constexpr const char* kConditionPinRejected = "pin_rejected";  // needs the operator
+
+// The gauges derived from health, in Prometheus text (part of /metrics):
+//   demail_ready, demail_component_ready{component}, demail_card_absent,
+//   demail_card_pin_rejected, demail_certificate_expiry_seconds (once known),
+//   demail_inbound_deferred / demail_inbound_quarantined (once the first pass ran).
+std::string healthMetricsText(const HealthState& health, std::chrono::system_clock::time_point now);
 
 // JSON body of /status.
 std::string statusJson(const HealthState& health, const Metrics& metrics);

@@ -53,7 +53,7 @@ class CardSupervisor {
     void run();
     void login(const char* event);  // mutex_ held
     void checkExpiry();
-    void notReady(const std::string& why);
+    void notReady(const std::string& why, const std::string& condition = {});
     std::string pinTries() const;
 
     const std::string reader_;
