@@ -29,6 +29,7 @@
 #include "demail/gateway/config.h"
 #include "demail/gateway/credentials.h"
 #include "demail/gateway/ctl_queue.h"
+#include "demail/gateway/spool.h"
 #include "demail/smtp/auth.h"
 
 using namespace demail;
@@ -41,9 +42,26 @@ void usage(std::ostream& out) {
            "  provider probe             TLS profile and accounts at the provider\n"
            "  queue list                 queued messages (like mailq)\n"
            "  queue show|retry|delete ID\n"
+           "  trace ID                   one message's log trail (journalctl QUEUE_ID=ID)\n"
            "  passwd USER                read a password, print a users_file line\n"
            "Exit codes: 0 ok, 1 failed, 2 usage/config, 3 wrong PIN, 4 blocked, 5 no card,\n"
            "6 TLS or provider refused.\n";
+}
+
+// Every journal line that names the queue id: the SMTP acceptance (client, TLS, AUTH user, from,
+// to, size, Message-ID), each submission attempt (duration, provider ids, result), DSNs and the
+// confirmations routed back to the sender (gateway/journal_channel.h).
+int trace(const std::string& queueId) {
+    if (!gateway::Spool::validId(queueId)) {
+        std::cerr << "demailctl trace: '" << queueId << "' is not a queue id\n";
+        return 2;
+    }
+    const std::string match = "QUEUE_ID=" + queueId;
+    execlp("journalctl", "journalctl", "--no-pager", "-o", "short-iso", match.c_str(),
+           static_cast<char*>(nullptr));
+    std::cerr << "demailctl trace: cannot run journalctl (" << std::strerror(errno)
+              << "); without the journal: grep 'queue_id=" << queueId << "' in the daemon's log\n";
+    return 1;
 }
 
 int health(const gateway::Config& config) {
@@ -187,6 +205,8 @@ int main(int argc, char** argv) {
     }
     if (args[0] == "passwd")
         return args.size() == 2 ? passwdCommand(args[1]) : (usage(std::cerr), 2);
+    if (args[0] == "trace")
+        return args.size() == 2 ? trace(args[1]) : (usage(std::cerr), 2);
     const auto loaded = gateway::loadConfig(configPath);
     if (!loaded.ok()) {
         std::cerr << "demailctl: " << loaded.error << "\n";

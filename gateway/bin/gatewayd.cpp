@@ -10,10 +10,12 @@
 #include <Poco/PatternFormatter.h>
 #include <signal.h>
 
+#include <cstdlib>
 #include <iostream>
 
 #include "demail/gateway/accounts_file.h"
 #include "demail/gateway/config.h"
+#include "demail/gateway/journal_channel.h"
 #include "demail/gateway/services/daemon.h"
 #include "secret_memory.h"
 
@@ -21,11 +23,18 @@ using namespace demail;
 
 namespace {
 
+// Under systemd (JOURNAL_STREAM set) straight to the journal with QUEUE_ID=/PROVIDER_ID= fields
+// (journal_channel.h); elsewhere "<priority> <component>: <event line>" on stderr.
 void setUpLogging() {
-    Poco::AutoPtr<Poco::PatternFormatter> f(new Poco::PatternFormatter("%p %s: %t"));
-    Poco::AutoPtr<Poco::FormattingChannel> c(
-        new Poco::FormattingChannel(f, new Poco::ConsoleChannel(std::cerr)));
-    Poco::Logger::root().setChannel(c);
+    if (std::getenv("JOURNAL_STREAM")) {
+        Poco::AutoPtr<gateway::JournalChannel> j(new gateway::JournalChannel("demail-gatewayd"));
+        Poco::Logger::root().setChannel(j);
+    } else {
+        Poco::AutoPtr<Poco::PatternFormatter> f(new Poco::PatternFormatter("%p %s: %t"));
+        Poco::AutoPtr<Poco::FormattingChannel> c(
+            new Poco::FormattingChannel(f, new Poco::ConsoleChannel(std::cerr)));
+        Poco::Logger::root().setChannel(c);
+    }
     Poco::Logger::root().setLevel("information");
 }
 

@@ -46,8 +46,10 @@ InboundRoute DeMailRouter::route(const InboxItem& item, const std::string& raw) 
                 }
             }
             if (const auto job = connector::correlate(c, xml))
-                if (const auto sender = journal_.senderOf(*job))
+                if (const auto sender = journal_.senderOf(*job)) {
+                    r.queueId = *job;
                     return {*sender};
+                }
         }
         if (const auto inbox = accounts_().inboxFor(item.account))
             return {*inbox};

@@ -120,7 +120,8 @@ void InboundPoller::handle(const InboxItem& item, InboundCounts& counts) {
     attempts_.clear(item.id);
     ++counts.delivered;
     log().information("event=inbound_delivered provider_id=" + item.id + " kind=" + route.kind +
-                      " account=" + item.account);
+                      " account=" + item.account +
+                      (route.queueId.empty() ? "" : " queue_id=" + route.queueId));
     try {
         ledger_.add(item.id);
     } catch (const std::exception& e) {

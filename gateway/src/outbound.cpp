@@ -194,13 +194,19 @@ bool OutboundDispatcher::handleSubmit(const Envelope& env, DispatchState& st, Ti
         giveUp(env, st, "4.3.0", "the queued message body cannot be read");
         return false;
     }
+    const auto started = std::chrono::steady_clock::now();
     const SubmitOutcome out = submitter_.submit(env, *body);
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - started);
     switch (out.kind) {
         case SubmitOutcome::Kind::Accepted:
             store_.finish(env.queueId);
             ++counts.submitted;
-            log().information("event=submitted queue_id=" + env.queueId + " attempts=" +
-                              std::to_string(st.attempts + 1) + " detail=\"" + out.detail + "\"");
+            log().information("event=submitted queue_id=" + env.queueId +
+                              " attempts=" + std::to_string(st.attempts + 1) +
+                              " duration_ms=" + std::to_string(took.count()) +
+                              (out.providerIds.empty() ? "" : " provider_ids=" + out.providerIds) +
+                              " detail=\"" + out.detail + "\"");
             // RFC 3461 NOTIFY=SUCCESS: the provider is not an SMTP server, so the message was
             // "relayed" out of the DSN world. Best effort: the mail itself is safe.
             if (!env.sender.empty()) {

@@ -54,7 +54,9 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
         return {SubmitOutcome::Kind::Permanent,
                 head ? "the queued message is shorter than its header section"
                      : "header section larger than " + std::to_string(limit) + " bytes",
-                "5.6.0", ""};
+                "5.6.0",
+                "",
+                {}};
     const std::string& message = *head;
     connector::OutboundContext ctx;
     ctx.queueId = env.queueId;
@@ -72,7 +74,7 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
                                      prep.refusal == connector::RefusalKind::SenderNotMapped
                                  ? "5.7.1"
                                  : "5.6.0";
-        return {SubmitOutcome::Kind::Permanent, prep.reason, status, ""};
+        return {SubmitOutcome::Kind::Permanent, prep.reason, status, "", {}};
     }
     connector::Submission sub;
     sub.idempotencyKey = env.queueId;
@@ -86,9 +88,15 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
     const auto r = transport_.submit(sub);
     if (r.ok()) {
         journal_.record(env.queueId, env.sender);
+        std::string ids;
+        for (const auto& id : r.value().messageIds)
+            ids += (ids.empty() ? "" : ",") + id;
+        for (char& ch : ids)  // provider text in a log line: no space, quote or control byte
+            if (static_cast<unsigned char>(ch) <= 0x20 || ch == '"' || ch == 0x7f)
+                ch = '?';
         return {SubmitOutcome::Kind::Accepted,
                 r.value().duplicate ? "already at the provider" : "accepted by the provider", "",
-                host_};
+                host_, ids};
     }
     const auto& e = r.error();
     if (e.code == "idempotency_conflict") {
@@ -102,23 +110,28 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
         return {SubmitOutcome::Kind::Accepted,
                 "already at the provider as an earlier attempt in another form (409 "
                 "idempotency_conflict): not sent again",
-                "", host_};
+                "",
+                host_,
+                {}};
     }
     const std::string detail = "provider: " + e.reason;
     switch (e.kind) {
         case connector::ErrorKind::Permanent:
-            return {SubmitOutcome::Kind::Permanent, detail,
-                    e.code == "recipient_not_demail" ? "5.1.1" : "5.7.0", host_};
+            return {SubmitOutcome::Kind::Permanent,
+                    detail,
+                    e.code == "recipient_not_demail" ? "5.1.1" : "5.7.0",
+                    host_,
+                    {}};
         case connector::ErrorKind::OperatorAction:
-            return {SubmitOutcome::Kind::OperatorAction, detail, "4.7.0", host_};
+            return {SubmitOutcome::Kind::OperatorAction, detail, "4.7.0", host_, {}};
         case connector::ErrorKind::Retryable:
             if (cardProblem) {
                 if (auto why = cardProblem())
-                    return {SubmitOutcome::Kind::OperatorAction, *why, "4.7.0", host_};
+                    return {SubmitOutcome::Kind::OperatorAction, *why, "4.7.0", host_, {}};
             }
-            return {SubmitOutcome::Kind::Retryable, detail, "4.4.1", host_};
+            return {SubmitOutcome::Kind::Retryable, detail, "4.4.1", host_, {}};
     }
-    return {SubmitOutcome::Kind::Retryable, detail, "4.4.1", host_};
+    return {SubmitOutcome::Kind::Retryable, detail, "4.4.1", host_, {}};
 }
 
 }  // namespace demail::gateway

@@ -95,7 +95,7 @@ bool SpoolQuarantine::park(const InboxItem& item, const std::string* raw, const 
         "\"\r\nContent-Disposition: attachment; filename=\"" + name + (raw ? ".eml" : ".txt") +
         "\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" + encoded + "\r\n--" + boundary +
         "--\r\n";
-    const DeliveryResult r = relay_.deliver({"", {postmaster_}, "quarantine", {}, {}}, notice);
+    const DeliveryResult r = relay_.deliver({"", {postmaster_}, "quarantine", {}, {}, {}}, notice);
     if (!r.delivered())  // the file is kept either way; the health alarm says where
         log().error("event=quarantine_notice_failed provider_id=" + name + " reason=\"" + r.detail +
                     "\"");

@@ -4,6 +4,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <strings.h>
 
 #include <ctime>
 #include <thread>
@@ -465,6 +466,8 @@ bool Session::data(const Command& c) {
     std::string line;
     std::uint64_t size = 0;
     bool tooBig = false;
+    bool inHeader = true;   // until the first empty line
+    std::string messageId;  // for the audit trail
     while (true) {
         // maxLineLength counts the CRLF; the reader counts the bytes before the LF, CR included.
         const auto r = conn_.readLine(line, cfg_.maxLineLength - 1, cfg_.maxMessageSize, deadline);
@@ -493,6 +496,13 @@ bool Session::data(const Command& c) {
         }
         if (line == ".")
             break;
+        if (inHeader) {
+            if (line.empty())
+                inHeader = false;
+            else if (messageId.empty() && line.size() > 11 &&
+                     strncasecmp(line.c_str(), "Message-ID:", 11) == 0)
+                messageId = line.substr(11, 200);
+        }
         const char* p = line.data();
         std::size_t n = line.size();
         if (n > 0 && p[0] == '.') {  // dot-unstuffing (RFC 5321 §4.5.2)
@@ -510,8 +520,16 @@ bool Session::data(const Command& c) {
     }
     const bool wasLong = lineTooLong_;
     lineTooLong_ = false;
+    std::string to;
+    for (std::size_t i = 0; i < envelope_.recipients.size() && i < 10; ++i)
+        to += (i ? "," : "") + envelope_.recipients[i].address;
+    if (envelope_.recipients.size() > 10)
+        to += ",+" + std::to_string(envelope_.recipients.size() - 10);
+    const auto first = messageId.find_first_not_of(" \t");
+    messageId = first == std::string::npos ? "" : messageId.substr(first);
     const std::string who = "queue_id=" + writer->queueId() +
-                            " from=" + auditValue(envelope_.sender) +
+                            " from=" + auditValue(envelope_.sender) + " to=" + auditValue(to) +
+                            " message_id=" + auditValue(messageId) +
                             " nrcpt=" + std::to_string(envelope_.recipients.size()) +
                             " auth=" + auditValue(info_.authUser) + " tls=" + auditValue(info_.tls);
     resetTransaction();

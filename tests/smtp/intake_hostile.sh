@@ -91,7 +91,7 @@ pass "over-long lines ending in a bare LF or holding a bare CR: 521, the session
 grep -q '^event=smtp_bare_newline client=127.0.0.1 phase=data queue_id=' "$T/server.log" || fail "no audit line for the smuggling attempt: $(tail -5 "$T/server.log")"
 grep -q '^event=relay_denied client=127.0.0.2 from="a@firma.de"' "$T/server.log" || fail "no audit line for the relay refusal"
 out=$(raw_smtp 'EHLO x\r\nMAIL FROM:<a@firma.de>\r\nRCPT TO:<b@behoerde.de-mail.de>\r\nDATA\r\nSubject: s\r\n\r\nhi\r\n.\r\nQUIT\r\n')
-grep -q '^event=accepted client=127.0.0.1 queue_id=[0-9A-Z]* from="a@firma.de" nrcpt=1 auth="" tls="" size=[0-9]* reply="250 2.0.0 Ok: queued as' "$T/server.log" || fail "no audit line for an accepted message: $(tail -3 "$T/server.log")"
+grep -q '^event=accepted client=127.0.0.1 queue_id=[0-9A-Z]* from="a@firma.de" to="b@behoerde.de-mail.de" message_id="" nrcpt=1 auth="" tls="" size=[0-9]* reply="250 2.0.0 Ok: queued as' "$T/server.log" || fail "no audit line for an accepted message: $(tail -3 "$T/server.log")"
 before=$(queued)
 pass "the audit trail: one line per accepted message, per relay refusal and per smuggling attempt, with the client"
 

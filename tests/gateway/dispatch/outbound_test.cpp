@@ -58,7 +58,7 @@ class ScriptedProvider : public Submitter {
         ss << body.rdbuf();
         seen.push_back(env.queueId + ":" + ss.str());
         if (script.empty())
-            return {SubmitOutcome::Kind::Accepted, "accepted", "", "provider.test"};
+            return {SubmitOutcome::Kind::Accepted, "accepted", "", "provider.test", {}};
         auto o = script.front();
         script.pop_front();
         return o;
@@ -90,7 +90,7 @@ Envelope envelope(const std::string& id, const std::string& notify = {}) {
 }
 
 SubmitOutcome retryable(const std::string& why) {
-    return {SubmitOutcome::Kind::Retryable, why, "", "provider.test"};
+    return {SubmitOutcome::Kind::Retryable, why, "", "provider.test", {}};
 }
 
 class Dispatch : public ::testing::Test {
@@ -141,8 +141,11 @@ TEST_F(Dispatch, RetryableFailureIsDeferredWithBackoffAndNotRetriedEarly) {
 
 TEST_F(Dispatch, PermanentRefusalBouncesAtOnceWithTheProvidersReason) {
     store.add(envelope("A"), "Subject: a\r\n\r\nbody\r\n");
-    provider.script = {{SubmitOutcome::Kind::Permanent, "recipient is not a De-Mail address",
-                        "5.1.1", "provider.test"}};
+    provider.script = {{SubmitOutcome::Kind::Permanent,
+                        "recipient is not a De-Mail address",
+                        "5.1.1",
+                        "provider.test",
+                        {}}};
     const auto c = dispatcher.runOnce(kT0);
     EXPECT_EQ(c.bounced, 1);
     ASSERT_EQ(relay.sent.size(), 1u);
@@ -179,7 +182,7 @@ TEST_F(Dispatch, OneDelayWarningAfterTheThreshold) {
 
 TEST_F(Dispatch, BounceIsKeptUntilTheRelayTakesTheNotification) {
     store.add(envelope("A"), "x\r\n");
-    provider.script = {{SubmitOutcome::Kind::Permanent, "refused", "5.7.1", ""}};
+    provider.script = {{SubmitOutcome::Kind::Permanent, "refused", "5.7.1", "", {}}};
     relay.next = DeliveryOutcome::Temporary;
     auto c = dispatcher.runOnce(kT0);
     EXPECT_EQ(c.notifyDeferred, 1);
@@ -197,8 +200,8 @@ TEST_F(Dispatch, NullSenderAndNotifyNeverAreRemovedWithoutNotification) {
     e.sender.clear();
     store.add(e, "x\r\n");
     store.add(envelope("B", "NEVER"), "x\r\n");
-    provider.script = {{SubmitOutcome::Kind::Permanent, "refused", "5.7.1", ""},
-                       {SubmitOutcome::Kind::Permanent, "refused", "5.7.1", ""}};
+    provider.script = {{SubmitOutcome::Kind::Permanent, "refused", "5.7.1", "", {}},
+                       {SubmitOutcome::Kind::Permanent, "refused", "5.7.1", "", {}}};
     EXPECT_EQ(dispatcher.runOnce(kT0).bounced, 2);
     EXPECT_TRUE(relay.sent.empty());
 }
@@ -206,7 +209,7 @@ TEST_F(Dispatch, NullSenderAndNotifyNeverAreRemovedWithoutNotification) {
 TEST_F(Dispatch, OperatorActionPausesWithoutCountingAnAttempt) {
     store.add(envelope("A"), "x\r\n");
     store.add(envelope("B"), "y\r\n");
-    provider.script = {{SubmitOutcome::Kind::OperatorAction, "card removed", "", ""}};
+    provider.script = {{SubmitOutcome::Kind::OperatorAction, "card removed", "", "", {}}};
     auto c = dispatcher.runOnce(kT0);
     EXPECT_TRUE(dispatcher.paused());
     EXPECT_EQ(dispatcher.pauseReason(), "card removed");
@@ -267,7 +270,7 @@ class RendezvousProvider : public Submitter {
         --inFlight_;
         if (!met)
             return retryable("the lanes never met");
-        return {SubmitOutcome::Kind::Accepted, "accepted", "", "provider.test"};
+        return {SubmitOutcome::Kind::Accepted, "accepted", "", "provider.test", {}};
     }
     int maxInFlight = 0;
     std::vector<std::string> submitted;

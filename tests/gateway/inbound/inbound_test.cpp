@@ -59,7 +59,8 @@ class FixedRouter : public InboundRouter {
     InboundRoute route(const InboxItem&, const std::string& message) override {
         if (message == "throw")
             throw std::runtime_error("hostile item");
-        InboundRoute r{"absender@behoerde.de-mail.de", {"poststelle@firma.de"}, "message", {}, {}};
+        InboundRoute r{
+            "absender@behoerde.de-mail.de", {"poststelle@firma.de"}, "message", {}, {}, {}};
         if (message == "park")
             r.park = "confirmation XML refused: nested deeper than 32 levels";
         return r;

@@ -38,6 +38,7 @@ struct InboundRoute {
     std::string kind;                     // for logs and metrics: "message", "confirmation", ...
     std::string message;  // what goes to the relay (normalised, header hygiene); empty: as fetched
     std::string park;     // set: the item must not be delivered (why); it is quarantined
+    std::string queueId;  // a confirmation of one of our messages: its queue id (the log trail)
 };
 
 class InboundRouter {

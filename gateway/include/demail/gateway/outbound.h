@@ -67,9 +67,10 @@ struct SubmitOutcome {
         OperatorAction,  // card, PIN, certificate or account: pause everything, keep the queue
     };
     Kind kind = Kind::Retryable;
-    std::string detail;      // one line
-    std::string status;      // RFC 3463 code for a DSN, e.g. "5.1.1"; defaults by kind
-    std::string remoteHost;  // the provider's host for Remote-MTA
+    std::string detail;       // one line
+    std::string status;       // RFC 3463 code for a DSN, e.g. "5.1.1"; defaults by kind
+    std::string remoteHost;   // the provider's host for Remote-MTA
+    std::string providerIds;  // accepted: the provider's message ids, for the log trail
 };
 
 class Submitter {
