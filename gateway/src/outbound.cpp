@@ -1,4 +1,5 @@
 #include "demail/gateway/outbound.h"
+#include "demail/gateway/dsn_status.h"
 
 #include <Poco/Logger.h>
 
@@ -15,7 +16,7 @@ Poco::Logger& log() {
 
 // RFC 3463: X.4.7 "delivery time expired". Like Postfix, the class stays 4 (the failures were
 // transient; the give-up is ours).
-constexpr const char* kExpiredStatus = "4.4.7";
+constexpr const char* kExpiredStatus = dsn_status::kExpired.code;
 
 }  // namespace
 
@@ -191,7 +192,7 @@ bool OutboundDispatcher::handleSubmit(const Envelope& env, DispatchState& st, Ti
                                       DispatchCounts& counts) {
     auto body = store_.body(env.queueId);
     if (!body) {
-        giveUp(env, st, "4.3.0", "the queued message body cannot be read");
+        giveUp(env, st, dsn_status::kLocalError.code, "the queued message body cannot be read");
         return false;
     }
     const auto started = std::chrono::steady_clock::now();
@@ -211,13 +212,14 @@ bool OutboundDispatcher::handleSubmit(const Envelope& env, DispatchState& st, Ti
             // "relayed" out of the DSN world. Best effort: the mail itself is safe.
             if (!env.sender.empty()) {
                 DispatchState done = st;
-                done.lastStatus = "2.0.0";
+                done.lastStatus = dsn_status::kRelayed.code;
                 done.lastError = "handed to the De-Mail provider";
                 sendReport(env, done, DsnAction::Relayed, now, out.remoteHost);
             }
             return true;
         case SubmitOutcome::Kind::Permanent:
-            giveUp(env, st, out.status.empty() ? "5.0.0" : out.status, out.detail);
+            giveUp(env, st, out.status.empty() ? dsn_status::kPermanent.code : out.status,
+                   out.detail);
             return false;
         case SubmitOutcome::Kind::OperatorAction:
             // Not the message's fault: no attempt is counted, the queue waits for the operator.
@@ -231,7 +233,7 @@ bool OutboundDispatcher::handleSubmit(const Envelope& env, DispatchState& st, Ti
     }
     ++st.attempts;
     st.lastError = out.detail;
-    st.lastStatus = out.status.empty() ? "4.4.1" : out.status;
+    st.lastStatus = out.status.empty() ? dsn_status::kProviderUnreachable.code : out.status;
     const RetryPlan plan = planRetry(options_.schedule, st.attempts, env.arrival, now,
                                      st.delayWarned, [this] { return uniform01(); });
     if (plan.giveUp) {

@@ -3,6 +3,7 @@
 #include <string_view>
 
 #include "demail/connector/message/header_block.h"
+#include "demail/gateway/dsn_status.h"
 
 namespace demail::gateway {
 
@@ -54,7 +55,7 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
         return {SubmitOutcome::Kind::Permanent,
                 head ? "the queued message is shorter than its header section"
                      : "header section larger than " + std::to_string(limit) + " bytes",
-                "5.6.0",
+                dsn_status::kNotDeMail.code,
                 "",
                 {}};
     const std::string& message = *head;
@@ -72,8 +73,8 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
     if (!prep.ok()) {
         const char* status = prep.refusal == connector::RefusalKind::RecipientNotDeMail ||
                                      prep.refusal == connector::RefusalKind::SenderNotMapped
-                                 ? "5.7.1"
-                                 : "5.6.0";
+                                 ? dsn_status::kNotAllowed.code
+                                 : dsn_status::kNotDeMail.code;
         return {SubmitOutcome::Kind::Permanent, prep.reason, status, "", {}};
     }
     connector::Submission sub;
@@ -119,19 +120,33 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
         case connector::ErrorKind::Permanent:
             return {SubmitOutcome::Kind::Permanent,
                     detail,
-                    e.code == "recipient_not_demail" ? "5.1.1" : "5.7.0",
+                    e.code == "recipient_not_demail" ? dsn_status::kRecipientUnknown.code
+                                                     : dsn_status::kProviderRefused.code,
                     host_,
                     {}};
         case connector::ErrorKind::OperatorAction:
-            return {SubmitOutcome::Kind::OperatorAction, detail, "4.7.0", host_, {}};
+            return {SubmitOutcome::Kind::OperatorAction,
+                    detail,
+                    dsn_status::kOperatorAction.code,
+                    host_,
+                    {}};
         case connector::ErrorKind::Retryable:
             if (cardProblem) {
                 if (auto why = cardProblem())
-                    return {SubmitOutcome::Kind::OperatorAction, *why, "4.7.0", host_, {}};
+                    return {SubmitOutcome::Kind::OperatorAction,
+                            *why,
+                            dsn_status::kOperatorAction.code,
+                            host_,
+                            {}};
             }
-            return {SubmitOutcome::Kind::Retryable, detail, "4.4.1", host_, {}};
+            return {SubmitOutcome::Kind::Retryable,
+                    detail,
+                    dsn_status::kProviderUnreachable.code,
+                    host_,
+                    {}};
     }
-    return {SubmitOutcome::Kind::Retryable, detail, "4.4.1", host_, {}};
+    return {
+        SubmitOutcome::Kind::Retryable, detail, dsn_status::kProviderUnreachable.code, host_, {}};
 }
 
 }  // namespace demail::gateway
