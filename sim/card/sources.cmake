@@ -10,4 +10,3 @@ target_link_libraries(demail_sim_card_core PUBLIC OpenSSL::Crypto)
 
 target_sources(demail-sim PRIVATE ${CMAKE_CURRENT_LIST_DIR}/card_main.cpp)
 target_link_libraries(demail-sim PRIVATE demail_sim_card_core)
-target_compile_definitions(demail-sim PRIVATE DEMAIL_SIM_CARD=1)

@@ -8,5 +8,4 @@ target_sources(demail-sim PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/https_api.cpp
   ${CMAKE_CURRENT_LIST_DIR}/provider_server.cpp
   ${CMAKE_CURRENT_LIST_DIR}/control_api.cpp)
-target_compile_definitions(demail-sim PRIVATE DEMAIL_SIM_PROVIDER=1)
 target_link_libraries(demail-sim PRIVATE Poco::Foundation Poco::Net Poco::NetSSL Poco::JSON)

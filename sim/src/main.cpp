@@ -19,14 +19,10 @@ int main(int argc, char** argv) {
         usage();
         return argc < 2 ? 2 : 0;
     }
-#ifdef DEMAIL_SIM_CARD
     if (std::strcmp(argv[1], "card") == 0)
         return demail::sim::card_main(argc - 1, argv + 1);
-#endif
-#ifdef DEMAIL_SIM_PROVIDER
     if (std::strcmp(argv[1], "provider") == 0)
         return demail::sim::provider_main(argc - 1, argv + 1);
-#endif
     std::fprintf(stderr, "demail-sim: unknown simulator '%s'\n", argv[1]);
     usage();
     return 2;
