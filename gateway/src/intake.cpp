@@ -58,6 +58,11 @@ void IntakePolicy::setRelayNetworks(std::vector<std::string> networks) {
     relayNetworks_ = std::move(networks);
 }
 
+void IntakePolicy::setAccountsListed(bool listed) {
+    std::lock_guard lock(mutex_);
+    accountsListed_ = listed;
+}
+
 bool IntakePolicy::relayAllowed(const smtp::SessionInfo& s) {
     if (!s.authUser.empty())
         return true;
@@ -73,6 +78,12 @@ smtp::Decision IntakePolicy::checkSender(const smtp::SessionInfo&, const std::st
         return smtp::Decision::refuse(smtp::Reply::SenderRefused,
                                       "<>: a bounce cannot be sent as De-Mail");
     std::lock_guard lock(mutex_);
+    if (!accounts_.accountFor(sender) && !accountsListed_)
+        return smtp::Decision::refuse(
+            smtp::Reply::TryLater,
+            "<" + sender +
+                ">: the gateway does not know its De-Mail accounts yet (provider not reached); "
+                "try again later");
     if (!accounts_.accountFor(sender))
         return smtp::Decision::refuse(
             smtp::Reply::SenderRefused,

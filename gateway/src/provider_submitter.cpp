@@ -86,9 +86,13 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
     sub.options = {prep.options.personal, prep.options.authoritative,
                    prep.options.dispatchConfirmation, prep.options.receiptConfirmation,
                    prep.options.retrieveConfirmation};
+    // Who sent it is recorded before the provider hears of it: a confirmation can be fetched
+    // before the submission's own reply arrives (the inbox is polled on its own thread), and it
+    // must find its sender. A record for a submission that then fails costs one small file
+    // until sent_retention.
+    journal_.record(env.queueId, env.sender);
     const auto r = transport_.submit(sub);
     if (r.ok()) {
-        journal_.record(env.queueId, env.sender);
         std::string ids;
         for (const auto& id : r.value().messageIds)
             ids += (ids.empty() ? "" : ",") + id;

@@ -24,6 +24,7 @@ const ReplyText& replyFor(Reply r) {
         {Reply::Timeout, {421, "4.4.2", "Timeout exceeded, closing connection"}},
         {Reply::LineOverflow, {421, "4.7.0", "Line too long, closing connection"}},
         {Reply::LocalError, {451, "4.3.0", "Local error in processing, try again later"}},
+        {Reply::TryLater, {451, "4.7.0", "Cannot decide now, try again later"}},
         {Reply::NoSpace, {452, "4.3.1", "Insufficient system storage, try again later"}},
         {Reply::TooManyRecipients, {452, "4.5.3", "Too many recipients"}},
         {Reply::AuthThrottled, {454, "4.7.0", "Too many failed authentications, try again later"}},

@@ -114,13 +114,34 @@ void HeaderBlock::set(std::string name, std::string value) {
     add(std::move(name), std::move(value));
 }
 
+namespace {
+
+// RFC 5322 §2.1.1: no line over 998 characters. A field longer than that is folded (CRLF before a
+// space or tab) at the last white space that keeps the line within 998; one without any such
+// white space is left whole (serialize's caller checks with longestLine()).
+void appendFolded(std::string& out, const std::string& line) {
+    constexpr std::size_t kMax = 998;
+    std::size_t start = 0;
+    while (line.size() - start > kMax) {
+        std::size_t cut = line.find_last_of(" \t", start + kMax);
+        if (cut == std::string::npos || cut <= start)
+            break;
+        out.append(line, start, cut - start);
+        out += "\r\n";
+        start = cut;  // the white space begins the continuation line
+    }
+    out.append(line, start, std::string::npos);
+}
+
+}  // namespace
+
 std::string HeaderBlock::serialize() const {
     std::string out;
     for (const auto& f : fields_) {
-        out += f.name;
-        out += ": ";
+        std::string line = f.name + ": ";
         for (char c : f.value)  // never let a value break the header structure
-            out += (c == '\r' || c == '\n') ? ' ' : c;
+            line += (c == '\r' || c == '\n') ? ' ' : c;
+        appendFolded(out, line);
         out += "\r\n";
     }
     out += "\r\n";

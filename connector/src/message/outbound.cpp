@@ -98,6 +98,9 @@ std::optional<std::string> AccountMap::accountFor(std::string_view sender) const
     for (const auto& e : entries)
         if (toLower(e.account) == s)
             return e.account;
+    for (const auto& a : ownAccounts)
+        if (toLower(a) == s)
+            return a;
     return std::nullopt;
 }
 
@@ -232,6 +235,17 @@ OutboundPreparation prepareOutbound(std::string_view message, const OutboundCont
     headers->add(header::kPrivateId, c.queueId);
 
     p.headers = headers->serialize();
+    // RFC 5322 §2.1.1: a header line over 998 characters that cannot be folded (no white space
+    // to fold at) is refused at the end of DATA, never sent.
+    for (std::size_t at = 0, next; at < p.headers.size(); at = next + 2) {
+        next = p.headers.find("\r\n", at);
+        if (next == std::string::npos)
+            break;
+        if (next - at > 998)
+            return refuse(RefusalKind::MalformedMessage,
+                          "a header line is longer than 998 characters and cannot be folded",
+                          p.headers.substr(at, p.headers.find(':', at) - at));
+    }
     p.bodyOffset = headers->bodyOffset();
     return p;
 }

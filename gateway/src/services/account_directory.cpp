@@ -63,6 +63,7 @@ void AccountDirectory::publish() {
                 .warning("event=account_domain_ignored domain=" + smtp::auditValue(a.domain) +
                          " reason=\"not below [provider] demail_domains\"");
     }
+    next->map.ownAccounts = next->ownAccounts;
     current_ = std::move(next);
     for (const auto& l : listeners_)
         l(*current_);

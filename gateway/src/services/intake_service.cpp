@@ -25,6 +25,7 @@ IntakeService::IntakeService(const Config& config, Spool& spool, AccountDirector
         for (IntakePolicy* p : {&policy_, &submissionPolicy_}) {
             p->setAccounts(s.map);
             p->setDeMailDomains(s.deMailDomains);
+            p->setAccountsListed(s.providerListed);
         }
     });
 }

@@ -24,6 +24,9 @@ class IntakePolicy final : public smtp::Policy {
     void setDeMailDomains(std::vector<std::string> domains);   // refreshed from the provider
     void setAccounts(connector::AccountMap accounts);          // SIGHUP
     void setRelayNetworks(std::vector<std::string> networks);  // SIGHUP
+    // False until the provider listed our accounts: an unmapped sender may then still be one of
+    // them, so it is told to try again later (4xx), never refused for good on a guess.
+    void setAccountsListed(bool listed);
 
     bool relayAllowed(const smtp::SessionInfo& s) override;
     smtp::Decision checkSender(const smtp::SessionInfo& s, const std::string& sender) override;
@@ -35,6 +38,7 @@ class IntakePolicy final : public smtp::Policy {
     std::vector<std::string> relayNetworks_;
     connector::AccountMap accounts_;
     std::vector<std::string> domains_;
+    bool accountsListed_ = true;
 };
 
 class SpoolSink final : public smtp::MessageSink {

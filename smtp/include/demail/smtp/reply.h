@@ -23,6 +23,7 @@ enum class Reply {
     Timeout,             // 421 4.4.2
     LineOverflow,        // 421 4.7.0 (a line far beyond any limit: the connection is closed)
     LocalError,          // 451 4.3.0
+    TryLater,            // 451 4.7.0 (the gateway cannot decide now)
     NoSpace,             // 452 4.3.1
     TooManyRecipients,   // 452 4.5.3
     AuthThrottled,       // 454 4.7.0

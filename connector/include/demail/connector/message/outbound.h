@@ -21,6 +21,9 @@ struct AccountMapping {
 };
 struct AccountMap {
     std::vector<AccountMapping> entries;
+    // The accounts the provider lists for our card: each may send as itself even when the
+    // accounts file does not name it (an empty accounts file means exactly that).
+    std::vector<std::string> ownAccounts;
     std::optional<std::string> accountFor(std::string_view sender) const;
     // Where inbound mail for an account goes: the first plain address mapped to it.
     std::optional<std::string> inboxFor(std::string_view account) const;
