@@ -12,6 +12,7 @@
 
 #include <iostream>
 
+#include "demail/config/file.h"
 #include "demail/gateway/accounts_file.h"
 #include "demail/gateway/config.h"
 #include "demail/gateway/services/daemon.h"
@@ -32,7 +33,7 @@ void setUpLogging() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string configPath = gateway::kDefaultConfigPath;
+    std::string configPath = config::kDefaultPath;
     bool checkOnly = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
