@@ -7,8 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "demail/certpromote/config.h"
 #include "demail/certpromote/store.h"
-#include "demail/gateway/config.h"
+#include "demail/config/file.h"
+#include "demail/smartcard/card_config.h"
 #include "demail/smartcard/card_profile.h"
 #include "demail/smartcard/pcsc.h"
 #include "demail/smartcard/tcos.h"
@@ -118,7 +120,7 @@ int fromDir(const std::string& dir, std::vector<certpromote::Certificate>& out) 
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string configPath = gateway::kDefaultConfigPath, reader, dir, store;
+    std::string configPath = config::kDefaultPath, reader, dir, store;
     bool readerGiven = false, dryRun = false, prune = false, list = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -153,19 +155,26 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    gateway::Config config;
+    // Its own section and [card] (the reader) are checked in full, the other sections' names
+    // only: an incomplete [smtp] or [provider] is the daemon's business.
+    certpromote::CertPromoteConfig settings;
+    smartcard::CardConfig card;
     if (fs::exists(configPath)) {
-        auto loaded = gateway::loadConfig(configPath);
-        if (!loaded.ok()) {
-            std::cerr << "demail-certpromote: " << loaded.error << "\n";
+        std::string error;
+        auto file = config::File::read(configPath, error);
+        if (file)
+            error = file->apply(certpromote::certpromoteSection(), settings);
+        if (error.empty())
+            error = file->apply(smartcard::cardSection(), card);
+        if (!error.empty()) {
+            std::cerr << "demail-certpromote: " << error << "\n";
             return 2;
         }
-        config = *loaded.config;
     }
     if (store.empty())
-        store = config.certpromote.store;
+        store = settings.store;
     if (!readerGiven)
-        reader = config.card.reader;
+        reader = card.reader;
     if (list) {
         const auto rows = certpromote::readIndex(store);
         for (const auto& r : rows)
@@ -177,8 +186,8 @@ int main(int argc, char** argv) {
     }
     certpromote::StorePolicy policy;
     std::string error;
-    if (!certpromote::makePolicy(store, config.certpromote.group, config.certpromote.readUsers,
-                                 config.certpromote.readGroups, policy, error)) {
+    if (!certpromote::makePolicy(store, settings.group, settings.readUsers, settings.readGroups,
+                                 policy, error)) {
         std::cerr << "demail-certpromote: " << error << "\n";
         return 2;
     }
@@ -194,8 +203,8 @@ int main(int argc, char** argv) {
             refused = true;
             continue;
         }
-        if (!config.certpromote.caFile.empty()) {
-            if (auto e = certpromote::verifyChain(c, config.certpromote.caFile); !e.empty()) {
+        if (!settings.caFile.empty()) {
+            if (auto e = certpromote::verifyChain(c, settings.caFile); !e.empty()) {
                 std::cerr << "demail-certpromote: not promoted (" << c.source << "): " << e << "\n";
                 refused = true;
                 continue;

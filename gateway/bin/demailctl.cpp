@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "demail/config/file.h"
 #include "demail/connector/transport/probe.h"
 #include "demail/connector/transport/provider_endpoint.h"
 #include "demail/gateway/config.h"
@@ -181,7 +182,7 @@ std::string becomeSpoolOwner(const std::string& spoolDir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string configPath = gateway::kDefaultConfigPath;
+    std::string configPath = config::kDefaultPath;
     std::vector<std::string> args;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -207,7 +208,16 @@ int main(int argc, char** argv) {
         return args.size() == 2 ? passwdCommand(args[1]) : (usage(std::cerr), 2);
     if (args[0] == "trace")
         return args.size() == 2 ? trace(args[1]) : (usage(std::cerr), 2);
-    const auto loaded = gateway::loadConfig(configPath);
+    // Each command checks in full only the sections it reads (the probe runs with an [smtp] the
+    // daemon would refuse); every name in the file is checked whatever the command.
+    gateway::Sections use;
+    if (args[0] == "health")
+        use.health = true;
+    else if (args[0] == "provider")
+        use.card = use.provider = use.queue = use.certpromote = true;
+    else if (args[0] == "queue")
+        use.queue = true;
+    const auto loaded = gateway::loadConfig(configPath, use);
     if (!loaded.ok()) {
         std::cerr << "demailctl: " << loaded.error << "\n";
         return 2;

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "demail/config/file.h"
 #include "demail/gateway/accounts_file.h"
 #include "demail/gateway/config.h"
 #include "demail/gateway/journal_channel.h"
@@ -41,7 +42,7 @@ void setUpLogging() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string configPath = gateway::kDefaultConfigPath;
+    std::string configPath = config::kDefaultPath;
     bool checkOnly = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];

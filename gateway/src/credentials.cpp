@@ -92,7 +92,7 @@ CredentialsResult makeCredentials(const Config& config) {
     }
     smartcard::Pkcs11KeyConfig keyConfig{config.card.pkcs11Module, config.card.keyUri,
                                          config.card.pinFile, config.provider.clientCert};
-    keyConfig.rejectionFile = config.card.pinRejectionPath(config.queue.dir);
+    keyConfig.rejectionFile = pinRejectionPath(config);
     keyConfig.expectedCertificates = expectedCardCertificates(config);
     if (keyConfig.expectedCertificates.empty())
         r.notice = "no expected card certificate ([provider] client_cert or a certificate in " +

@@ -2,11 +2,8 @@
 // sealed state, PIN change, unblock with the PUK, certificate list and export.
 // Exit codes (DESIGN.md): 0 ok, 1 failed, 2 usage or configuration, 3 wrong PIN, 4 PIN or card
 // blocked, 5 no reader or no card.
-#include <Poco/AutoPtr.h>
-#include <Poco/Exception.h>
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
-#include <Poco/Util/IniFileConfiguration.h>
 #include <fcntl.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -24,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "demail/config/file.h"
+#include "demail/smartcard/card_config.h"
 #include "demail/smartcard/card_profile.h"
 #include "demail/smartcard/pcsc.h"
 #include "demail/smartcard/secret.h"
@@ -34,7 +33,6 @@ using namespace demail::smartcard;
 namespace {
 
 constexpr int kOk = 0, kFailed = 1, kUsage = 2, kWrongPin = 3, kBlocked = 4, kNoCard = 5;
-const char* kDefaultConfig = "/etc/demail-gateway/gateway.ini";
 
 void usage(std::ostream& out) {
     out << "usage: demail-card [--config FILE] [--reader SUBSTRING] COMMAND\n"
@@ -84,7 +82,7 @@ int fail(const CardError& e) {
 }
 
 struct Options {
-    std::string config = kDefaultConfig;
+    std::string config = demail::config::kDefaultPath;
     bool configGiven = false;
     std::optional<std::string> reader;
     std::vector<std::string> command;
@@ -514,20 +512,17 @@ int main(int argc, char** argv) {
     std::string reader = o.reader.value_or("");
     if (!o.reader) {
         if (std::filesystem::exists(o.config)) {
-            try {
-                Poco::AutoPtr<Poco::Util::IniFileConfiguration> ini(
-                    new Poco::Util::IniFileConfiguration(o.config));
-                reader = ini->getString("card.reader", "");
-                const auto semi = reader.find(" ;");
-                if (semi != std::string::npos)
-                    reader = reader.substr(0, semi);
-                while (!reader.empty() && reader.back() == ' ')
-                    reader.pop_back();
-            } catch (const Poco::Exception& e) {
-                std::cerr << "demail-card: cannot read " << o.config << ": " << e.displayText()
-                          << "\n";
+            // [card] is checked in full, the other sections' names only (config/file.h).
+            std::string error;
+            CardConfig card;
+            auto file = demail::config::File::read(o.config, error);
+            if (file)
+                error = file->apply(cardSection(), card);
+            if (!error.empty()) {
+                std::cerr << "demail-card: " << error << "\n";
                 return kUsage;
             }
+            reader = card.reader;
         } else if (o.configGiven) {
             std::cerr << "demail-card: configuration file " << o.config << " not found\n";
             return kUsage;

@@ -7,13 +7,15 @@
 PROMOTE="$DEMAIL_BUILD_DIR/certpromote/demail-certpromote"
 fixture_start
 S="$TEST_DIR/store"
+# [smtp] and [provider] as the daemon would refuse them (require_tls without a certificate, no
+# url): demail-certpromote reads [certpromote] and [card] only, the other sections by name.
 cat >"$TEST_DIR/gw.ini" <<INI
 [smtp]
-require_tls = false
+require_tls = true
 [provider]
-url = https://provider.example
+profile = mentana
 [card]
-key_uri = pkcs11:token=NetKey%20V3%20Card%20%28NetKey%20PIN2%29;id=%47;type=private
+reader = $DEMAIL_READER
 [certpromote]
 store = $S
 group = nogroup
@@ -22,10 +24,24 @@ read_groups = daemon
 ca_file = $DEMAIL_CARD_CA
 INI
 
-out=$("$PROMOTE" --config "$TEST_DIR/gw.ini" --reader "$DEMAIL_READER" --dry-run)
+# The reader from [card] reader (no --reader), with [smtp]/[provider] incomplete.
+out=$("$PROMOTE" --config "$TEST_DIR/gw.ini" --dry-run) || fail "dry run: $out"
 grep -q "3 added.*dry run" <<<"$out" || fail "dry run: $out"
 [ ! -e "$S" ] || [ -z "$(ls -A "$S")" ] || fail "dry run wrote files"
-pass "--dry-run reports 3 additions and writes nothing"
+pass "--dry-run reports 3 additions and writes nothing; the reader from [card], [smtp]/[provider] not its business"
+
+# Its own sections are checked in full; an unknown name anywhere stops it.
+bad_config() {  # sed-expression expected-message
+  sed "$1" "$TEST_DIR/gw.ini" >"$TEST_DIR/bad.ini"
+  set +e; out=$("$PROMOTE" --config "$TEST_DIR/bad.ini" --dry-run 2>&1); rc=$?; set -e
+  [ "$rc" = 2 ] || fail "$2: exit $rc, expected 2: $out"
+  [ "$out" = "demail-certpromote: $2" ] || fail "message: $out"
+}
+bad_config 's/^require_tls = true$/require_tsl = true/' "[smtp] require_tsl: unknown key (see docs/configuration.md)"
+bad_config 's/^group = nogroup$/group = nogroup\nread_user = nobody/' "[certpromote] read_user: unknown key (see docs/configuration.md)"
+bad_config 's|^store = .*|store = certs|' "[certpromote] store: expected an absolute directory path, got 'certs'"
+bad_config 's|^reader = .*|pin_rejection_file = pin-rejected|' "[card] pin_rejection_file: expected an absolute path, got 'pin-rejected'"
+pass "configuration: unknown keys in any section and bad values in [certpromote]/[card] exit 2 naming the key"
 
 out=$("$PROMOTE" --config "$TEST_DIR/gw.ini" --reader "$DEMAIL_READER") || fail "promote: $out"
 grep -q "3 added, 0 updated, 0 unchanged" <<<"$out" || fail "first run: $out"

@@ -26,6 +26,28 @@ python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["serial"]=="894901
   fail "status --json: $out"
 pass "status, text and JSON"
 
+# The reader from [card] reader of the configuration, read through the config module: the other
+# sections are checked by name only (an [smtp] the daemon would refuse, no [provider] url).
+cat >"$TEST_DIR/gw.ini" <<INI
+[smtp]
+require_tls = true
+[card]
+reader = $DEMAIL_READER   ; the simulated reader
+INI
+out=$("$CARD" --config "$TEST_DIR/gw.ini" status 2>&1) || fail "status with [card] reader: $out"
+expect_contains "$out" "89490170000000012345" "status through [card] reader"
+sed 's/^require_tls/require_tsl/' "$TEST_DIR/gw.ini" >"$TEST_DIR/typo.ini"
+set +e; out=$("$CARD" --config "$TEST_DIR/typo.ini" status 2>&1); rc=$?; set -e
+[ "$rc" = 2 ] && [ "$out" = "demail-card: [smtp] require_tsl: unknown key (see docs/configuration.md)" ] ||
+  fail "unknown key: rc $rc $out"
+printf '[card]\nkey_uri = token=x\n' >"$TEST_DIR/bad.ini"
+set +e; out=$("$CARD" --config "$TEST_DIR/bad.ini" status 2>&1); rc=$?; set -e
+[ "$rc" = 2 ] && [ "$out" = "demail-card: [card] key_uri: expected a pkcs11: URI (RFC 7512), got 'token=x'" ] ||
+  fail "bad [card] value: rc $rc $out"
+set +e; out=$("$CARD" --config "$TEST_DIR/none.ini" status 2>&1); rc=$?; set -e
+[ "$rc" = 2 ] || fail "a missing --config file: rc $rc $out"
+pass "configuration: [card] reader used, other sections by name only; unknown key or bad [card] value exit 2"
+
 run 0 -- certs list
 expect_contains "$out" "CN=poststelle@firma.de-mail.de" "certs list"
 run 0 -- certs export --out "$TEST_DIR/export"

@@ -22,10 +22,10 @@ class ConfigFile : public ::testing::Test {
     }
     void TearDown() override { fs::remove_all(dir_); }
 
-    ConfigResult load(const std::string& text) {
+    ConfigResult load(const std::string& text, Sections use = Sections::all()) {
         const auto path = dir_ / "gateway.ini";
         std::ofstream(path) << text;
-        return loadConfig(path.string());
+        return loadConfig(path.string(), use);
     }
     std::string minimal() const {
         return "[smtp]\nrequire_tls = false\n[provider]\nurl = https://provider.example:8443/api\n"
@@ -121,45 +121,57 @@ TEST_F(ConfigFile, ProviderUrlMustBeHttps) {
 TEST_F(ConfigFile, PinRejectionFileDefaultsToTheQueueDirAndMustBeAbsolute) {
     auto r = load(minimal() + "[queue]\ndir = " + dir_.string() + "\n");
     ASSERT_TRUE(r.ok()) << r.error;
-    EXPECT_EQ(r.config->card.pinRejectionPath(r.config->queue.dir),
-              dir_.string() + "/card-pin-rejected");
+    EXPECT_EQ(pinRejectionPath(*r.config), dir_.string() + "/card-pin-rejected");
     r = load(minimal() + "pin_rejection_file = /var/lib/demail-gateway/pin-rejected\n");
     ASSERT_TRUE(r.ok()) << r.error;
-    EXPECT_EQ(r.config->card.pinRejectionPath(r.config->queue.dir),
-              "/var/lib/demail-gateway/pin-rejected");
+    EXPECT_EQ(pinRejectionPath(*r.config), "/var/lib/demail-gateway/pin-rejected");
     r = load(minimal() + "pin_rejection_file = pin-rejected\n");
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.error.find("[card] pin_rejection_file"), std::string::npos) << r.error;
+}
+
+// What demailctl provider probe reads: [card], [provider], [queue] (the PIN-rejection record)
+// and [certpromote] (the store's certificates). An [smtp] the daemon refuses does not stop it; an
+// unknown name in any section does, and its own sections are checked in full.
+TEST_F(ConfigFile, ACommandChecksInFullOnlyTheSectionsItReads) {
+    const Sections probe{.card = true, .provider = true, .queue = true, .certpromote = true};
+    const std::string base =
+        "[provider]\nurl = https://p.example/\n[card]\nkey_uri = pkcs11:id=%47\n";
+    // No [smtp] at all: require_tls defaults to true and there is no certificate.
+    EXPECT_EQ(load(base).error, "[smtp] require_tls: true needs tls_cert and tls_key for STARTTLS");
+    auto r = load(base, probe);
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.config->provider.url, "https://p.example/");
+    EXPECT_EQ(r.config->card.keyUri, "pkcs11:id=%47");
+
+    const std::string badSmtp = base + "[smtp]\nlisten = localhost\n[delivery]\ntls = maybe\n";
+    EXPECT_EQ(load(badSmtp).error, "[smtp] listen: expected HOST:PORT, got 'localhost'");
+    r = load(badSmtp, probe);
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.config->smtp.listen.toString(), "127.0.0.1:2525") << "unread: the default";
+
+    EXPECT_EQ(load(base + "[smtp]\nlisten_port = 25\n", probe).error,
+              "[smtp] listen_port: unknown key (see docs/configuration.md)");
+    EXPECT_NE(load(base + "[smpt]\nlisten = 127.0.0.1:25\n", probe).error.find("unknown section"),
+              std::string::npos);
+    EXPECT_EQ(load(base + "[queue]\ndir = spool\n", probe).error,
+              "[queue] dir: expected an absolute directory path, got 'spool'");
+    EXPECT_EQ(load("[provider]\nurl = https://p.example/\n", probe).error,
+              "[card] key_uri: missing (the card key's pkcs11: URI)");
+    EXPECT_EQ(load(base + "[certpromote]\nread_users = a;b\n", probe).error,
+              "[certpromote] read_users: expected user or group names separated by commas, got "
+              "'a;b'");
+
+    // demailctl queue reads [queue] only: no provider URL needed.
+    r = load("[queue]\ndir = " + dir_.string() + "\n", Sections{.queue = true});
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.config->queue.dir, dir_.string());
 }
 
 TEST_F(ConfigFile, MissingFileIsAClearError) {
     auto r = loadConfig("/nonexistent/gateway.ini");
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error, "cannot read configuration file '/nonexistent/gateway.ini'");
-}
-
-TEST(ConfigParsers, HostPortForms) {
-    EXPECT_EQ(parseHostPort("[::1]:25")->host, "::1");
-    EXPECT_EQ(parseHostPort("mail.internal.example:25")->port, 25);
-    EXPECT_FALSE(parseHostPort("::1:25"));
-    EXPECT_FALSE(parseHostPort(":25"));
-    EXPECT_FALSE(parseHostPort("host:0"));
-}
-
-TEST(ConfigParsers, DurationsAndSizes) {
-    EXPECT_EQ(parseDuration("2d"), std::chrono::seconds(172800));
-    EXPECT_EQ(parseDuration("45"), std::chrono::seconds(45));
-    EXPECT_FALSE(parseDuration("-5s"));
-    EXPECT_FALSE(parseDuration("h"));
-    EXPECT_EQ(parseSize("20M"), 20971520u);
-    EXPECT_FALSE(parseSize("20X"));
-}
-
-TEST(ConfigParsers, Cidrs) {
-    EXPECT_TRUE(isValidCidr("127.0.0.0/8"));
-    EXPECT_TRUE(isValidCidr("fd00::/8"));
-    EXPECT_FALSE(isValidCidr("127.0.0.0/33"));
-    EXPECT_FALSE(isValidCidr("127.0.0.0"));
 }
 
 }  // namespace

@@ -41,10 +41,12 @@ for _ in $(seq 1 100); do [ -f "$TEST_DIR/prov/sim.env" ] && break; sleep 0.1; d
 [ -f "$TEST_DIR/prov/sim.env" ] || fail "provider simulator did not start: $(cat "$TEST_DIR/provider.log")"
 . "$TEST_DIR/prov/sim.env"
 
+# [smtp] as the daemon would refuse it (require_tls without a certificate): the probe reads
+# [card], [provider], [queue] and [certpromote] only (issue 18: a probe before [smtp] is done).
 write_config() {  # file module uri pinfile [cert]
   cat >"$1" <<INI
 [smtp]
-require_tls = false
+require_tls = true
 [card]
 pkcs11_module = $2
 key_uri = $3
@@ -67,6 +69,14 @@ for want in "protocol=TLSv1.2" "cipher=ECDHE-RSA-AES256-SHA384" "group=P-521" "p
   grep -q -- "$want" <<<"$out" || fail "probe output lacks $want: $out"
 done
 pass "probe with the card key through OpenSC and pcscd: $out"
+set +e; out=$("$DEMAIL_BUILD_DIR/gateway/demail-gatewayd" --config "$TEST_DIR/card.ini" --check 2>&1); rc=$?; set -e
+[ "$rc" = 2 ] && grep -q "\[smtp\] require_tls: true needs tls_cert" <<<"$out" ||
+  fail "the daemon must refuse the [smtp] the probe ignores: rc $rc $out"
+sed 's/^require_tls = true$/require_tsl = true/' "$TEST_DIR/card.ini" >"$TEST_DIR/typo.ini"
+set +e; out=$("$CTL" --config "$TEST_DIR/typo.ini" provider probe 2>&1); rc=$?; set -e
+[ "$rc" = 2 ] && [ "$out" = "demailctl: [smtp] require_tsl: unknown key (see docs/configuration.md)" ] ||
+  fail "an unknown key in [smtp] must stop the probe too: rc $rc $out"
+pass "the probe runs with an [smtp] the daemon refuses; an unknown key there still stops it (exit 2)"
 
 echo 654321 >"$TEST_DIR/hsm.pin"
 write_config "$TEST_DIR/hsm.ini" /usr/lib/softhsm/libsofthsm2.so "pkcs11:token=gw-token;id=%01;type=private" \

@@ -1,5 +1,8 @@
-// The gateway's configuration: one INI file (DESIGN.md "Configuration"), every key checked at
-// load time. A bad value yields one line naming the section and key, e.g.
+// The gateway's configuration: the typed view of gateway.ini (DESIGN.md "Configuration") that
+// the daemon and demailctl use. The file is read by the config module (demail/config/file.h);
+// the sections the gateway owns ([smtp], [provider], [delivery], [queue], [health]) are declared
+// in config.cpp, [card] by smartcard/ and [certpromote] by certpromote/. A bad value yields one
+// line naming the section and key, e.g.
 //   "[smtp] listen: expected HOST:PORT, got 'localhost'"
 // Secrets never live here: the card PIN comes from [card] pin_file, passwords from users_file.
 #pragma once
@@ -10,15 +13,16 @@
 #include <string>
 #include <vector>
 
-#include "demail/gateway/spool_layout.h"
+#include "demail/certpromote/config.h"
+#include "demail/config/schema.h"
+#include "demail/config/value.h"
+#include "demail/smartcard/card_config.h"
 
 namespace demail::gateway {
 
-struct HostPort {
-    std::string host;
-    std::uint16_t port = 0;
-    std::string toString() const;
-};
+using HostPort = config::HostPort;
+using CardConfig = smartcard::CardConfig;
+using CertPromoteConfig = certpromote::CertPromoteConfig;
 
 struct SmtpConfig {
     HostPort listen{"127.0.0.1", 2525};
@@ -32,22 +36,6 @@ struct SmtpConfig {
     std::size_t maxConnections = 1000;         // sessions at once (one thread each)
     std::size_t maxConnectionsPerClient = 50;  // from one address, like Postfix's default
     std::string hostname;  // EHLO/Received name; default: the machine's host name
-};
-
-struct CardConfig {
-    std::string reader;  // substring of the PC/SC reader name; empty: first reader with a card
-    std::string pkcs11Module = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
-    std::string keyUri;
-    std::string pinFile = "/etc/demail-gateway/card.pin";
-    // OpenSC configuration for the daemon: turns OpenSC's PIN cache off (deploy/opensc.conf).
-    std::string openscConf = "/usr/share/demail-gateway/opensc.conf";
-    // Where every process that logs in records a PIN the card rejected (and its HMAC key, at
-    // this path + ".key"). Empty: <[queue] dir>/card-pin-rejected.
-    std::string pinRejectionFile;
-    std::string pinRejectionPath(const std::string& queueDir) const {
-        return pinRejectionFile.empty() ? spool_layout::path(queueDir, spool_layout::kPinRejection)
-                                        : pinRejectionFile;
-    }
 };
 
 struct ProviderConfig {
@@ -104,14 +92,6 @@ struct QueueConfig {
     std::chrono::seconds inboundRetention{30 * 24 * 3600};
 };
 
-struct CertPromoteConfig {
-    std::string store = "/var/lib/demail-gateway/certs";
-    std::string group = "demail-gateway";  // owning group of the store files
-    std::vector<std::string> readUsers;    // extra users granted read by ACL
-    std::vector<std::string> readGroups;   // extra groups granted read by ACL
-    std::string caFile;                    // chain check; empty: none
-};
-
 struct HealthConfig {
     HostPort listen{"127.0.0.1", 8025};
 };
@@ -133,16 +113,28 @@ struct ConfigResult {
     bool ok() const { return config.has_value(); }
 };
 
-inline constexpr const char* kDefaultConfigPath = "/etc/demail-gateway/gateway.ini";
+// The sections a command reads. Only these are checked in full (values, and the rules between
+// keys that lie within them); the others keep their defaults. Every section and key name in the
+// file is checked whatever a command reads (config::File).
+struct Sections {
+    bool smtp = false;
+    bool card = false;
+    bool provider = false;
+    bool delivery = false;
+    bool queue = false;
+    bool health = false;
+    bool certpromote = false;
+    static constexpr Sections all() { return {true, true, true, true, true, true, true}; }
+};
 
-// Loads and validates the file. Unknown sections or keys are errors (a typo must not silently
-// fall back to a default).
-ConfigResult loadConfig(const std::string& path);
+// Loads the file and checks the sections `use` names (the daemon: all of them).
+ConfigResult loadConfig(const std::string& path, Sections use = Sections::all());
 
-// The parsers the loader uses, exposed for tests and for other modules' option parsing.
-std::optional<HostPort> parseHostPort(const std::string& text);
-std::optional<std::chrono::seconds> parseDuration(const std::string& text);  // 90s, 30m, 24h, 2d
-std::optional<std::uint64_t> parseSize(const std::string& text);             // 20971520, 20M, 1G
-bool isValidCidr(const std::string& text);                                   // IPv4 or IPv6 CIDR
+// Where processes that log in record a PIN the card rejected: [card] pin_rejection_file, else
+// <[queue] dir>/card-pin-rejected.
+std::string pinRejectionPath(const Config& config);
+
+// Every section's keys with their value forms and defaults, for the documentation check.
+std::vector<config::SectionInfo> configSchema();
 
 }  // namespace demail::gateway
