@@ -29,6 +29,7 @@
 #include "demail/gateway/config.h"
 #include "demail/gateway/credentials.h"
 #include "demail/gateway/ctl_queue.h"
+#include "demail/gateway/provider_endpoint.h"
 #include "demail/smtp/auth.h"
 
 using namespace demail;
@@ -86,9 +87,7 @@ int providerProbe(const gateway::Config& config) {
         std::cerr << "demailctl provider probe: " << creds.error << "\n";
         return creds.exitCode ? creds.exitCode : 1;
     }
-    connector::ProviderEndpoint ep{config.provider.profile, config.provider.url,
-                                   config.provider.caFile, config.provider.serverName};
-    const auto report = connector::probe(ep, *creds.credentials);
+    const auto report = connector::probe(gateway::providerEndpoint(config), *creds.credentials);
     std::cout << connector::formatProbeReport(report) << "\n";
     return report.ok ? 0 : 6;
 }

@@ -249,10 +249,37 @@ const std::map<std::string, Setter>& schema() {
              c.card.pinRejectionFile = v;
              return {};
          }},
+        // The profiles are the connector's registry (provider_endpoint.h); a command that talks to
+        // the provider refuses a name it does not know, with the list. Here only its form.
         {"provider.profile",
-         oneOf<std::string>(
-             {{"mentana", "mentana"}, {"telekom", "telekom"}, {"t-systems", "t-systems"}},
-             "mentana, telekom or t-systems", [](Config& c) { return &c.provider.profile; })},
+         [](Config& c, const std::string& v) -> std::string {
+             if (v.empty() || v.size() > 64 ||
+                 v.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos)
+                 return expected("a profile name (mentana, telekom, t-systems)", v);
+             c.provider.profile = v;
+             return {};
+         }},
+        {"provider.proxy",
+         [](Config& c, const std::string& v) -> std::string {
+             if (v.empty()) {
+                 c.provider.proxy = HostPort{};
+                 return {};
+             }
+             auto hp = parseHostPort(v);
+             if (!hp || hp->port == 0)
+                 return expected("HOST:PORT of an HTTP proxy, or empty", v);
+             c.provider.proxy = *hp;
+             return {};
+         }},
+        {"provider.proxy_user",
+         [](Config& c, const std::string& v) -> std::string {
+             if (v.find(':') != std::string::npos)  // Basic credentials are user:password
+                 return expected("a user name without ':'", v);
+             c.provider.proxyUser = v;
+             return {};
+         }},
+        {"provider.proxy_password_file",
+         existingFile([](Config& c) { return &c.provider.proxyPasswordFile; })},
         {"provider.url",
          [](Config& c, const std::string& v) -> std::string {
              try {
@@ -303,26 +330,29 @@ const std::map<std::string, Setter>& schema() {
         {"provider.poll_interval", duration([](Config& c) { return &c.provider.pollInterval; })},
         {"delivery.postmaster", text([](Config& c) { return &c.delivery.postmaster; })},
         {"delivery.strip_headers",
-         [](Config& c, const std::string& v) -> std::string {
-             std::vector<std::string> names;
-             std::string w;
-             for (std::size_t i = 0; i <= v.size(); ++i) {
-                 const char ch = i < v.size() ? v[i] : ',';
-                 if (ch == ',' || std::isspace(static_cast<unsigned char>(ch))) {
-                     if (!w.empty())
-                         names.push_back(w);
-                     w.clear();
-                 } else if (static_cast<unsigned char>(ch) > 32 &&
-                            static_cast<unsigned char>(ch) < 127 && ch != ':' &&
-                            (w.empty() || w.back() != '*')) {
-                     w += ch;
-                 } else {
-                     return expected("header names separated by commas, '*' only at the end", v);
-                 }
-             }
-             c.delivery.stripHeaders = std::move(names);
-             return {};
-         }},
+         [](Config& c, const std::string& v)
+             -> std::
+                 string {
+                     std::vector<std::string> names;
+                     std::string w;
+                     for (std::size_t i = 0; i <= v.size(); ++i) {
+                         const char ch = i < v.size() ? v[i] : ',';
+                         if (ch == ',' || std::isspace(static_cast<unsigned char>(ch))) {
+                             if (!w.empty())
+                                 names.push_back(w);
+                             w.clear();
+                         } else if (static_cast<unsigned char>(ch) > 32 &&
+                                    static_cast<unsigned char>(ch) < 127 && ch != ':' &&
+                                    (w.empty() || w.back() != '*')) {
+                             w += ch;
+                         } else {
+                             return expected(
+                                 "header names separated by commas, '*' only at the end", v);
+                         }
+                     }
+                     c.delivery.stripHeaders = std::move(names);
+                     return {};
+                 }},
         {"delivery.inbound_max_attempts",
          count(1, 100, [](Config& c) { return &c.delivery.inboundMaxAttempts; })},
         {"delivery.ca_file", existingFile([](Config& c) { return &c.delivery.caFile; })},
@@ -532,6 +562,14 @@ ConfigResult loadConfig(const std::string& path) {
     }
     if (!config.provider.clientKey.empty() && config.provider.clientCert.empty()) {
         result.error = "[provider] client_cert: needed when client_key is set";
+        return result;
+    }
+    if (!config.provider.proxyUser.empty() && config.provider.proxyPasswordFile.empty()) {
+        result.error = "[provider] proxy_password_file: needed when proxy_user is set";
+        return result;
+    }
+    if (!config.provider.proxyUser.empty() && config.provider.proxy.host.empty()) {
+        result.error = "[provider] proxy_user: set without proxy";
         return result;
     }
     result.config = std::move(config);

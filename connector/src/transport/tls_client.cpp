@@ -1,7 +1,6 @@
-// ProviderTransport over HTTPS (docs/provider-api.md). Poco exceptions end here and become
-// TransportError values. To bind a real provider's API, change this file and
-// provider_api_binding.cpp; nothing else knows the wire format.
-#include "demail/connector/transport/https_provider_transport.h"
+// The shared HTTPS client: TLS policy, keep-alive, resumption, proxy tunnel. Poco exceptions end
+// here and become TransportError values. Nothing here knows a provider's paths or formats.
+#include "demail/connector/transport/tls_client.h"
 
 #include <Poco/Exception.h>
 #include <Poco/Net/HTTPRequest.h>
@@ -10,15 +9,35 @@
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/SSLException.h>
 #include <Poco/Net/SecureStreamSocket.h>
-#include <Poco/StreamCopier.h>
-#include <Poco/URI.h>
 
-#include <sstream>
+#include <fstream>
 #include <stdexcept>
 
-#include "demail/connector/transport/provider_api_binding.h"
-
 namespace demail::connector {
+
+TransportError transportFailure(const std::string& code, const std::string& reason) {
+    ErrorKind kind = ErrorKind::Retryable;
+    if (code == "tls_server_certificate" || code == "tls_client_certificate_refused" ||
+        code == "tls_profile_violation" || code == "credentials" || code == "proxy_auth")
+        kind = ErrorKind::OperatorAction;
+    return {kind, code, reason, 0};
+}
+
+namespace {
+
+// The proxy password: the file's first line. Read when a connection is built, so a changed file
+// takes effect with the next connection; never logged.
+std::string readProxyPassword(const std::string& path) {
+    std::ifstream in(path);
+    std::string line;
+    if (!in || !std::getline(in, line))
+        throw std::runtime_error("provider.proxy_password_file: cannot read " + path);
+    while (!line.empty() && (line.back() == '\r' || line.back() == '\n'))
+        line.pop_back();
+    return line;
+}
+
+}  // namespace
 
 // Thrown from connect() when the handshake succeeded but negotiated something outside the
 // profile; caught in request() and turned into an operator-action error.
@@ -32,17 +51,26 @@ class ProfileViolation : public std::runtime_error {
 class ProfileHttpsSession : public Poco::Net::HTTPSClientSession {
   public:
     ProfileHttpsSession(const std::string& host, Poco::UInt16 port, Poco::Net::Context::Ptr ctx,
-                        Poco::Net::Session::Ptr resume, TlsCounters& counters, HandshakeInfo& last)
-        : HTTPSClientSession(host, port, ctx, resume), counters_(counters), last_(last) {}
+                        Poco::Net::Session::Ptr resume, const TlsPolicy& policy,
+                        TlsCounters& counters, HandshakeInfo& last)
+        : HTTPSClientSession(host, port, ctx, resume),
+          policy_(policy),
+          counters_(counters),
+          last_(last) {}
 
   protected:
+    // With a proxy, `address` is the proxy's and Poco's HTTPSClientSession::connect sends
+    // "CONNECT host:port" (with Proxy-Authorization: Basic when credentials are set) and starts
+    // TLS inside the tunnel with this session's context: the same policy, verification, client
+    // key and resumption as a direct connection. Requests inside the tunnel carry neither the
+    // proxy prefix nor the proxy's credentials (HTTPSClientSession overrides both).
     void connect(const Poco::Net::SocketAddress& address) override {
         resetThreadHandshakeInfo();
         HTTPSClientSession::connect(address);
         Poco::Net::SecureStreamSocket secure(socket());
         secure.completeHandshake();
         last_ = threadHandshakeInfo();
-        if (auto bad = checkNegotiated(last_)) {
+        if (auto bad = checkNegotiated(last_, policy_)) {
             ++counters_.profileViolations;
             abort();
             throw ProfileViolation(*bad);
@@ -50,45 +78,61 @@ class ProfileHttpsSession : public Poco::Net::HTTPSClientSession {
     }
 
   private:
+    const TlsPolicy& policy_;
     TlsCounters& counters_;
     HandshakeInfo& last_;
 };
 
-HttpsProviderTransport::HttpsProviderTransport(ProviderEndpoint endpoint,
-                                               ClientCredentials& credentials,
-                                               TransportTimeouts timeouts,
-                                               Poco::Net::Session::Ptr resume)
+TlsClient::TlsClient(ProviderEndpoint endpoint, ClientCredentials& credentials,
+                     TransportTimeouts timeouts, Poco::Net::Session::Ptr resume)
     : endpoint_(std::move(endpoint)), timeouts_(timeouts) {
     if (auto err = completeEndpoint(endpoint_))
         throw std::runtime_error(*err);
+    const auto profile = findProviderProfile(endpoint_.profile);
+    policy_ = findTlsPolicy(profile->tlsPolicy);
+    if (!policy_)
+        throw std::runtime_error("provider.profile: " + profile->name +
+                                 " names an unknown TLS policy " + profile->tlsPolicy);
     url_ = *parseHttpsUrl(endpoint_.url);
-    context_ = makeClientContext(endpoint_, credentials, counters_);
+    context_ = makeClientContext(endpoint_, credentials, counters_, *policy_);
     session_ = std::make_unique<ProfileHttpsSession>(url_.host, url_.port, context_, resume,
-                                                     counters_, lastHandshake_);
+                                                     *policy_, counters_, lastHandshake_);
+    if (const auto& proxy = endpoint_.proxy; !proxy.host.empty()) {
+        session_->setProxy(proxy.host, proxy.port);
+        if (!proxy.user.empty())  // Poco 1.11 default: PROXY_AUTH_HTTP_BASIC
+            session_->setProxyCredentials(proxy.user, readProxyPassword(proxy.passwordFile));
+    }
     session_->setKeepAlive(true);
     session_->setKeepAliveTimeout(Poco::Timespan(60, 0));
     // Poco bounds connect *and* handshake by the connection timeout.
     session_->setTimeout(timeouts_.connect, timeouts_.io, timeouts_.io);
 }
 
-HttpsProviderTransport::~HttpsProviderTransport() = default;
+TlsClient::~TlsClient() = default;
 
-void HttpsProviderTransport::disconnect() {
+void TlsClient::disconnect() {
     std::lock_guard lock(mutex_);
     session_->reset();  // closes the socket; the TLS session is kept for resumption
 }
 
-Poco::Net::Session::Ptr HttpsProviderTransport::tlsSession() const {
+Poco::Net::Session::Ptr TlsClient::tlsSession() const {
     std::lock_guard lock(mutex_);
     return session_->sslSession();
 }
 
-HandshakeInfo HttpsProviderTransport::lastHandshake() const {
+std::string TlsClient::peerName() const {
+    if (endpoint_.proxy.host.empty())
+        return endpoint_.url;
+    return endpoint_.url + " via proxy " + endpoint_.proxy.host + ":" +
+           std::to_string(endpoint_.proxy.port);
+}
+
+HandshakeInfo TlsClient::lastHandshake() const {
     std::lock_guard lock(mutex_);
     return lastHandshake_;
 }
 
-Result<HttpsProviderTransport::Response> HttpsProviderTransport::request(
+Result<TlsClient::Response> TlsClient::request(
     const std::string& method, const std::string& path, const std::string& contentType,
     const std::string& body, const std::vector<std::pair<std::string, std::string>>& headers,
     StreamedTail tail, std::size_t maxReply) {
@@ -119,10 +163,10 @@ Result<HttpsProviderTransport::Response> HttpsProviderTransport::request(
             }
             if (left > 0) {  // the server waits for bytes that will not come: drop the connection
                 session_->reset();
-                return api::connectFailure("short_body",
-                                           out ? "the message ended " + std::to_string(left) +
-                                                     " bytes before its declared length"
-                                               : "connection lost while sending the message");
+                return transportFailure("short_body",
+                                        out ? "the message ended " + std::to_string(left) +
+                                                  " bytes before its declared length"
+                                            : "connection lost while sending the message");
             }
         }
         Poco::Net::HTTPResponse resp;
@@ -153,129 +197,71 @@ Result<HttpsProviderTransport::Response> HttpsProviderTransport::request(
         if (resp.hasContentLength() &&
             static_cast<std::streamsize>(r.body.size()) != resp.getContentLength()) {
             session_->reset();
-            return api::connectFailure(
+            return transportFailure(
                 "truncated_reply",
                 "provider reply truncated after " + std::to_string(r.body.size()) + " bytes");
         }
         return r;
     } catch (const ProfileViolation& e) {
         session_->reset();
-        return api::connectFailure("tls_profile_violation", e.what());
+        return transportFailure("tls_profile_violation", e.what());
     } catch (const Poco::Net::ConnectionRefusedException&) {
         session_->reset();
-        return api::connectFailure("connect_refused", "connection refused by " + endpoint_.url);
+        return transportFailure("connect_refused", "connection refused by " + peerName());
+    } catch (const Poco::Net::HTTPException& e) {
+        // Poco 1.11 throws this when the proxy answers CONNECT with anything but 200, and keeps
+        // only the reason phrase, not the status: 407 is recognised by its standard phrase.
+        session_->reset();
+        if (e.message().find("proxy") == std::string::npos)
+            return transportFailure("io_error", e.displayText());
+        const std::string phrase = e.message();
+        const bool auth = phrase.find("Authentication Required") != std::string::npos ||
+                          phrase.find("407") != std::string::npos;
+        if (auth)
+            return transportFailure(
+                "proxy_auth",
+                "proxy " + peerName() + " refused the CONNECT tunnel (407 " +
+                    (endpoint_.proxy.user.empty()
+                         ? "authentication required: set [provider] proxy_user and "
+                           "proxy_password_file)"
+                         : "credentials of proxy_user " + endpoint_.proxy.user + " refused)"));
+        return transportFailure(
+            "proxy_refused", "proxy " + peerName() + " refused the CONNECT tunnel to " + url_.host +
+                                 ":" + std::to_string(url_.port) + ": " + phrase);
     } catch (const Poco::TimeoutException&) {
         session_->reset();
-        return api::connectFailure("timeout", "timeout talking to " + endpoint_.url);
+        return transportFailure("timeout", "timeout talking to " + peerName());
     } catch (const Poco::Net::SSLException& e) {
         session_->reset();
         std::string text = e.displayText();
         const HandshakeInfo& info = threadHandshakeInfo();
         if (info.verifyError != 0)
-            return api::connectFailure("tls_server_certificate",
-                                       describeHandshakeFailure(endpoint_, text));
+            return transportFailure("tls_server_certificate",
+                                    describeHandshakeFailure(endpoint_, text, *policy_));
         for (const char* alert :
              {"alert bad certificate", "alert unknown ca", "alert certificate expired",
               "alert certificate revoked", "alert access denied", "alert certificate unknown",
               "alert certificate required"})
             if (text.find(alert) != std::string::npos)
-                return api::connectFailure("tls_client_certificate_refused",
-                                           "server refused the client certificate: " + text);
+                return transportFailure("tls_client_certificate_refused",
+                                        "server refused the client certificate: " + text);
         if (info.completed)  // this connection's handshake had succeeded: an I/O error
-            return api::connectFailure("tls_io", "TLS connection failed: " + text);
-        return api::connectFailure("tls_handshake", describeHandshakeFailure(endpoint_, text));
+            return transportFailure("tls_io", "TLS connection failed: " + text);
+        return transportFailure("tls_handshake",
+                                describeHandshakeFailure(endpoint_, text, *policy_));
     } catch (const Poco::Net::ConnectionResetException& e) {
         session_->reset();
-        return api::connectFailure("connection_reset", "connection reset: " + e.displayText());
+        return transportFailure("connection_reset", "connection reset: " + e.displayText());
     } catch (const Poco::Net::MessageException& e) {
         session_->reset();
-        return api::connectFailure("malformed_reply", "malformed HTTP reply: " + e.displayText());
+        return transportFailure("malformed_reply", "malformed HTTP reply: " + e.displayText());
     } catch (const Poco::Exception& e) {
         session_->reset();
-        return api::connectFailure("io_error", e.displayText());
+        return transportFailure("io_error", e.displayText());
     } catch (const std::exception& e) {
         session_->reset();
-        return api::connectFailure("io_error", e.what());
+        return transportFailure("io_error", e.what());
     }
-}
-
-Result<Done> HttpsProviderTransport::open() {
-    auto accounts = listAccounts();
-    if (!accounts)
-        return accounts.error();
-    return Done{};
-}
-
-Result<std::vector<Account>> HttpsProviderTransport::listAccounts() {
-    auto r = request("GET", "/v1/accounts", "", "");
-    if (!r)
-        return r.error();
-    if (r.value().status != 200)
-        return api::mapHttpError(r.value().status, r.value().body);
-    return api::parseAccounts(r.value().body);
-}
-
-Result<SubmitReceipt> HttpsProviderTransport::submit(const Submission& s) {
-    if (s.idempotencyKey.empty())
-        return TransportError{ErrorKind::Permanent, "no_idempotency_key",
-                              "submission without idempotency key", 0};
-    auto r = request("POST", "/v1/messages", "message/rfc822", s.rfc5322,
-                     {{"Idempotency-Key", s.idempotencyKey},
-                      {"X-Demail-Account", s.account},
-                      {"X-Demail-Options", api::submitOptionsJson(s.options)}},
-                     {s.bodyStream, s.bodyStream ? s.bodyLength : 0});
-    if (!r)
-        return r.error();
-    int status = r.value().status;
-    if (status != 200 && status != 201)
-        return api::mapHttpError(status, r.value().body);
-    return api::parseSubmitReceipt(status, r.value().body);
-}
-
-Result<std::vector<InboundRef>> HttpsProviderTransport::listInbound(const std::string& account) {
-    std::string encoded;
-    Poco::URI::encode(account, "&=+?#/", encoded);
-    auto r = request("GET", "/v1/inbox?account=" + encoded, "", "");
-    if (!r)
-        return r.error();
-    if (r.value().status != 200)
-        return api::mapHttpError(r.value().status, r.value().body);
-    return api::parseInbox(r.value().body);
-}
-
-namespace {
-bool validId(const std::string& id) {
-    return !id.empty() && id.size() <= 200 &&
-           id.find_first_not_of(
-               "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") ==
-               std::string::npos;
-}
-TransportError badId(const std::string& id) {
-    return {ErrorKind::Permanent, "bad_id", "invalid inbound message id '" + id + "'", 0};
-}
-}  // namespace
-
-Result<std::string> HttpsProviderTransport::fetch(const std::string& id) {
-    if (!validId(id))
-        return badId(id);
-    auto r = request("GET", "/v1/inbox/" + id, "", "", {{"Accept", "message/rfc822"}}, {},
-                     kMaxFetchReply);
-    if (!r)
-        return r.error();
-    if (r.value().status != 200)
-        return api::mapHttpError(r.value().status, r.value().body);
-    return r.value().body;
-}
-
-Result<Done> HttpsProviderTransport::acknowledge(const std::string& id) {
-    if (!validId(id))
-        return badId(id);
-    auto r = request("POST", "/v1/inbox/" + id + "/ack", "application/json", "{}");
-    if (!r)
-        return r.error();
-    if (r.value().status != 200 && r.value().status != 204)
-        return api::mapHttpError(r.value().status, r.value().body);
-    return Done{};
 }
 
 }  // namespace demail::connector
