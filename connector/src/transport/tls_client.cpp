@@ -3,6 +3,8 @@
 #include "demail/connector/transport/tls_client.h"
 
 #include <Poco/Exception.h>
+#include <Poco/Net/HTTPBasicCredentials.h>
+#include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/HTTPSClientSession.h>
@@ -120,6 +122,30 @@ Poco::Net::Session::Ptr TlsClient::tlsSession() const {
     return session_->sslSession();
 }
 
+int TlsClient::proxyConnectStatus() const {
+    // The same CONNECT once more on a plain connection, only to read its status line.
+    const auto& proxy = endpoint_.proxy;
+    try {
+        Poco::Net::HTTPClientSession s(proxy.host, proxy.port);
+        s.setTimeout(timeouts_.connect, timeouts_.io, timeouts_.io);
+        const std::string target = url_.host + ":" + std::to_string(url_.port);
+        Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_CONNECT, target,
+                                   Poco::Net::HTTPMessage::HTTP_1_1);
+        req.set("Host", target);
+        if (!proxy.user.empty())
+            Poco::Net::HTTPBasicCredentials(proxy.user, readProxyPassword(proxy.passwordFile))
+                .proxyAuthenticate(req);
+        s.sendRequest(req);
+        Poco::Net::HTTPResponse resp;
+        s.receiveResponse(resp);
+        const int status = resp.getStatus();
+        s.reset();
+        return status;
+    } catch (const std::exception&) {
+        return 0;
+    }
+}
+
 std::string TlsClient::peerName() const {
     if (endpoint_.proxy.host.empty())
         return endpoint_.url;
@@ -209,25 +235,29 @@ Result<TlsClient::Response> TlsClient::request(
         session_->reset();
         return transportFailure("connect_refused", "connection refused by " + peerName());
     } catch (const Poco::Net::HTTPException& e) {
-        // Poco 1.11 throws this when the proxy answers CONNECT with anything but 200, and keeps
-        // only the reason phrase, not the status: 407 is recognised by its standard phrase.
+        // Poco 1.11 throws this when the proxy answers CONNECT with anything but 200 and keeps
+        // only the reason phrase, which is free text (tinyproxy says "Unauthorized" for 407).
         session_->reset();
-        if (e.message().find("proxy") == std::string::npos)
+        if (endpoint_.proxy.host.empty() ||
+            e.message().find("proxy connection") == std::string::npos)
             return transportFailure("io_error", e.displayText());
-        const std::string phrase = e.message();
-        const bool auth = phrase.find("Authentication Required") != std::string::npos ||
-                          phrase.find("407") != std::string::npos;
-        if (auth)
+        const int status = proxyConnectStatus();
+        // 407 asks for credentials; tinyproxy answers wrong ones with 401.
+        if (status == 407 || status == 401)
             return transportFailure(
-                "proxy_auth",
-                "proxy " + peerName() + " refused the CONNECT tunnel (407 " +
-                    (endpoint_.proxy.user.empty()
-                         ? "authentication required: set [provider] proxy_user and "
-                           "proxy_password_file)"
-                         : "credentials of proxy_user " + endpoint_.proxy.user + " refused)"));
+                "proxy_auth", "proxy " + endpoint_.proxy.host + ":" +
+                                  std::to_string(endpoint_.proxy.port) +
+                                  " refused the CONNECT tunnel (" + std::to_string(status) + " " +
+                                  (endpoint_.proxy.user.empty()
+                                       ? "authentication required: set [provider] proxy_user and "
+                                         "proxy_password_file)"
+                                       : "credentials of proxy_user " + endpoint_.proxy.user +
+                                             " refused: check proxy_password_file)"));
         return transportFailure(
-            "proxy_refused", "proxy " + peerName() + " refused the CONNECT tunnel to " + url_.host +
-                                 ":" + std::to_string(url_.port) + ": " + phrase);
+            "proxy_refused",
+            "proxy " + endpoint_.proxy.host + ":" + std::to_string(endpoint_.proxy.port) +
+                " refused the CONNECT tunnel to " + url_.host + ":" + std::to_string(url_.port) +
+                ": " + (status ? std::to_string(status) + " " : std::string{}) + e.message());
     } catch (const Poco::TimeoutException&) {
         session_->reset();
         return transportFailure("timeout", "timeout talking to " + peerName());

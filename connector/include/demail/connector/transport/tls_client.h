@@ -79,7 +79,8 @@ class TlsClient {
     const ProviderEndpoint& endpoint() const { return endpoint_; }
 
   private:
-    std::string peerName() const;  // the URL, and the proxy when there is one (for reasons)
+    std::string peerName() const;    // the URL, and the proxy when there is one (for reasons)
+    int proxyConnectStatus() const;  // the proxy's status for our CONNECT, 0 if unknown
     ProviderEndpoint endpoint_;
     const TlsPolicy* policy_;
     ParsedUrl url_;
