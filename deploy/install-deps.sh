@@ -18,6 +18,9 @@ packages=(
   # monitoring: promtool checks the alert rules; the tests run their own prometheus process
   # (the package's own service is disabled below, it would listen on all interfaces)
   prometheus
+  # the provider connection through an HTTP proxy: the tests run their own tinyproxy on 127.0.0.1
+  # (the package's own service is disabled below)
+  tinyproxy
   # reliability and benchmarks: gcore (core dumps), perf and callgrind, plots, TSan/libFuzzer
   gdb linux-perf valgrind gnuplot-nox clang libclang-rt-14-dev
   # packaging and unit checks
@@ -47,13 +50,15 @@ echo "install-deps: installing ${missing[*]}"
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
-# The prometheus package starts and enables its own server (all interfaces, port 9090); the tests
-# run their own on 127.0.0.1. Keep it from starting during the installation (a policy-rc.d that
-# denies only prometheus, unless the host already has one) and disable it afterwards.
+# The prometheus and tinyproxy packages start and enable their own servers (prometheus on all
+# interfaces, port 9090; tinyproxy on port 8888); the tests run their own on 127.0.0.1. Keep them
+# from starting during the installation (a policy-rc.d that denies only these two, unless the host
+# already has one) and disable them afterwards.
 policy=
-if [[ " ${missing[*]} " == *" prometheus "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
+if [[ " ${missing[*]} " == *" prometheus "* || " ${missing[*]} " == *" tinyproxy "* ]] &&
+  [ ! -e /usr/sbin/policy-rc.d ]; then
   policy=/usr/sbin/policy-rc.d
-  printf '#!/bin/sh\n# demail-gateway install-deps.sh: temporary\n[ "$1" = prometheus ] && exit 101\nexit 0\n' |
+  printf '#!/bin/sh\n# demail-gateway install-deps.sh: temporary\ncase "$1" in prometheus|tinyproxy) exit 101;; esac\nexit 0\n' |
     $SUDO tee "$policy" >/dev/null
   $SUDO chmod 0755 "$policy"
 fi
@@ -67,4 +72,13 @@ if [[ " ${missing[*]} " == *" prometheus "* ]]; then
     $SUDO update-rc.d prometheus disable 2>/dev/null || true
   fi
   echo "install-deps: the prometheus service is disabled (the tests start their own)"
+fi
+if [[ " ${missing[*]} " == *" tinyproxy "* ]]; then
+  if [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now tinyproxy.service 2>/dev/null || true
+  else
+    $SUDO deb-systemd-helper disable tinyproxy.service 2>/dev/null || true
+    $SUDO update-rc.d tinyproxy disable 2>/dev/null || true
+  fi
+  echo "install-deps: the tinyproxy service is disabled (the tests start their own)"
 fi

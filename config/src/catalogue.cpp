@@ -19,7 +19,8 @@ const std::vector<KnownSection>& catalogue() {
         // gateway/src/config.cpp
         {"provider",
          {"profile", "url", "ca_file", "server_name", "client_cert", "client_key", "accounts_file",
-          "demail_domains", "connections", "poll_interval"}},
+          "demail_domains", "connections", "poll_interval", "proxy", "proxy_user",
+          "proxy_password_file"}},
         {"delivery",
          {"relay", "tls", "postmaster", "strip_headers", "inbound_max_attempts", "ca_file"}},
         {"queue",

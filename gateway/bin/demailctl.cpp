@@ -30,6 +30,7 @@
 #include "demail/gateway/config.h"
 #include "demail/gateway/credentials.h"
 #include "demail/gateway/ctl_queue.h"
+#include "demail/gateway/provider_endpoint.h"
 #include "demail/gateway/spool.h"
 #include "demail/smtp/auth.h"
 
@@ -105,9 +106,7 @@ int providerProbe(const gateway::Config& config) {
         std::cerr << "demailctl provider probe: " << creds.error << "\n";
         return creds.exitCode ? creds.exitCode : 1;
     }
-    connector::ProviderEndpoint ep{config.provider.profile, config.provider.url,
-                                   config.provider.caFile, config.provider.serverName};
-    const auto report = connector::probe(ep, *creds.credentials);
+    const auto report = connector::probe(gateway::providerEndpoint(config), *creds.credentials);
     std::cout << connector::formatProbeReport(report) << "\n";
     return report.ok ? 0 : 6;
 }

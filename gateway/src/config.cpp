@@ -42,9 +42,42 @@ const config::Section<ProviderConfig>& providerSection() {
     static const config::Section<ProviderConfig> s{
         "provider",
         {
-            config::choice<C, std::string>(
-                "profile", &C::profile,
-                {{"mentana", "mentana"}, {"telekom", "telekom"}, {"t-systems", "t-systems"}}),
+            // The profiles are the connector's registry (provider_endpoint.h): a command that
+            // talks to the provider refuses a name it does not know, with the list; here only the
+            // form, so that a new profile needs no change in the gateway.
+            {"profile", config::Kind::Text,
+             [](C& c, const std::string& v) {
+                 if (v.empty() || v.size() > 64 ||
+                     v.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") !=
+                         std::string::npos)
+                     return config::expected("a profile name (mentana, telekom, t-systems)", v);
+                 c.profile = v;
+                 return std::string();
+             },
+             [](const C& c) { return c.profile; }, ""},
+            {"proxy", config::Kind::HostPort,
+             [](C& c, const std::string& v) {
+                 if (v.empty()) {
+                     c.proxy = config::HostPort{};
+                     return std::string();
+                 }
+                 auto hp = config::parseHostPort(v);
+                 if (!hp || hp->port == 0)
+                     return config::expected("HOST:PORT of an HTTP proxy, or empty", v);
+                 c.proxy = *hp;
+                 return std::string();
+             },
+             [](const C& c) { return c.proxy.host.empty() ? std::string() : c.proxy.toString(); },
+             ""},
+            {"proxy_user", config::Kind::Text,
+             [](C& c, const std::string& v) {
+                 if (v.find(':') != std::string::npos)  // Basic credentials are user:password
+                     return config::expected("a user name without ':'", v);
+                 c.proxyUser = v;
+                 return std::string();
+             },
+             [](const C& c) { return c.proxyUser; }, ""},
+            config::readableFile("proxy_password_file", &C::proxyPasswordFile),
             {"url", config::Kind::Text,
              [](C& c, const std::string& v) {
                  try {
@@ -169,6 +202,11 @@ std::string crossKeyRules(const Config& config, const Sections& use) {
         return "[card] key_uri: missing (the card key's pkcs11: URI)";
     if (use.provider && !config.provider.clientKey.empty() && config.provider.clientCert.empty())
         return "[provider] client_cert: needed when client_key is set";
+    if (use.provider && !config.provider.proxyUser.empty() &&
+        config.provider.proxyPasswordFile.empty())
+        return "[provider] proxy_password_file: needed when proxy_user is set";
+    if (use.provider && !config.provider.proxyUser.empty() && config.provider.proxy.host.empty())
+        return "[provider] proxy_user: set without proxy";
     return {};
 }
 

@@ -2,8 +2,12 @@
 
 namespace demail::gateway {
 
-ProviderConnectionPool::ProviderConnectionPool(Factory factory, std::size_t connections)
-    : factory_(std::move(factory)), slots_(std::max<std::size_t>(connections, 1)) {}
+ProviderConnectionPool::ProviderConnectionPool(Factory factory,
+                                               connector::OutcomeResolution resolution,
+                                               std::size_t connections)
+    : factory_(std::move(factory)),
+      resolution_(resolution),
+      slots_(std::max<std::size_t>(connections, 1)) {}
 
 template <typename Call>
 auto ProviderConnectionPool::withConnection(Call call) {
@@ -86,25 +90,29 @@ ProviderConnectionPool::Totals ProviderConnectionPool::totals() {
 }
 
 connector::Result<connector::Done> ProviderConnectionPool::open() {
-    return withConnection([](connector::HttpsProviderTransport& t) { return t.open(); });
+    return withConnection([](connector::ProviderConnection& t) { return t.open(); });
 }
 connector::Result<std::vector<connector::Account>> ProviderConnectionPool::listAccounts() {
-    return withConnection([](connector::HttpsProviderTransport& t) { return t.listAccounts(); });
+    return withConnection([](connector::ProviderConnection& t) { return t.listAccounts(); });
 }
 connector::Result<connector::SubmitReceipt> ProviderConnectionPool::submit(
     const connector::Submission& s) {
-    return withConnection([&](connector::HttpsProviderTransport& t) { return t.submit(s); });
+    return withConnection([&](connector::ProviderConnection& t) { return t.submit(s); });
+}
+connector::Result<std::optional<connector::SubmitReceipt>> ProviderConnectionPool::findSubmission(
+    const std::string& account, const std::string& privateId) {
+    return withConnection(
+        [&](connector::ProviderConnection& t) { return t.findSubmission(account, privateId); });
 }
 connector::Result<std::vector<connector::InboundRef>> ProviderConnectionPool::listInbound(
     const std::string& account) {
-    return withConnection(
-        [&](connector::HttpsProviderTransport& t) { return t.listInbound(account); });
+    return withConnection([&](connector::ProviderConnection& t) { return t.listInbound(account); });
 }
 connector::Result<std::string> ProviderConnectionPool::fetch(const std::string& id) {
-    return withConnection([&](connector::HttpsProviderTransport& t) { return t.fetch(id); });
+    return withConnection([&](connector::ProviderConnection& t) { return t.fetch(id); });
 }
 connector::Result<connector::Done> ProviderConnectionPool::acknowledge(const std::string& id) {
-    return withConnection([&](connector::HttpsProviderTransport& t) { return t.acknowledge(id); });
+    return withConnection([&](connector::ProviderConnection& t) { return t.acknowledge(id); });
 }
 
 }  // namespace demail::gateway

@@ -86,6 +86,31 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
     sub.options = {prep.options.personal, prep.options.authoritative,
                    prep.options.dispatchConfirmation, prep.options.receiptConfirmation,
                    prep.options.retrieveConfirmation};
+    // "Never sent twice" with a provider that keeps no idempotency key: an earlier attempt whose
+    // reply was lost (or that the daemon did not live to record) is found among the account's
+    // sent items by its private-id, which is our queue id. Asked before every attempt, not only
+    // after a known failure: an attempt cut short by a crash leaves no trace on our side.
+    if (transport_.outcomeResolution() == connector::OutcomeResolution::LookupByPrivateId) {
+        const auto found = transport_.findSubmission(prep.account, env.queueId);
+        if (!found) {
+            connector::TransportError e = found.error();
+            // Without an answer the message is never sent; a look-up the provider does not offer
+            // (404, any refusal) is the configuration's fault, not the message's: no bounce.
+            if (e.kind == connector::ErrorKind::Permanent)
+                e.kind = connector::ErrorKind::OperatorAction;
+            e.reason = "sent-items look-up failed, not sent: " + e.reason;
+            return failure(e);
+        }
+        if (found.value()) {
+            journal_.record(env.queueId, env.sender);
+            return {SubmitOutcome::Kind::Accepted,
+                    "already at the provider (found among the account's sent items by "
+                    "private-id): not sent again",
+                    "",
+                    host_,
+                    {}};
+        }
+    }
     // Who sent it is recorded before the provider hears of it: a confirmation can be fetched
     // before the submission's own reply arrives (the inbox is polled on its own thread), and it
     // must find its sender. A record for a submission that then fails costs one small file
@@ -119,6 +144,10 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
                 host_,
                 {}};
     }
+    return failure(e);
+}
+
+SubmitOutcome ProviderSubmitter::failure(const connector::TransportError& e) {
     const std::string detail = "provider: " + e.reason;
     switch (e.kind) {
         case connector::ErrorKind::Permanent:

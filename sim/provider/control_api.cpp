@@ -66,6 +66,13 @@ class ControlHandler : public Poco::Net::HTTPRequestHandler {
         } else if (method == "POST" && path == "/control/block") {
             server_.state().setBlocked(account, blocked);
             out = "{}";
+        } else if (method == "POST" && path == "/control/idempotency") {
+            bool enabled = true;
+            for (const auto& [k, v] : uri.getQueryParameters())
+                if (k == "enabled")
+                    enabled = v != "false" && v != "0";
+            server_.state().setIdempotency(enabled);
+            out = std::string("{\"idempotency\":") + (enabled ? "true" : "false") + "}";
         } else if (method == "POST" && path == "/control/fault") {
             try {
                 Poco::JSON::Parser parser;
@@ -77,7 +84,7 @@ class ControlHandler : public Poco::Net::HTTPRequestHandler {
                 f.stallSeconds = o->optValue("stallSeconds", 20);
                 static const char* modes[] = {
                     "none",        "refuse",         "tls_alert", "stall_handshake", "stall",
-                    "http_status", "reset_mid_body", "malformed", "blocked_account"};
+                    "http_status", "reset_mid_body", "malformed", "blocked_account", "drop_reply"};
                 bool known = false;
                 for (const char* m : modes)
                     known = known || f.mode == m;

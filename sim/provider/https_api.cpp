@@ -59,6 +59,8 @@ void sendReply(Poco::Net::HTTPServerResponse& resp, const ApiReply& r) {
     resp.send().write(r.body.data(), static_cast<std::streamsize>(r.body.size()));
 }
 
+void resetConnection(Poco::Net::HTTPServerRequest& req);
+
 // Sends half the body, then aborts the TCP connection with a RST: the fd is replaced (dup2) so
 // Poco's later close cannot hit a descriptor number reused by another connection.
 void sendAndReset(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp,
@@ -69,6 +71,10 @@ void sendAndReset(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerRespon
     std::ostream& out = resp.send();
     out.write(r.body.data(), static_cast<std::streamsize>(r.body.size() / 2));
     out.flush();
+    resetConnection(req);
+}
+
+void resetConnection(Poco::Net::HTTPServerRequest& req) {
     auto& impl = dynamic_cast<Poco::Net::HTTPServerRequestImpl&>(req);
     int fd = static_cast<int>(impl.socket().impl()->sockfd());
     struct linger lg {
@@ -155,8 +161,14 @@ class ApiHandler : public Poco::Net::HTTPRequestHandler {
         }
 
         FaultConfig fault;
-        std::string mode = server_.faults().take(
-            {"stall", "http_status", "malformed", "blocked_account", "reset_mid_body"}, &fault);
+        // drop_reply hits submissions only, so a look-up before the submission is not the one
+        // that loses its reply.
+        const bool submission =
+            req.getMethod() == "POST" && Poco::URI(req.getURI()).getPath() == "/v1/messages";
+        std::string mode = submission ? server_.faults().take({"drop_reply"}, &fault) : "";
+        if (mode.empty())
+            mode = server_.faults().take(
+                {"stall", "http_status", "malformed", "blocked_account", "reset_mid_body"}, &fault);
         if (mode == "stall")
             server_.faults().stall(fault.stallSeconds);
         if (mode == "http_status") {
@@ -185,6 +197,8 @@ class ApiHandler : public Poco::Net::HTTPRequestHandler {
         std::fflush(stdout);
         if (mode == "reset_mid_body" && reply.body.size() >= 2)
             return sendAndReset(req, resp, reply);
+        if (mode == "drop_reply")  // stored, and not one byte of the answer
+            return resetConnection(req);
         sendReply(resp, reply);
     }
 
@@ -234,6 +248,16 @@ class ApiHandler : public Poco::Net::HTTPRequestHandler {
             s.optionsJson = req.get("X-Demail-Options", "");
             s.message = std::move(body);
             return server_.state().submit(bound, s);
+        }
+        if (method == "GET" && path == "/v1/messages") {  // sent-items look-up by private-id
+            std::string account, privateId;
+            for (const auto& [k, v] : uri.getQueryParameters()) {
+                if (k == "account")
+                    account = v;
+                if (k == "privateId")
+                    privateId = v;
+            }
+            return server_.state().findSubmissions(bound, account, privateId);
         }
         if (method == "GET" && path == "/v1/inbox") {
             std::string account;

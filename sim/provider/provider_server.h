@@ -20,7 +20,7 @@ namespace demail::sim::provider {
 // Switchable faults (POST /control/fault). `remaining` 0 means until switched off.
 struct FaultConfig {
     std::string mode = "none";  // none refuse tls_alert stall_handshake stall http_status
-                                // reset_mid_body malformed blocked_account
+                                // reset_mid_body malformed blocked_account drop_reply
     int status = 503;           // for http_status
     int remaining = 0;
     int stallSeconds = 20;

@@ -342,9 +342,10 @@ ApiReply ProviderState::submit(const std::vector<std::string>& bound, const Subm
     std::lock_guard lock(mutex_);
     const std::string bodyHash =
         sha256Base64(req.account + "\n" + req.optionsJson + "\n" + req.message);
-    if (req.idempotencyKey.empty() || req.idempotencyKey.size() > 200)
+    if (idempotencyEnabled_ && (req.idempotencyKey.empty() || req.idempotencyKey.size() > 200))
         return error(400, "idempotency_key_missing", "Idempotency-Key header required");
-    if (auto it = idempotency_.find(req.idempotencyKey); it != idempotency_.end()) {
+    if (auto it = idempotencyEnabled_ ? idempotency_.find(req.idempotencyKey) : idempotency_.end();
+        it != idempotency_.end()) {
         if (it->second.bodyHash != bodyHash)
             return error(409, "idempotency_conflict",
                          "Idempotency-Key reused for a different submission");
@@ -359,6 +360,8 @@ ApiReply ProviderState::submit(const std::vector<std::string>& bound, const Subm
     }
     auto remember = [&](ApiReply reply) {
         // Only final answers are remembered; a blocked account may be unblocked later.
+        if (!idempotencyEnabled_)
+            return reply;
         if (reply.status == 201 || reply.status == 400 || reply.status == 413 ||
             reply.status == 422)
             idempotency_[req.idempotencyKey] = {bodyHash, reply};
@@ -489,7 +492,43 @@ ApiReply ProviderState::submit(const std::vector<std::string>& bound, const Subm
     o.set("id", firstId);
     o.set("messageIds", ids);
     o.set("duplicate", false);
+    Sent sent{acc->address, privateId, firstId, {}};
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        sent.messageIds.push_back(ids.getElement<std::string>(static_cast<unsigned>(i)));
+    sent_.push_back(std::move(sent));
     return remember({201, "application/json", toJson(o), {}});
+}
+
+ApiReply ProviderState::findSubmissions(const std::vector<std::string>& bound,
+                                        const std::string& account,
+                                        const std::string& privateId) const {
+    std::lock_guard lock(mutex_);
+    const std::string acc = lower(account);
+    if (!contains(bound, acc))
+        return error(403, "not_authorised", "account " + account + " not bound to certificate");
+    if (privateId.empty())
+        return error(400, "syntax", "privateId required");
+    Poco::JSON::Array list;
+    for (const auto& s : sent_) {
+        if (s.account != acc || s.privateId != privateId)
+            continue;
+        Poco::JSON::Object o;
+        o.set("id", s.id);
+        o.set("privateId", s.privateId);
+        Poco::JSON::Array ids;
+        for (const auto& m : s.messageIds)
+            ids.add(m);
+        o.set("messageIds", ids);
+        list.add(o);
+    }
+    Poco::JSON::Object root;
+    root.set("submissions", list);
+    return {200, "application/json", toJson(root), {}};
+}
+
+void ProviderState::setIdempotency(bool enabled) {
+    std::lock_guard lock(mutex_);
+    idempotencyEnabled_ = enabled;
 }
 
 ApiReply ProviderState::listInbox(const std::vector<std::string>& bound,
@@ -578,6 +617,7 @@ std::string ProviderState::stateJson() const {
     Poco::JSON::Object root;
     root.set("submissions", static_cast<Poco::UInt64>(submissions_));
     root.set("idempotencyKeys", static_cast<Poco::UInt64>(idempotency_.size()));
+    root.set("idempotency", idempotencyEnabled_);
     root.set("outbound", static_cast<Poco::UInt64>(outbound_.size()));
     Poco::JSON::Array msgs;
     for (const auto& m : messages_) {

@@ -68,6 +68,13 @@ class ProviderState {
 
     ApiReply listAccounts(const std::vector<std::string>& bound) const;
     ApiReply submit(const std::vector<std::string>& bound, const SubmitRequest& req);
+    // The account's sent items with this X-de-mail-private-id (GET /v1/messages): their receipts,
+    // an empty list when there is none.
+    ApiReply findSubmissions(const std::vector<std::string>& bound, const std::string& account,
+                             const std::string& privateId) const;
+    // Off: Idempotency-Key is neither required nor remembered, as at a provider without it; a
+    // repeated submission is stored again (POST /control/idempotency).
+    void setIdempotency(bool enabled);
     ApiReply listInbox(const std::vector<std::string>& bound, const std::string& account) const;
     ApiReply fetch(const std::vector<std::string>& bound, const std::string& id);
     ApiReply acknowledge(const std::vector<std::string>& bound, const std::string& id);
@@ -101,6 +108,12 @@ class ProviderState {
         ApiReply reply;
     };
     std::map<std::string, Idem> idempotency_;
+    bool idempotencyEnabled_ = true;
+    struct Sent {  // one accepted submission, for the sent-items look-up
+        std::string account, privateId, id;
+        std::vector<std::string> messageIds;
+    };
+    std::vector<Sent> sent_;
     std::uint64_t counter_ = 0;
     std::uint64_t submissions_ = 0;
 };

@@ -16,7 +16,7 @@
 #include <set>
 #include <sstream>
 
-#include "demail/connector/transport/https_provider_transport.h"
+#include "demail/connector/transport/provider_binding.h"
 
 namespace demail::connector {
 namespace {
@@ -75,28 +75,31 @@ std::optional<Negotiated> diagnosticHandshake(const ParsedUrl& url, const std::s
     return out;
 }
 
-std::optional<std::string> diagnoseProfileMismatch(const ProviderEndpoint& endpoint) {
+std::optional<std::string> diagnoseProfileMismatch(const ProviderEndpoint& endpoint,
+                                                   const TlsPolicy& policy) {
     auto url = parseHttpsUrl(endpoint.url);
     if (!url)
         return std::nullopt;
+    const char* kProtocol = policy.protocol.c_str();
+    const char* kCipher = policy.cipher.c_str();
+    const char* kGroup = policy.group.c_str();
     const std::string sni = effectiveServerName(endpoint);
     const char* allGroups = "P-521:P-384:P-256:X25519:X448";
     // Does the server speak TLS 1.2 at all?
     if (auto n = diagnosticHandshake(*url, sni, TLS1_3_VERSION, "ALL", allGroups);
-        n && n->protocol != tls_profile::kProtocol &&
+        n && n->protocol != kProtocol &&
         !diagnosticHandshake(*url, sni, TLS1_2_VERSION, "ALL", allGroups))
-        return "server negotiated " + n->protocol + ", profile requires " + tls_profile::kProtocol;
+        return "server negotiated " + n->protocol + ", profile requires " + kProtocol;
     // The suite, with any group.
-    if (!diagnosticHandshake(*url, sni, TLS1_2_VERSION, tls_profile::kCipher, allGroups)) {
+    if (!diagnosticHandshake(*url, sni, TLS1_2_VERSION, kCipher, allGroups)) {
         auto n = diagnosticHandshake(*url, sni, TLS1_2_VERSION, "ALL", allGroups);
-        return std::string("server offers no ") + tls_profile::kCipher +
+        return std::string("server offers no ") + kCipher +
                (n ? " (it chose " + n->cipher + ")" : std::string{});
     }
     // The group, with the suite.
-    if (!diagnosticHandshake(*url, sni, TLS1_2_VERSION, tls_profile::kCipher,
-                             tls_profile::kGroup)) {
-        auto n = diagnosticHandshake(*url, sni, TLS1_2_VERSION, tls_profile::kCipher, allGroups);
-        return std::string("server does not support group ") + tls_profile::kGroup +
+    if (!diagnosticHandshake(*url, sni, TLS1_2_VERSION, kCipher, kGroup)) {
+        auto n = diagnosticHandshake(*url, sni, TLS1_2_VERSION, kCipher, allGroups);
+        return std::string("server does not support group ") + kGroup +
                (n && !n->group.empty() ? " (it chose " + n->group + ")" : std::string{});
     }
     return std::nullopt;
@@ -108,12 +111,15 @@ ProbeReport probe(const ProviderEndpoint& endpointIn, ClientCredentials& credent
     ProbeReport report;
     ProviderEndpoint endpoint = endpointIn;
     report.clientSubject = certificateSubject(credentials.certificate());
-    std::unique_ptr<HttpsProviderTransport> transport;
+    if (!endpoint.proxy.host.empty())
+        report.proxy = endpoint.proxy.host + ":" + std::to_string(endpoint.proxy.port);
+    std::unique_ptr<ProviderConnection> transport;
     try {
         TransportTimeouts timeouts;
         timeouts.connect = Poco::Timespan(10, 0);
         timeouts.io = Poco::Timespan(15, 0);
-        transport = std::make_unique<HttpsProviderTransport>(endpoint, credentials, timeouts);
+        report.binding = bindingFor(endpoint).name;
+        transport = connectProvider(endpoint, credentials, timeouts);
     } catch (const std::exception& e) {
         report.reason = e.what();
         return report;
@@ -126,9 +132,12 @@ ProbeReport probe(const ProviderEndpoint& endpointIn, ClientCredentials& credent
     report.serverSubject = hs.serverSubject;
     if (!accounts) {
         report.reason = accounts.error().reason;
-        if (accounts.error().code == "tls_handshake") {
+        // The diagnostic handshakes connect directly: through a proxy they are not run.
+        if (accounts.error().code == "tls_handshake" && endpoint.proxy.host.empty()) {
             completeEndpoint(endpoint);
-            if (auto why = diagnoseProfileMismatch(endpoint))
+            const auto profile = findProviderProfile(endpoint.profile);
+            const TlsPolicy* policy = profile ? findTlsPolicy(profile->tlsPolicy) : nullptr;
+            if (auto why = diagnoseProfileMismatch(endpoint, policy ? *policy : bsiTlsPolicy()))
                 report.reason = *why;
         }
         return report;
@@ -150,7 +159,9 @@ std::string formatProbeReport(const ProbeReport& r) {
     }
     out << "protocol=" << r.protocol << " cipher=" << r.cipher << " group=" << r.group
         << " server=\"" << r.serverSubject << "\" client=\"" << r.clientSubject
-        << "\" domains=" << r.domains << " accounts=" << r.accounts;
+        << "\" domains=" << r.domains << " accounts=" << r.accounts << " binding=" << r.binding;
+    if (!r.proxy.empty())
+        out << " proxy=" << r.proxy;
     return out.str();
 }
 

@@ -16,6 +16,11 @@ const std::vector<ProviderProfile>& providerProfiles() {
         {"t-systems", "", "", true,
          "T-Systems ran Telekom's De-Mail; same end of service as telekom"},
         {"custom", "", "", false, "any endpoint implementing docs/provider-api.md (simulator)"},
+        // The same contract at a provider that keeps no Idempotency-Key: a submission whose
+        // reply was lost is looked up among the account's sent items before it is sent again.
+        {"custom-lookup", "", "", false,
+         "docs/provider-api.md without Idempotency-Key (unknown outcomes resolved by look-up)",
+         "demail-json-v1-lookup"},
     };
     return profiles;
 }
@@ -82,9 +87,12 @@ std::optional<std::string> completeEndpoint(ProviderEndpoint& endpoint) {
     if (endpoint.profile.empty())
         endpoint.profile = "custom";
     auto profile = findProviderProfile(endpoint.profile);
-    if (!profile)
-        return "provider.profile: unknown profile '" + endpoint.profile +
-               "' (mentana, telekom, t-systems, custom)";
+    if (!profile) {
+        std::string names;
+        for (const auto& p : providerProfiles())
+            names += (names.empty() ? "" : ", ") + p.name;
+        return "provider.profile: unknown profile '" + endpoint.profile + "' (" + names + ")";
+    }
     if (endpoint.url.empty())
         endpoint.url = profile->defaultUrl;
     if (endpoint.serverName.empty())
@@ -98,6 +106,10 @@ std::optional<std::string> completeEndpoint(ProviderEndpoint& endpoint) {
         return "provider.ca_file: no CA file configured";
     if (!std::ifstream(endpoint.caFile))
         return "provider.ca_file: cannot read " + endpoint.caFile;
+    if (!endpoint.proxy.host.empty() && endpoint.proxy.port == 0)
+        return "provider.proxy: no port for proxy " + endpoint.proxy.host;
+    if (!endpoint.proxy.user.empty() && endpoint.proxy.passwordFile.empty())
+        return "provider.proxy_password_file: needed when proxy_user is set";
     return std::nullopt;
 }
 

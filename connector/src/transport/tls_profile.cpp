@@ -106,24 +106,36 @@ const HandshakeInfo& threadHandshakeInfo() {
     return t_handshake;
 }
 
-std::optional<std::string> checkNegotiated(const HandshakeInfo& info) {
+const TlsPolicy& bsiTlsPolicy() {
+    static const TlsPolicy policy{"bsi-tr-03116-4", tls_profile::kProtocol, tls_profile::kCipher,
+                                  tls_profile::kGroup, tls_profile::kClientSigalgs};
+    return policy;
+}
+
+const TlsPolicy* findTlsPolicy(const std::string& name) {
+    return name == bsiTlsPolicy().name ? &bsiTlsPolicy() : nullptr;
+}
+
+std::optional<std::string> checkNegotiated(const HandshakeInfo& info, const TlsPolicy& policy) {
     if (!info.completed)
         return "handshake did not complete";
-    if (info.protocol != tls_profile::kProtocol)
-        return "server negotiated " + info.protocol + ", profile requires " +
-               tls_profile::kProtocol;
-    if (info.cipher != tls_profile::kCipher)
-        return "server negotiated cipher " + info.cipher + ", profile requires " +
-               tls_profile::kCipher;
+    if (info.protocol != policy.protocol)
+        return "server negotiated " + info.protocol + ", profile requires " + policy.protocol;
+    if (info.cipher != policy.cipher)
+        return "server negotiated cipher " + info.cipher + ", profile requires " + policy.cipher;
     // A resumed session has no key exchange; its group was checked when it was established.
-    if (!info.resumed && info.group != tls_profile::kGroup)
+    if (!info.resumed && info.group != policy.group)
         return "server negotiated group " + (info.group.empty() ? "none" : info.group) +
-               ", profile requires " + tls_profile::kGroup;
+               ", profile requires " + policy.group;
     return std::nullopt;
 }
 
 Poco::Net::Context::Ptr makeClientContext(const ProviderEndpoint& endpoint,
-                                          ClientCredentials& credentials, TlsCounters& counters) {
+                                          ClientCredentials& credentials, TlsCounters& counters,
+                                          const TlsPolicy& policy) {
+    if (policy.protocol != "TLSv1.2")
+        throw std::runtime_error("provider: TLS policy " + policy.name + " asks for " +
+                                 policy.protocol + "; the client builds TLS 1.2 contexts only");
     const std::string serverName = effectiveServerName(endpoint);
     if (serverName.empty())
         throw std::runtime_error("provider: no server name to verify");
@@ -131,8 +143,8 @@ Poco::Net::Context::Ptr makeClientContext(const ProviderEndpoint& endpoint,
     params.caLocation = endpoint.caFile;
     params.loadDefaultCAs = false;
     params.verificationMode = Poco::Net::Context::VERIFY_STRICT;
-    params.cipherList = tls_profile::kCipher;
-    params.ecdhCurve = tls_profile::kGroup;
+    params.cipherList = policy.cipher;
+    params.ecdhCurve = policy.group;
     Poco::Net::Context::Ptr ctx;
     try {
         ctx = new Poco::Net::Context(Poco::Net::Context::TLSV1_2_CLIENT_USE, params);
@@ -147,9 +159,9 @@ Poco::Net::Context::Ptr makeClientContext(const ProviderEndpoint& endpoint,
     SSL_CTX* s = ctx->sslContext();
     bool ok = SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION) == 1 &&
               SSL_CTX_set_max_proto_version(s, TLS1_2_VERSION) == 1 &&
-              SSL_CTX_set_cipher_list(s, tls_profile::kCipher) == 1 &&
-              SSL_CTX_set1_groups_list(s, tls_profile::kGroup) == 1 &&
-              SSL_CTX_set1_client_sigalgs_list(s, tls_profile::kClientSigalgs) == 1 &&
+              SSL_CTX_set_cipher_list(s, policy.cipher.c_str()) == 1 &&
+              SSL_CTX_set1_groups_list(s, policy.group.c_str()) == 1 &&
+              SSL_CTX_set1_client_sigalgs_list(s, policy.clientSigalgs.c_str()) == 1 &&
               SSL_CTX_set1_sigalgs_list(s,
                                         "RSA+SHA256:RSA+SHA384:RSA+SHA512:"
                                         "rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:"
@@ -185,8 +197,8 @@ Poco::Net::Context::Ptr makeClientContext(const ProviderEndpoint& endpoint,
     return ctx;
 }
 
-std::string describeHandshakeFailure(const ProviderEndpoint& endpoint,
-                                     const std::string& errorText) {
+std::string describeHandshakeFailure(const ProviderEndpoint& endpoint, const std::string& errorText,
+                                     const TlsPolicy& policy) {
     const HandshakeInfo& info = t_handshake;
     switch (info.verifyError) {
         case X509_V_OK:
@@ -210,7 +222,7 @@ std::string describeHandshakeFailure(const ProviderEndpoint& endpoint,
                    X509_verify_cert_error_string(info.verifyError);
     }
     if (info.completed) {
-        if (auto bad = checkNegotiated(info))
+        if (auto bad = checkNegotiated(info, policy))
             return *bad;
     }
     return "TLS handshake failed: " + errorText;

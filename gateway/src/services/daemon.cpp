@@ -6,8 +6,9 @@
 
 #include <iostream>
 
-#include "demail/connector/transport/https_provider_transport.h"
+#include "demail/connector/transport/provider_binding.h"
 #include "demail/gateway/accounts_file.h"
+#include "demail/gateway/provider_endpoint.h"
 #include "demail/gateway/spool_layout.h"
 #include "demail/gateway/systemd_notify.h"
 
@@ -102,29 +103,41 @@ int Daemon::start() {
     if (!credentials_.notice.empty())
         log().warning("event=card_unchecked reason=\"" + credentials_.notice + "\"");
 
-    const connector::ProviderEndpoint endpoint{cfg.provider.profile, cfg.provider.url,
-                                               cfg.provider.caFile, cfg.provider.serverName};
+    const connector::ProviderEndpoint endpoint = providerEndpoint(cfg);
+    const connector::ProviderBinding* binding = nullptr;
+    try {
+        binding = &connector::bindingFor(endpoint);  // the profile names it (connector registry)
+    } catch (const std::exception& e) {
+        std::cerr << "demail-gatewayd: [provider]: " << e.what() << "\n";
+        return 2;
+    }
+    log().information(std::string("event=provider_binding profile=") + endpoint.profile +
+                      " binding=" + binding->name +
+                      " unknown_outcome=" + connector::toString(binding->resolution) +
+                      (endpoint.proxy.host.empty() ? std::string{}
+                                                   : " proxy=" + endpoint.proxy.host + ":" +
+                                                         std::to_string(endpoint.proxy.port)));
     auto* credentials = credentials_.credentials.get();
     auto* card = credentials_.card;
     pool_ = std::make_unique<ProviderConnectionPool>(
-        [endpoint, credentials, card](std::string& why, Poco::Net::Session::Ptr resume)
-            -> std::unique_ptr<connector::HttpsProviderTransport> {
+        [endpoint, binding, credentials, card](std::string& why, Poco::Net::Session::Ptr resume)
+            -> std::unique_ptr<connector::ProviderConnection> {
             if (card && !card->privateKey()) {
                 why = "the card key is not loaded";
                 return nullptr;
             }
             try {
-                return std::make_unique<connector::HttpsProviderTransport>(
-                    endpoint, *credentials, connector::TransportTimeouts{}, resume);
+                return binding->connect(endpoint, *credentials, connector::TransportTimeouts{},
+                                        resume);
             } catch (const std::exception& e) {
                 why = e.what();
                 return nullptr;
             }
         },
-        cfg.provider.connections);
+        binding->resolution, cfg.provider.connections);
     if (credentials_.error.empty()) {  // a usable key: check the endpoint settings now
         try {
-            connector::HttpsProviderTransport probe(endpoint, *credentials);
+            binding->connect(endpoint, *credentials, connector::TransportTimeouts{}, nullptr);
         } catch (const std::exception& e) {
             std::cerr << "demail-gatewayd: [provider]: " << e.what() << "\n";
             return 2;

@@ -1,7 +1,8 @@
 // Unit tests: HTTP error mapping to the taxonomy, JSON binding, URL and profile table.
 #include <gtest/gtest.h>
 
-#include "demail/connector/transport/provider_api_binding.h"
+#include "demail/connector/transport/json_api_binding.h"
+#include "demail/connector/transport/provider_binding.h"
 #include "demail/connector/transport/provider_endpoint.h"
 #include "demail/connector/transport/tls_profile.h"
 
@@ -39,11 +40,11 @@ TEST(ErrorMapping, BlockedAccountOrCertificateNeedsOperator) {
 }
 
 TEST(ErrorMapping, TransportFailures) {
-    EXPECT_EQ(api::connectFailure("connect_refused", "x").kind, ErrorKind::Retryable);
-    EXPECT_EQ(api::connectFailure("timeout", "x").kind, ErrorKind::Retryable);
-    EXPECT_EQ(api::connectFailure("connection_reset", "x").kind, ErrorKind::Retryable);
-    EXPECT_EQ(api::connectFailure("tls_server_certificate", "x").kind, ErrorKind::OperatorAction);
-    EXPECT_EQ(api::connectFailure("tls_profile_violation", "x").kind, ErrorKind::OperatorAction);
+    EXPECT_EQ(transportFailure("connect_refused", "x").kind, ErrorKind::Retryable);
+    EXPECT_EQ(transportFailure("timeout", "x").kind, ErrorKind::Retryable);
+    EXPECT_EQ(transportFailure("connection_reset", "x").kind, ErrorKind::Retryable);
+    EXPECT_EQ(transportFailure("tls_server_certificate", "x").kind, ErrorKind::OperatorAction);
+    EXPECT_EQ(transportFailure("tls_profile_violation", "x").kind, ErrorKind::OperatorAction);
 }
 
 TEST(JsonBinding, Accounts) {
@@ -135,11 +136,11 @@ TEST(Endpoint, ProfilesAndCompletion) {
     EXPECT_TRUE(findProviderProfile("telekom")->serviceDiscontinued);
     ASSERT_TRUE(findProviderProfile("t-systems"));
     EXPECT_FALSE(findProviderProfile("gmx"));
-    ProviderEndpoint e{"nope", "https://h", "/etc/hostname", ""};
+    ProviderEndpoint e{"nope", "https://h", "/etc/hostname", "", {}};
     EXPECT_NE(completeEndpoint(e)->find("provider.profile"), std::string::npos);
-    ProviderEndpoint m{"mentana", "", "/etc/hostname", ""};
+    ProviderEndpoint m{"mentana", "", "/etc/hostname", "", {}};
     EXPECT_NE(completeEndpoint(m)->find("provider.url"), std::string::npos);
-    ProviderEndpoint ok{"mentana", "https://gw.example.de", "/etc/hostname", ""};
+    ProviderEndpoint ok{"mentana", "https://gw.example.de", "/etc/hostname", "", {}};
     EXPECT_FALSE(completeEndpoint(ok));
     EXPECT_EQ(effectiveServerName(ok), "gw.example.de");
 }
@@ -164,4 +165,60 @@ TEST(TlsProfile, NegotiatedCheck) {
     auto gcm = good;
     gcm.cipher = "ECDHE-RSA-AES128-GCM-SHA256";
     EXPECT_TRUE(checkNegotiated(gcm));
+}
+
+TEST(JsonBinding, SentItemsLookUp) {
+    auto found = api::parseLookup(
+        R"({"submissions":[{"id":"<dm-1@p>","privateId":"q-7","messageIds":["<dm-1@p>","<dm-2@p>"]}]})",
+        "q-7");
+    ASSERT_TRUE(found.ok()) << found.error().reason;
+    ASSERT_TRUE(found.value());
+    EXPECT_EQ(found.value()->messageIds.size(), 2u);
+    EXPECT_TRUE(found.value()->duplicate);
+    auto none = api::parseLookup(R"({"submissions":[]})", "q-7");
+    ASSERT_TRUE(none.ok());
+    EXPECT_FALSE(none.value());
+    // Another private-id, no list, or garbage are malformed replies, never "not sent".
+    for (const char* body : {R"({"submissions":[{"privateId":"q-8","messageIds":["<a@b>"]}]})",
+                             R"({"messages":[]})", "<html>", R"({"submissions":[{}]})"}) {
+        auto r = api::parseLookup(body, "q-7");
+        ASSERT_FALSE(r.ok()) << body;
+        EXPECT_EQ(r.error().code, "malformed_reply");
+    }
+}
+
+TEST(BindingRegistry, ProfilesNameABindingAndATlsPolicy) {
+    for (const char* name : {"mentana", "telekom", "t-systems", "custom"}) {
+        ProviderEndpoint e;
+        e.profile = name;
+        EXPECT_EQ(bindingFor(e).name, "demail-json-v1") << name;
+        EXPECT_EQ(bindingFor(e).resolution, OutcomeResolution::IdempotencyKey) << name;
+        ASSERT_TRUE(findTlsPolicy(findProviderProfile(name)->tlsPolicy)) << name;
+    }
+    ProviderEndpoint lookup;
+    lookup.profile = "custom-lookup";
+    EXPECT_EQ(bindingFor(lookup).name, "demail-json-v1-lookup");
+    EXPECT_EQ(bindingFor(lookup).resolution, OutcomeResolution::LookupByPrivateId);
+    ProviderEndpoint unknown;
+    unknown.profile = "acme";
+    try {
+        bindingFor(unknown);
+        FAIL() << "unknown profile accepted";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("unknown profile 'acme' (mentana, telekom"),
+                  std::string::npos)
+            << e.what();
+    }
+    EXPECT_EQ(bsiTlsPolicy().cipher, "ECDHE-RSA-AES256-SHA384");
+    EXPECT_EQ(bsiTlsPolicy().group, "P-521");
+}
+
+TEST(BindingRegistry, ProxyNeedsAPortAndAPasswordFileForAUser) {
+    ProviderEndpoint e{
+        "mentana", "https://gw.example.de", "/etc/hostname", "", {"proxy.lan", 0, "", ""}};
+    EXPECT_NE(completeEndpoint(e).value_or("").find("provider.proxy"), std::string::npos);
+    e.proxy.port = 3128;
+    EXPECT_FALSE(completeEndpoint(e));
+    e.proxy.user = "gw";
+    EXPECT_NE(completeEndpoint(e).value_or("").find("proxy_password_file"), std::string::npos);
 }

@@ -13,7 +13,7 @@
 #include <fstream>
 #include <memory>
 
-#include "demail/connector/transport/https_provider_transport.h"
+#include "demail/connector/transport/json_api_binding.h"
 #include "sim_process.h"
 
 using namespace demail::connector;
@@ -109,7 +109,7 @@ class EngineKey : public ::testing::Test {
     std::string dir;
     ENGINE* engine = nullptr;
     std::unique_ptr<EngineCredentials> creds;
-    std::unique_ptr<HttpsProviderTransport> transport;
+    std::unique_ptr<JsonApiConnection> transport;
 };
 
 }  // namespace
@@ -119,7 +119,7 @@ TEST_F(EngineKey, SignsOncePerSessionWithPkcs1) {
     const RSA* rsa = EVP_PKEY_get0_RSA(creds->privateKey());
     ASSERT_NE(rsa, nullptr);
     ASSERT_NE(RSA_get_method(rsa), RSA_get_default_method());
-    transport = std::make_unique<HttpsProviderTransport>(sim->endpoint(), *creds);
+    transport = std::make_unique<JsonApiConnection>(sim->endpoint(), *creds);
     for (int i = 0; i < 20; ++i) {
         Submission s{"eng-" + std::to_string(i),
                      "poststelle@firma.de-mail.de",

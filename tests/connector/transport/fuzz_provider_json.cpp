@@ -9,7 +9,7 @@
 #include <sstream>
 #include <string>
 
-#include "demail/connector/transport/provider_api_binding.h"
+#include "demail/connector/transport/json_api_binding.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     using namespace demail::connector;

@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "demail/connector/message/inbound.h"
-#include "demail/connector/transport/https_provider_transport.h"
+#include "demail/connector/transport/json_api_binding.h"
 #include "sim_process.h"
 
 using namespace demail::connector;
@@ -14,7 +14,7 @@ using demail::connector::testing::SimProcess;
 TEST(TransportSimMessages, ConfirmationsClassifyAndCorrelate) {
     SimProcess sim;
     PemClientCredentials creds(sim.clientCert(), sim.clientKey());
-    HttpsProviderTransport transport(sim.endpoint(), creds);
+    JsonApiConnection transport(sim.endpoint(), creds);
     const std::string sender = "poststelle@firma.de-mail.de";
     SubmitOptions opts;
     opts.personal = true;

@@ -79,7 +79,7 @@ std::string SimProcess::env(const std::string& key) const {
 }
 
 ProviderEndpoint SimProcess::endpoint() const {
-    return ProviderEndpoint{"custom", env("URL"), env("CA"), env("SERVER_NAME")};
+    return ProviderEndpoint{"custom", env("URL"), env("CA"), env("SERVER_NAME"), {}};
 }
 
 std::string SimProcess::control(const std::string& method, const std::string& path,

@@ -7,7 +7,7 @@
 #include <sstream>
 #include <vector>
 
-#include "demail/connector/transport/https_provider_transport.h"
+#include "demail/connector/transport/json_api_binding.h"
 #include "demail/connector/transport/probe.h"
 #include "sim_process.h"
 
@@ -31,7 +31,7 @@ class TransportSim : public ::testing::Test {
     void SetUp() override {
         sim = std::make_unique<SimProcess>();
         creds = std::make_unique<PemClientCredentials>(sim->clientCert(), sim->clientKey());
-        transport = std::make_unique<HttpsProviderTransport>(sim->endpoint(), *creds, timeouts());
+        transport = std::make_unique<JsonApiConnection>(sim->endpoint(), *creds, timeouts());
     }
     virtual TransportTimeouts timeouts() { return {}; }
 
@@ -42,7 +42,7 @@ class TransportSim : public ::testing::Test {
 
     std::unique_ptr<SimProcess> sim;
     std::unique_ptr<PemClientCredentials> creds;
-    std::unique_ptr<HttpsProviderTransport> transport;
+    std::unique_ptr<JsonApiConnection> transport;
 };
 
 }  // namespace
@@ -92,10 +92,10 @@ TEST_F(TransportSim, ParallelConnectionsResumeOneSessionAndSignOnce) {
     const auto session = transport->tlsSession();
     ASSERT_TRUE(session);
     // Three more connections, open at the same time as the first, built from its session.
-    std::vector<std::unique_ptr<HttpsProviderTransport>> more;
+    std::vector<std::unique_ptr<JsonApiConnection>> more;
     for (int i = 0; i < 3; ++i) {
         more.push_back(
-            std::make_unique<HttpsProviderTransport>(sim->endpoint(), *creds, timeouts(), session));
+            std::make_unique<JsonApiConnection>(sim->endpoint(), *creds, timeouts(), session));
         auto r = more.back()->submit(
             submission("parallel-" + std::to_string(i), "to=buerger@example.de-mail.de"));
         ASSERT_TRUE(r.ok()) << r.error().reason;

@@ -33,6 +33,14 @@ class RecordingTransport : public connector::ProviderTransport {
                 "Idempotency-Key reused for a different submission", 409};
         return connector::SubmitReceipt{{"id-1"}, false};
     }
+    connector::OutcomeResolution outcomeResolution() const override { return resolution; }
+    connector::Result<std::optional<connector::SubmitReceipt>> findSubmission(
+        const std::string& account, const std::string& privateId) override {
+        lookups.push_back(account + " " + privateId);
+        if (lookupError)
+            return *lookupError;
+        return found;
+    }
     connector::Result<std::vector<connector::InboundRef>> listInbound(const std::string&) override {
         return std::vector<connector::InboundRef>{};
     }
@@ -42,6 +50,10 @@ class RecordingTransport : public connector::ProviderTransport {
     }
     int calls = 0;
     bool conflict = false;
+    connector::OutcomeResolution resolution = connector::OutcomeResolution::IdempotencyKey;
+    std::optional<connector::SubmitReceipt> found;
+    std::optional<connector::TransportError> lookupError;
+    std::vector<std::string> lookups;
     std::string inMemory, sent;
 };
 
@@ -114,4 +126,42 @@ TEST_F(ProviderSubmission, AConflictUnderOurOwnKeyIsAnEarlierAttemptNotABounce) 
     const auto out = submit(kHeaders + "body\r\n");
     EXPECT_EQ(out.kind, SubmitOutcome::Kind::Accepted) << out.detail;
     EXPECT_NE(out.detail.find("already at the provider"), std::string::npos) << out.detail;
+}
+
+TEST_F(ProviderSubmission, AnIdempotentBindingIsNeverAskedForALookUp) {
+    EXPECT_EQ(submit(kHeaders + "body\r\n").kind, SubmitOutcome::Kind::Accepted);
+    EXPECT_TRUE(transport.lookups.empty());
+    EXPECT_EQ(transport.calls, 1);
+}
+
+TEST_F(ProviderSubmission, ALookUpBindingIsAskedByQueueIdBeforeEverySubmission) {
+    transport.resolution = connector::OutcomeResolution::LookupByPrivateId;
+    // Not found: submitted.
+    auto out = submit(kHeaders + "body\r\n");
+    EXPECT_EQ(out.kind, SubmitOutcome::Kind::Accepted) << out.detail;
+    ASSERT_EQ(transport.lookups.size(), 1u);
+    EXPECT_EQ(transport.lookups[0], "poststelle@firma.de-mail.de 20261123T120000-abcdef");
+    EXPECT_EQ(transport.calls, 1);
+    // Found: accepted without sending it again.
+    transport.found = connector::SubmitReceipt{{"<dm-1@provider>"}, true};
+    out = submit(kHeaders + "body\r\n");
+    EXPECT_EQ(out.kind, SubmitOutcome::Kind::Accepted) << out.detail;
+    EXPECT_NE(out.detail.find("not sent again"), std::string::npos) << out.detail;
+    EXPECT_EQ(transport.calls, 1);
+}
+
+TEST_F(ProviderSubmission, WithoutALookUpAnswerNothingIsSent) {
+    transport.resolution = connector::OutcomeResolution::LookupByPrivateId;
+    transport.lookupError =
+        connector::TransportError{connector::ErrorKind::Retryable, "timeout", "timeout", 0};
+    auto out = submit(kHeaders + "body\r\n");
+    EXPECT_EQ(out.kind, SubmitOutcome::Kind::Retryable) << out.detail;
+    EXPECT_EQ(transport.calls, 0);
+    // A provider without the look-up (404) is a configuration problem: pause, never bounce.
+    transport.lookupError = connector::TransportError{connector::ErrorKind::Permanent, "not_found",
+                                                      "provider answered 404 not_found", 404};
+    out = submit(kHeaders + "body\r\n");
+    EXPECT_EQ(out.kind, SubmitOutcome::Kind::OperatorAction) << out.detail;
+    EXPECT_NE(out.detail.find("look-up failed"), std::string::npos) << out.detail;
+    EXPECT_EQ(transport.calls, 0);
 }

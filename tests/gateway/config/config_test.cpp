@@ -86,8 +86,13 @@ TEST_F(ConfigFile, BadValuesNameTheKeyAndTheValue) {
          "[queue] max_age: expected a positive duration such as 90s, 30m, 24h, 2d, got 'soon'"},
         {"[delivery]\ntls = maybe\n",
          "[delivery] tls: expected required or opportunistic, got 'maybe'"},
-        {"[provider]\nprofile = acme\n",
-         "[provider] profile: expected mentana, telekom or t-systems, got 'acme'"},
+        {"[provider]\nprofile = Acme Corp\n",
+         "[provider] profile: expected a profile name (mentana, telekom, t-systems), got 'Acme "
+         "Corp'"},
+        {"[provider]\nproxy = proxy.lan\n",
+         "[provider] proxy: expected HOST:PORT of an HTTP proxy, or empty, got 'proxy.lan'"},
+        {"[provider]\nproxy_user = a:b\n",
+         "[provider] proxy_user: expected a user name without ':', got 'a:b'"},
         {"[smtp]\nrequire_tls = perhaps\n",
          "[smtp] require_tls: expected true or false, got 'perhaps'"},
         {"[smtp]\nmax_connections_per_client = many\n",
@@ -193,4 +198,21 @@ TEST_F(ConfigFile, InboundHygieneKeys) {
     EXPECT_TRUE(r.config->delivery.stripHeaders->empty());
     EXPECT_FALSE(load(minimal() + "[delivery]\nstrip_headers = X-*-Foo\n").ok());
     EXPECT_FALSE(load(minimal() + "[delivery]\ninbound_max_attempts = 0\n").ok());
+}
+
+TEST_F(ConfigFile, ProxyKeysAndTheirPasswordFile) {
+    auto r = load(minimal() + "[provider]\nproxy = 127.0.0.1:3128\n");
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.config->provider.proxy.host, "127.0.0.1");
+    EXPECT_EQ(r.config->provider.proxy.port, 3128);
+    r = load(minimal() + "[provider]\nproxy = 127.0.0.1:3128\nproxy_user = gw\n");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error, "[provider] proxy_password_file: needed when proxy_user is set");
+    r = load(minimal() + "[provider]\nproxy_user = gw\nproxy_password_file = /etc/hostname\n");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error, "[provider] proxy_user: set without proxy");
+    // A password is never a key of the INI: only the file that holds it.
+    r = load(minimal() + "[provider]\nproxy_password = secret\n");
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error.find("unknown key"), std::string::npos) << r.error;
 }

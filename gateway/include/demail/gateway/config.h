@@ -39,7 +39,7 @@ struct SmtpConfig {
 };
 
 struct ProviderConfig {
-    std::string profile = "mentana";  // mentana | telekom | t-systems
+    std::string profile = "mentana";  // a connector profile: mentana | telekom | t-systems ...
     std::string url;
     std::string caFile;
     std::string serverName;  // empty: host of url
@@ -57,6 +57,11 @@ struct ProviderConfig {
     // Keep-alive HTTPS connections to the provider, and so messages submitted at the same time.
     // Each new connection costs one card signature.
     std::size_t connections = 4;
+    // Outbound HTTP proxy (CONNECT tunnel) to reach the provider; empty host: direct. The password
+    // is only ever in proxyPasswordFile, never in the INI.
+    HostPort proxy;
+    std::string proxyUser;
+    std::string proxyPasswordFile;
 };
 
 enum class DeliveryTls { Required, Opportunistic };

@@ -1,9 +1,10 @@
-// The provider connections as the daemon uses them: up to `connections` keep-alive HTTPS
-// transports, built when a call needs one and the client key is ready, each used by one call at a
-// time (the dispatcher's lanes and the inbound poller share the pool), and all rebuilt after the
-// card was logged in again (a TLS context must hold the new key). A new connection resumes the
-// TLS session another one established, so the card signs once for all of them, not once per
-// connection. Until a key is ready every call answers OperatorAction.
+// The provider connections as the daemon uses them: up to `connections` keep-alive connections of
+// the profile's binding (connector/transport/provider_binding.h; the pool knows no provider API),
+// built when a call needs one and the client key is ready, each used by one call at a time (the
+// dispatcher's lanes and the inbound poller share the pool), and all rebuilt after the card was
+// logged in again (a TLS context must hold the new key). A new connection resumes the TLS session
+// another one established, so the card signs once for all of them, not once per connection. Until a
+// key is ready every call answers OperatorAction.
 #pragma once
 
 #include <condition_variable>
@@ -13,18 +14,20 @@
 #include <string>
 #include <vector>
 
-#include "demail/connector/transport/https_provider_transport.h"
+#include "demail/connector/transport/provider_binding.h"
 #include "demail/connector/transport/provider_transport.h"
 
 namespace demail::gateway {
 
 class ProviderConnectionPool final : public connector::ProviderTransport {
   public:
-    // Builds a transport (no I/O) that resumes `resume` if not null; null and `error` if the key
+    // Builds a connection (no I/O) that resumes `resume` if not null; null and `error` if the key
     // is not ready or the settings are unusable.
-    using Factory = std::function<std::unique_ptr<connector::HttpsProviderTransport>(
+    using Factory = std::function<std::unique_ptr<connector::ProviderConnection>(
         std::string& error, Poco::Net::Session::Ptr resume)>;
-    explicit ProviderConnectionPool(Factory factory, std::size_t connections = 1);
+    // `resolution`: what the binding the factory builds offers (ProviderBinding::resolution).
+    ProviderConnectionPool(Factory factory, connector::OutcomeResolution resolution,
+                           std::size_t connections = 1);
     // Waits for the calls in flight, then drops every connection: the next call builds anew.
     void reset();
     struct Totals {
@@ -36,6 +39,9 @@ class ProviderConnectionPool final : public connector::ProviderTransport {
     connector::Result<connector::Done> open() override;
     connector::Result<std::vector<connector::Account>> listAccounts() override;
     connector::Result<connector::SubmitReceipt> submit(const connector::Submission& s) override;
+    connector::OutcomeResolution outcomeResolution() const override { return resolution_; }
+    connector::Result<std::optional<connector::SubmitReceipt>> findSubmission(
+        const std::string& account, const std::string& privateId) override;
     connector::Result<std::vector<connector::InboundRef>> listInbound(
         const std::string& account) override;
     connector::Result<std::string> fetch(const std::string& id) override;
@@ -43,7 +49,7 @@ class ProviderConnectionPool final : public connector::ProviderTransport {
 
   private:
     struct Slot {
-        std::unique_ptr<connector::HttpsProviderTransport> transport;
+        std::unique_ptr<connector::ProviderConnection> transport;
         bool busy = false;
     };
     // Runs `call` on an idle connection (built first if needed); waits while all are busy.
@@ -52,6 +58,7 @@ class ProviderConnectionPool final : public connector::ProviderTransport {
     void retire(Slot& slot);  // mutex_ held: counts its handshakes and drops it
 
     Factory factory_;
+    connector::OutcomeResolution resolution_;
     std::mutex mutex_;
     std::condition_variable changed_;
     std::vector<Slot> slots_;

@@ -1,6 +1,8 @@
 // The dispatcher's submitter: the De-Mail message layer prepares the header section, the provider
 // transport sends it with the body streamed from the spool, and the outcome becomes accepted,
-// retryable, permanent or operator action.
+// retryable, permanent or operator action. A submission whose outcome was unknown is settled the
+// way the provider's binding offers (connector::OutcomeResolution): by resending under the same
+// idempotency key, or by looking the queue id up among the account's sent items first.
 #pragma once
 
 #include <functional>
@@ -33,6 +35,7 @@ class ProviderSubmitter final : public Submitter {
     std::function<std::optional<std::string>()> cardProblem;
 
   private:
+    SubmitOutcome failure(const connector::TransportError& error);  // the taxonomy -> outcome
     connector::ProviderTransport& transport_;
     SentJournal& journal_;
     std::string host_;

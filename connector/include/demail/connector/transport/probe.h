@@ -16,6 +16,8 @@ struct ProbeReport {
     std::string clientSubject;
     int domains = 0;
     int accounts = 0;
+    std::string binding;  // the profile's binding (provider_binding.h)
+    std::string proxy;    // host:port when tunnelled through [provider] proxy
 };
 
 ProbeReport probe(const ProviderEndpoint& endpoint, ClientCredentials& credentials);

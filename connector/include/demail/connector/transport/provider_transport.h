@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <istream>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -58,6 +59,20 @@ struct SubmitOptions {  // the five TR-01201 shipping options
     bool retrieveConfirmation = false;
 };
 
+// How a submission whose outcome is unknown is settled before the message is sent again. Unknown:
+// the body may have reached the provider but no reply did (connection reset, read timeout, a
+// truncated or garbled reply, the gateway killed mid-request). "Never sent twice" then rests on
+// what the provider's API offers, and each binding declares which it is:
+enum class OutcomeResolution {
+    // The provider keeps a submission under Submission::idempotencyKey (our queue id) and answers
+    // a repeat with the first receipt: sending again *is* the resolution.
+    IdempotencyKey,
+    // The provider keeps no key. Before any further attempt the account's sent items are searched
+    // for X-de-mail-private-id = queue id (findSubmission): found means sent, never sent twice.
+    LookupByPrivateId,
+};
+const char* toString(OutcomeResolution resolution);
+
 struct Submission {
     std::string idempotencyKey;  // the queue id: a retry never sends twice
     std::string account;         // sending De-Mail account (address)
@@ -72,7 +87,7 @@ struct Submission {
 
 struct SubmitReceipt {
     std::vector<std::string> messageIds;  // one per delivered copy (BCC split)
-    bool duplicate = false;               // true when the key had been seen before
+    bool duplicate = false;  // true when the key had been seen before, or found by look-up
 };
 
 struct InboundRef {
@@ -89,6 +104,12 @@ class ProviderTransport {
     virtual Result<Done> open() = 0;
     virtual Result<std::vector<Account>> listAccounts() = 0;
     virtual Result<SubmitReceipt> submit(const Submission& submission) = 0;
+    // What the binding offers to settle an unknown outcome (see OutcomeResolution).
+    virtual OutcomeResolution outcomeResolution() const = 0;
+    // The receipt of the submission of `account` whose X-de-mail-private-id is `privateId`, or
+    // nullopt when the provider holds none. An error means "not known": never send then.
+    virtual Result<std::optional<SubmitReceipt>> findSubmission(const std::string& account,
+                                                                const std::string& privateId) = 0;
     virtual Result<std::vector<InboundRef>> listInbound(const std::string& account) = 0;
     virtual Result<std::string> fetch(const std::string& id) = 0;
     virtual Result<Done> acknowledge(const std::string& id) = 0;

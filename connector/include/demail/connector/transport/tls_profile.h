@@ -25,6 +25,20 @@ inline constexpr const char* kGroup = "P-521";
 inline constexpr const char* kClientSigalgs = "RSA+SHA256:RSA+SHA384:RSA+SHA512";
 }  // namespace tls_profile
 
+// A TLS policy a provider profile selects (provider_endpoint.h): exactly one protocol, suite and
+// group, enforced when the context is built and checked again after every handshake. Today there
+// is one, the BSI profile above; a provider that demanded another would get a second entry in
+// tls_profile.cpp, not a change to the client.
+struct TlsPolicy {
+    std::string name;
+    std::string protocol;  // "TLSv1.2": the only protocol the client builds contexts for
+    std::string cipher;    // one TLS 1.2 suite (OpenSSL name)
+    std::string group;     // one key-exchange group (NIST name)
+    std::string clientSigalgs;
+};
+const TlsPolicy& bsiTlsPolicy();  // "bsi-tr-03116-4": the tls_profile constants
+const TlsPolicy* findTlsPolicy(const std::string& name);
+
 // Counters for metrics. cardSignatures counts CertificateVerify messages the client wrote, i.e.
 // private-key operations on the card; fullHandshakes/resumedHandshakes count completed handshakes.
 struct TlsCounters {
@@ -53,17 +67,19 @@ void resetThreadHandshakeInfo();
 const HandshakeInfo& threadHandshakeInfo();
 
 // Returns nullopt if the negotiated parameters match the profile, else the refusal reason.
-std::optional<std::string> checkNegotiated(const HandshakeInfo& info);
+std::optional<std::string> checkNegotiated(const HandshakeInfo& info,
+                                           const TlsPolicy& policy = bsiTlsPolicy());
 
 // Builds a client context with the profile, the endpoint's CA and server name, and the client
 // credentials (raw SSL_CTX_use_PrivateKey, so ENGINE keys work). Throws std::runtime_error with a
 // one-line reason on bad CA file or credentials. The counters must outlive the context.
 Poco::Net::Context::Ptr makeClientContext(const ProviderEndpoint& endpoint,
-                                          ClientCredentials& credentials, TlsCounters& counters);
+                                          ClientCredentials& credentials, TlsCounters& counters,
+                                          const TlsPolicy& policy = bsiTlsPolicy());
 
 // One-line human reason for a failed handshake, from the thread's handshake record and the
 // OpenSSL/Poco error text (e.g. "server certificate name mismatch: expected X").
-std::string describeHandshakeFailure(const ProviderEndpoint& endpoint,
-                                     const std::string& errorText);
+std::string describeHandshakeFailure(const ProviderEndpoint& endpoint, const std::string& errorText,
+                                     const TlsPolicy& policy = bsiTlsPolicy());
 
 }  // namespace demail::connector

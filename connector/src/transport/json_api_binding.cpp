@@ -1,5 +1,9 @@
-// JSON binding and error mapping for docs/provider-api.md. Poco::JSON stays in this file.
-#include "demail/connector/transport/provider_api_binding.h"
+// The HTTPS+JSON binding of docs/provider-api.md: JSON <-> values, error mapping, and the routes
+// and headers over TlsClient. To bind another provider's API, write a file like this one and
+// register it (provider_binding.cpp); the TLS client and the gateway stay as they are.
+#include "demail/connector/transport/json_api_binding.h"
+
+#include <Poco/URI.h>
 
 #include <Poco/Exception.h>
 #include <Poco/JSON/Array.h>
@@ -101,14 +105,6 @@ TransportError mapHttpError(int status, const std::string& body) {
     return {kind, code, reason, status};
 }
 
-TransportError connectFailure(const std::string& code, const std::string& reason) {
-    ErrorKind kind = ErrorKind::Retryable;
-    if (code == "tls_server_certificate" || code == "tls_client_certificate_refused" ||
-        code == "tls_profile_violation" || code == "credentials")
-        kind = ErrorKind::OperatorAction;
-    return {kind, code, reason, 0};
-}
-
 Result<std::vector<Account>> parseAccounts(const std::string& body) {
     try {
         auto o = parseObject(body);
@@ -187,6 +183,35 @@ Result<std::vector<InboundRef>> parseInbox(const std::string& body) {
     }
 }
 
+Result<std::optional<SubmitReceipt>> parseLookup(const std::string& body,
+                                                 const std::string& privateId) {
+    try {
+        auto o = parseObject(body);
+        auto arr = o->getArray("submissions");
+        if (!arr)
+            return malformed("no submissions array");
+        if (arr->size() == 0)
+            return std::optional<SubmitReceipt>{};
+        auto first = arr->getObject(0);
+        if (!first)
+            return malformed("submission is not an object");
+        if (first->optValue<std::string>("privateId", "") != privateId)
+            return malformed("look-up answered another private-id");
+        SubmitReceipt r;
+        auto ids = first->getArray("messageIds");
+        if (!ids || ids->size() == 0)
+            return malformed("no messageIds");
+        for (size_t i = 0; i < ids->size(); ++i)
+            r.messageIds.push_back(ids->getElement<std::string>(static_cast<unsigned>(i)));
+        r.duplicate = true;  // it was there before this attempt
+        return std::optional<SubmitReceipt>{std::move(r)};
+    } catch (const Poco::Exception& e) {
+        return malformed(e.displayText());
+    } catch (const std::exception& e) {
+        return malformed(e.what());
+    }
+}
+
 std::string submitOptionsJson(const SubmitOptions& o) {
     Poco::JSON::Object obj;
     obj.set("personal", o.personal);
@@ -200,4 +225,107 @@ std::string submitOptionsJson(const SubmitOptions& o) {
 }
 
 }  // namespace api
+
+JsonApiConnection::JsonApiConnection(ProviderEndpoint endpoint, ClientCredentials& credentials,
+                                     TransportTimeouts timeouts, Poco::Net::Session::Ptr resume,
+                                     OutcomeResolution resolution)
+    : client_(std::move(endpoint), credentials, timeouts, std::move(resume)),
+      resolution_(resolution) {}
+
+Result<Done> JsonApiConnection::open() {
+    auto accounts = listAccounts();
+    if (!accounts)
+        return accounts.error();
+    return Done{};
+}
+
+Result<std::vector<Account>> JsonApiConnection::listAccounts() {
+    auto r = client_.request("GET", "/v1/accounts", "", "");
+    if (!r)
+        return r.error();
+    if (r.value().status != 200)
+        return api::mapHttpError(r.value().status, r.value().body);
+    return api::parseAccounts(r.value().body);
+}
+
+Result<SubmitReceipt> JsonApiConnection::submit(const Submission& s) {
+    std::vector<std::pair<std::string, std::string>> headers = {
+        {"X-Demail-Account", s.account}, {"X-Demail-Options", api::submitOptionsJson(s.options)}};
+    if (resolution_ == OutcomeResolution::IdempotencyKey) {
+        if (s.idempotencyKey.empty())
+            return TransportError{ErrorKind::Permanent, "no_idempotency_key",
+                                  "submission without idempotency key", 0};
+        headers.emplace_back("Idempotency-Key", s.idempotencyKey);
+    }
+    auto r = client_.request("POST", "/v1/messages", "message/rfc822", s.rfc5322, headers,
+                             {s.bodyStream, s.bodyStream ? s.bodyLength : 0});
+    if (!r)
+        return r.error();
+    int status = r.value().status;
+    if (status != 200 && status != 201)
+        return api::mapHttpError(status, r.value().body);
+    return api::parseSubmitReceipt(status, r.value().body);
+}
+
+Result<std::optional<SubmitReceipt>> JsonApiConnection::findSubmission(
+    const std::string& account, const std::string& privateId) {
+    std::string a, p;
+    Poco::URI::encode(account, "&=+?#/", a);
+    Poco::URI::encode(privateId, "&=+?#/", p);
+    auto r = client_.request("GET", "/v1/messages?account=" + a + "&privateId=" + p, "", "");
+    if (!r)
+        return r.error();
+    // A 404 is "no such endpoint" at a provider without the look-up, not "not sent": it maps to
+    // an error like every other non-200, so the message is never sent on its strength.
+    if (r.value().status != 200)
+        return api::mapHttpError(r.value().status, r.value().body);
+    return api::parseLookup(r.value().body, privateId);
+}
+
+Result<std::vector<InboundRef>> JsonApiConnection::listInbound(const std::string& account) {
+    std::string encoded;
+    Poco::URI::encode(account, "&=+?#/", encoded);
+    auto r = client_.request("GET", "/v1/inbox?account=" + encoded, "", "");
+    if (!r)
+        return r.error();
+    if (r.value().status != 200)
+        return api::mapHttpError(r.value().status, r.value().body);
+    return api::parseInbox(r.value().body);
+}
+
+namespace {
+bool validId(const std::string& id) {
+    return !id.empty() && id.size() <= 200 &&
+           id.find_first_not_of(
+               "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") ==
+               std::string::npos;
+}
+TransportError badId(const std::string& id) {
+    return {ErrorKind::Permanent, "bad_id", "invalid inbound message id '" + id + "'", 0};
+}
+}  // namespace
+
+Result<std::string> JsonApiConnection::fetch(const std::string& id) {
+    if (!validId(id))
+        return badId(id);
+    auto r = client_.request("GET", "/v1/inbox/" + id, "", "", {{"Accept", "message/rfc822"}}, {},
+                             TlsClient::kMaxFetchReply);
+    if (!r)
+        return r.error();
+    if (r.value().status != 200)
+        return api::mapHttpError(r.value().status, r.value().body);
+    return r.value().body;
+}
+
+Result<Done> JsonApiConnection::acknowledge(const std::string& id) {
+    if (!validId(id))
+        return badId(id);
+    auto r = client_.request("POST", "/v1/inbox/" + id + "/ack", "application/json", "{}");
+    if (!r)
+        return r.error();
+    if (r.value().status != 200 && r.value().status != 204)
+        return api::mapHttpError(r.value().status, r.value().body);
+    return Done{};
+}
+
 }  // namespace demail::connector
