@@ -176,6 +176,37 @@ TEST(Outbound, DisplayNamesCannotImpersonate) {
               "=?utf-8?q?M=C3=BCller?= <poststelle@firma.de-mail.de>");
 }
 
+TEST(Outbound, LongHeadersAreFoldedBelow998Characters) {
+    // 60 recipients make an X-de-mail-chosen-recipient of about 2,000 characters.
+    auto c = context();
+    c.envelopeRecipients.clear();
+    std::string to = "To: ";
+    for (int i = 0; i < 60; ++i) {
+        const std::string a = "empfaenger" + std::to_string(i) + "@behoerde.de-mail.de";
+        c.envelopeRecipients.push_back(a);
+        to += (i ? ", " : "") + a;
+    }
+    std::string m = kInternalMessage;
+    m.replace(m.find("To: "), m.find("\r\n", m.find("To: ")) - m.find("To: "), to);
+    const auto p = prepareOutbound(m, c);
+    ASSERT_TRUE(p.ok()) << p.reason;
+    for (std::size_t at = 0, next; (next = p.headers.find("\r\n", at)) != std::string::npos;
+         at = next + 2)
+        EXPECT_LE(next - at, 998u) << p.headers.substr(at, 60);
+    std::string err;
+    auto h = HeaderBlock::parse(p.headers, err);
+    ASSERT_TRUE(h) << err;
+    EXPECT_NE(h->get("X-de-mail-chosen-recipient")->find("empfaenger59@behoerde.de-mail.de"),
+              std::string::npos);
+    EXPECT_GT(h->get("X-de-mail-chosen-recipient")->size(), 998u) << "unfolded it is one value";
+
+    std::string unfoldable = kInternalMessage;
+    unfoldable.insert(unfoldable.find("Subject: ") + 9, std::string(1200, 'x'));
+    const auto refused = prepareOutbound(unfoldable, context());
+    EXPECT_EQ(refused.refusal, RefusalKind::MalformedMessage);
+    EXPECT_NE(refused.reason.find("998"), std::string::npos);
+}
+
 TEST(Outbound, RefusesWhatIsNotDeMail) {
     auto c = context();
     c.envelopeRecipients.push_back("someone@gmail.com");
