@@ -56,7 +56,10 @@ DeliveryResult deliverBySmtp(const SmtpRelayTarget& target, const std::string& m
     }
     CURL* c = curl.get();
     // smtp:// plus STARTTLS; the path part is the EHLO name.
-    const std::string url = "smtp://" + target.host + ":" + std::to_string(target.port) + "/" +
+    // An IPv6 relay ([delivery] relay = [::1]:25) is written in brackets, as URLs want it.
+    const bool v6 = target.host.find(':') != std::string::npos;
+    const std::string url = "smtp://" + (v6 ? "[" + target.host + "]" : target.host) + ":" +
+                            std::to_string(target.port) + "/" +
                             (target.heloName.empty() ? "localhost" : target.heloName);
     curl_slist* rcpt = nullptr;
     for (const auto& r : recipients)

@@ -55,6 +55,7 @@ async def main():
     p.add_argument("--dump", required=True)
     p.add_argument("--port-file", required=True)
     p.add_argument("--port", type=int, default=0)  # 0: any free port
+    p.add_argument("--host", default="127.0.0.1")  # ::1 for an IPv6 relay
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--require-tls", action="store_true")
@@ -73,7 +74,7 @@ async def main():
     server = await loop.create_server(
         lambda: SMTP(handler, tls_context=context, require_starttls=args.require_tls,
                      decode_data=False, enable_SMTPUTF8=True, hostname="sink.internal.test"),
-        host="127.0.0.1", port=args.port, reuse_address=True)
+        host=args.host, port=args.port, reuse_address=True)
     port = server.sockets[0].getsockname()[1]
     with open(args.port_file + ".tmp", "w") as f:
         f.write(str(port))

@@ -125,8 +125,10 @@ class SmtpDelivery : public ::testing::Test {
         return {"--cert", pki_->cert(), "--key", pki_->key()};
     }
     DeliveryResult send(unsigned port, bool requireTls, const std::string& ca = {},
-                        const std::string& from = "poststelle@firma.de-mail.de") {
+                        const std::string& from = "poststelle@firma.de-mail.de",
+                        const std::string& host = "127.0.0.1") {
         SmtpRelayTarget t;
+        t.host = host;
         t.port = port;
         t.requireTls = requireTls;
         t.caFile = ca;
@@ -211,4 +213,12 @@ TEST_F(SmtpDelivery, NoListenerIsTemporary) {
     const auto r = send(port, false);
     EXPECT_EQ(r.outcome, DeliveryOutcome::Temporary);
     EXPECT_EQ(r.replyCode, 0);
+}
+
+TEST_F(SmtpDelivery, AnIpv6RelayIsReached) {
+    // [delivery] relay = [::1]:PORT: the libcurl URL needs the brackets (issue 17.3).
+    auto s = sink({"--host", "::1"});
+    const auto r = send(s->port(), false, {}, "poststelle@firma.de-mail.de", "::1");
+    ASSERT_TRUE(r.delivered()) << r.detail;
+    EXPECT_EQ(s->messages().size(), 1u);
 }
