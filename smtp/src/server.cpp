@@ -48,6 +48,12 @@ constexpr rlim_t kFdsPerSession = 2;
 // health server, spool directories, the PKCS#11 module and pcscd.
 constexpr rlim_t kFdsReserved = 256;
 
+// Threads kept waiting for the next client (see server.h), how long one waits before it exits,
+// and how many start() starts. 16 spares cost about 1 MB (their stacks are mostly untouched).
+constexpr int kSpareThreads = 16;
+constexpr auto kSpareIdle = std::chrono::seconds(60);
+constexpr int kPrestartThreads = 4;
+
 }  // namespace
 
 std::string auditValue(const std::string& v) {
@@ -135,6 +141,15 @@ std::string Server::start() {
     boundPort_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6&>(addr).sin6_port
                           : reinterpret_cast<sockaddr_in&>(addr).sin_port);
     reserveFd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    for (int i = 0; i < std::min(kPrestartThreads, config_.maxConnections); ++i) {
+        try {
+            std::lock_guard lock(mutex_);
+            std::thread([this] { worker(-1, {}); }).detach();
+            ++threads_;
+        } catch (const std::system_error&) {
+            break;  // no spare now; the accept loop starts threads as clients come
+        }
+    }
     acceptThread_ = std::thread([this] { acceptLoop(); });
     return {};
 }
@@ -215,9 +230,7 @@ void Server::acceptLoop() {
             refuse(fd, why);
             continue;
         }
-        try {
-            std::thread([this, fd, client] { runSession(fd, client); }).detach();
-        } catch (const std::system_error&) {
+        if (!dispatch(fd, client)) {
             // No thread to be had (memory, the task limit): this client is turned away, the
             // daemon goes on.
             ++counters_.threadFailures;
@@ -225,6 +238,45 @@ void Server::acceptLoop() {
             refuse(fd, "421 4.3.2 Server busy, try again later\r\n");
         }
     }
+}
+
+bool Server::dispatch(int fd, const std::string& client) {
+    std::lock_guard lock(mutex_);
+    if (spare_ > static_cast<int>(handovers_.size())) {
+        handovers_.push_back({fd, client});
+        work_.notify_one();
+        return true;
+    }
+    try {
+        std::thread([this, fd, client] { worker(fd, client); }).detach();
+    } catch (const std::system_error&) {
+        return false;
+    }
+    ++threads_;
+    return true;
+}
+
+void Server::worker(int fd, std::string client) {
+    while (true) {
+        if (fd >= 0)
+            runSession(fd, std::move(client));
+        std::unique_lock lock(mutex_);
+        if (stopping_ || spare_ >= kSpareThreads)
+            break;
+        ++spare_;
+        const bool got =
+            work_.wait_for(lock, kSpareIdle, [this] { return stopping_ || !handovers_.empty(); });
+        --spare_;
+        if (!got || handovers_.empty())
+            break;  // idle too long, or stopping
+        fd = handovers_.back().fd;
+        client = std::move(handovers_.back().client);
+        handovers_.pop_back();
+    }
+    // The last use of this Server by the thread: stop() may destroy it once threads_ is 0.
+    std::lock_guard lock(mutex_);
+    --threads_;
+    idle_.notify_all();
 }
 
 void Server::sessionEnded(int fd, const std::string& client) {
@@ -257,14 +309,16 @@ void Server::stop(std::chrono::seconds grace) {
         ::close(listenFd_);
     listenFd_ = -1;
     std::unique_lock lock(mutex_);
-    if (idle_.wait_for(lock, grace, [this] { return active_ == 0; }))
-        return;
-    // Sessions still running after the grace period (a slow or silent client): wake them by
-    // shutting their sockets down, then wait for them all, since they use this Server, its TLS
-    // context, the policy and the sink, which the caller is about to destroy.
-    for (const int fd : sessionFds_)
-        ::shutdown(fd, SHUT_RDWR);
-    idle_.wait(lock, [this] { return active_ == 0; });
+    // The accept loop has ended: no client is handed over any more. Spare threads leave.
+    work_.notify_all();
+    if (!idle_.wait_for(lock, grace, [this] { return active_ == 0; })) {
+        // Sessions still running after the grace period (a slow or silent client): wake them by
+        // shutting their sockets down, then wait for them all, since they use this Server, its
+        // TLS context, the policy and the sink, which the caller is about to destroy.
+        for (const int fd : sessionFds_)
+            ::shutdown(fd, SHUT_RDWR);
+    }
+    idle_.wait(lock, [this] { return active_ == 0 && threads_ == 0; });
 }
 
 }  // namespace demail::smtp
