@@ -317,6 +317,7 @@ int main(int argc, char** argv) {
     scfg.maxMessageSize = cfg.smtp.maxMessageSize;
     scfg.maxConnections = static_cast<int>(cfg.smtp.maxConnections);
     scfg.maxConnectionsPerClient = static_cast<int>(cfg.smtp.maxConnectionsPerClient);
+    scfg.maxConcurrentData = static_cast<int>(cfg.smtp.maxConcurrentData);
     scfg.audit = [](const std::string& line) { log().notice(line); };
     smtp::Server server(scfg, policy, sink, cfg.smtp.usersFile.empty() ? nullptr : &users);
     if (auto e = server.start(); !e.empty()) {

@@ -228,6 +228,8 @@ const std::map<std::string, Setter>& schema() {
         {"smtp.max_connections", count(1, 20000, [](Config& c) { return &c.smtp.maxConnections; })},
         {"smtp.max_connections_per_client",
          count(1, 20000, [](Config& c) { return &c.smtp.maxConnectionsPerClient; })},
+        {"smtp.max_concurrent_data",
+         count(0, 20000, [](Config& c) { return &c.smtp.maxConcurrentData; })},
         {"smtp.hostname", text([](Config& c) { return &c.smtp.hostname; })},
         {"card.reader", text([](Config& c) { return &c.card.reader; })},
         {"card.pkcs11_module", existingFile([](Config& c) { return &c.card.pkcs11Module; })},

@@ -283,6 +283,30 @@ void Server::worker(int fd, std::string client) {
     idle_.notify_all();
 }
 
+void Server::enterData() {
+    if (config_.maxConcurrentData <= 0)
+        return;
+    std::unique_lock lock(dataMutex_);
+    const std::uint64_t ticket = dataTickets_++;
+    const auto limit = static_cast<std::uint64_t>(config_.maxConcurrentData);
+    if (ticket < dataEnded_ + limit)
+        return;
+    ++counters_.dataAdmissionWaits;
+    // Past the bound the session goes ahead anyway; its ticket still ends with leaveData(), so
+    // the count of DATA phases running stays right (it may exceed the limit for a while).
+    if (!dataTurn_.wait_for(lock, config_.dataAdmissionWait,
+                            [&] { return ticket < dataEnded_ + limit || stopping_; }))
+        ++counters_.dataAdmissionTimeouts;
+}
+
+void Server::leaveData() {
+    if (config_.maxConcurrentData <= 0)
+        return;
+    std::lock_guard lock(dataMutex_);
+    ++dataEnded_;
+    dataTurn_.notify_all();
+}
+
 void Server::sessionEnded(int fd, const std::string& client) {
     std::lock_guard lock(mutex_);
     sessionFds_.erase(fd);
@@ -307,6 +331,10 @@ void Server::runSession(int fd, std::string client) {
 void Server::stop(std::chrono::seconds grace) {
     if (stopping_.exchange(true))
         return;
+    {
+        std::lock_guard lock(dataMutex_);  // sessions waiting for their DATA turn go ahead
+        dataTurn_.notify_all();
+    }
     if (acceptThread_.joinable())
         acceptThread_.join();
     if (listenFd_ >= 0)
