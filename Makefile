@@ -67,6 +67,8 @@ BENCH_OUT ?= build/bench
 BENCH_PLOTS ?= docs/perf
 bench: build
 	./tests/bench/intake-matrix.sh $(BUILD_DIR) $(BENCH_OUT)
+	./tests/bench/tls-connect.sh $(BUILD_DIR) $(BENCH_OUT)
+	./tests/bench/rounds.sh $(BUILD_DIR) $(BENCH_OUT)
 	./tests/bench/resources.sh $(BUILD_DIR) $(BENCH_OUT)
 	./tests/bench/e2e-bench.sh $(BUILD_DIR) | tee $(BENCH_OUT)/e2e.txt
 	./tests/bench/profile.sh $(BUILD_DIR) $(BENCH_OUT)
