@@ -69,6 +69,7 @@ bench: build
 	./tests/bench/intake-matrix.sh $(BUILD_DIR) $(BENCH_OUT)
 	./tests/bench/tls-connect.sh $(BUILD_DIR) $(BENCH_OUT)
 	./tests/bench/rounds.sh $(BUILD_DIR) $(BENCH_OUT)
+	./tests/bench/admission.sh $(BUILD_DIR) $(BENCH_OUT)
 	./tests/bench/resources.sh $(BUILD_DIR) $(BENCH_OUT)
 	./tests/bench/e2e-bench.sh $(BUILD_DIR) | tee $(BENCH_OUT)/e2e.txt
 	./tests/bench/profile.sh $(BUILD_DIR) $(BENCH_OUT)

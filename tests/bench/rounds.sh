@@ -14,7 +14,7 @@ build=$(cd "${1:?usage: rounds.sh BUILD_DIR [OUT_DIR]}" && pwd)
 out=${2:-build/bench}; mkdir -p "$out"; out=$(cd "$out" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 ROUNDS=${ROUNDS:-5}; MESSAGES=${MESSAGES:-5000}; SESSIONS=${SESSIONS:-20}; SIZE=${SIZE:-5120}; KEPT=${KEPT:-1}
-export GATEWAYD=$build/gateway/demail-gatewayd
+export GATEWAYD=${GATEWAYD:-$build/gateway/demail-gatewayd}  # GATEWAYD=...: another build (before/after)
 [ -x "$GATEWAYD" ] || { echo "build first: $GATEWAYD"; exit 1; }
 BENCH_DIR=$(mktemp -d /tmp/demail-bench-XXXXXX); export BENCH_DIR
 . "$here/servers.sh"

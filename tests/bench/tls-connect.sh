@@ -22,7 +22,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 CLIENTS=${CLIENTS:-1 8}; RUNS=${RUNS:-3}; MESSAGES_1=${MESSAGES_1:-200}; MESSAGES_N=${MESSAGES_N:-800}
 CLIENT_KINDS=${CLIENT_KINDS:-load resume py}
 LOAD=$build/tests/bench/demail-smtp-load
-export GATEWAYD=$build/gateway/demail-gatewayd
+export GATEWAYD=${GATEWAYD:-$build/gateway/demail-gatewayd}  # GATEWAYD=...: another build (before/after)
 if [ ! -x "$LOAD" ] || [ ! -x "$GATEWAYD" ]; then echo "build first: $LOAD, $GATEWAYD"; exit 1; fi
 BENCH_DIR=$(mktemp -d /tmp/demail-bench-XXXXXX); export BENCH_DIR
 . "$here/servers.sh"
