@@ -61,7 +61,7 @@ fuzz: deps
 
 # Benchmarks (never part of `make test`): the intake side by side with Postfix, resources, end to
 # end through the simulated card and provider, and a perf profile of the daemon. Tables on stdout,
-# raw data and text in BENCH_OUT, the gnuplot PNGs in BENCH_PLOTS. About 12 minutes on 2 cores;
+# raw data and text in BENCH_OUT, the gnuplot PNGs in BENCH_PLOTS. About 25 minutes on 2 cores;
 # tests/bench/README.md says what each one measures. Run it on an otherwise idle machine.
 BENCH_OUT ?= build/bench
 BENCH_PLOTS ?= docs/perf
