@@ -272,10 +272,10 @@ void Server::worker(int fd, std::string client) {
             work_.wait_for(lock, kSpareIdle, [this] { return stopping_ || !handovers_.empty(); });
         --spare_;
         if (!got || handovers_.empty())
-            break;  // idle too long, or stopping
-        fd = handovers_.back().fd;
-        client = std::move(handovers_.back().client);
-        handovers_.pop_back();
+            break;                   // idle too long, or stopping
+        fd = handovers_.front().fd;  // the client that came first
+        client = std::move(handovers_.front().client);
+        handovers_.pop_front();
     }
     // The last use of this Server by the thread: stop() may destroy it once threads_ is 0.
     std::lock_guard lock(mutex_);
@@ -294,8 +294,9 @@ void Server::enterData() {
     ++counters_.dataAdmissionWaits;
     // Past the bound the session goes ahead anyway; its ticket still ends with leaveData(), so
     // the count of DATA phases running stays right (it may exceed the limit for a while).
-    if (!dataTurn_.wait_for(lock, config_.dataAdmissionWait,
-                            [&] { return ticket < dataEnded_ + limit || stopping_; }))
+    if (!dataTurn_[ticket % kDataTurns].wait_for(lock, config_.dataAdmissionWait, [&] {
+            return ticket < dataEnded_ + limit || stopping_;
+        }))
         ++counters_.dataAdmissionTimeouts;
 }
 
@@ -304,7 +305,10 @@ void Server::leaveData() {
         return;
     std::lock_guard lock(dataMutex_);
     ++dataEnded_;
-    dataTurn_.notify_all();
+    // The ticket this end admits (others sharing its slot in dataTurn_ wake and wait again).
+    const std::uint64_t admitted =
+        dataEnded_ + static_cast<std::uint64_t>(config_.maxConcurrentData) - 1;
+    dataTurn_[admitted % kDataTurns].notify_all();
 }
 
 void Server::sessionEnded(int fd, const std::string& client) {
@@ -333,7 +337,8 @@ void Server::stop(std::chrono::seconds grace) {
         return;
     {
         std::lock_guard lock(dataMutex_);  // sessions waiting for their DATA turn go ahead
-        dataTurn_.notify_all();
+        for (auto& turn : dataTurn_)
+            turn.notify_all();
     }
     if (acceptThread_.joinable())
         acceptThread_.join();

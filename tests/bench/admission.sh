@@ -5,7 +5,7 @@
 # and Postfix, interleaved, RUNS (3) times; the median run by p99 is shown with its load average.
 #   tests/bench/admission.sh BUILD_DIR [OUT_DIR]      (OUT_DIR/admission.txt)
 # Environment: SESSIONS (128), SIZES ("1024 102400"), MODES ("plain starttls"), RUNS (3),
-# MESSAGES (3000).
+# MESSAGES (3000), LIMIT (the max_concurrent_data of "limited"; empty: the default).
 set -euo pipefail
 build=$(cd "${1:?usage: admission.sh BUILD_DIR [OUT_DIR]}" && pwd)
 out=${2:-build/bench}; mkdir -p "$out"; out=$(cd "$out" && pwd)
@@ -27,6 +27,7 @@ for k in open limited; do
   BENCH_DIR=$root/$k; mkdir -p "$BENCH_DIR"; export BENCH_DIR
   [ -f "$root/open/cert.pem" ] && cp "$root/open/cert.pem" "$root/open/key.pem" "$BENCH_DIR/"
   extra=; [ "$k" = open ] && extra="max_concurrent_data = 0"
+  [ "$k" = limited ] && [ -n "${LIMIT:-}" ] && extra="max_concurrent_data = $LIMIT"
   GW_SMTP_EXTRA=$extra bench_start_gateway
   port[$k]=$GW_PORT; pid[$k]=$GW_PID; spool[$k]=$GW_SPOOL
 done
@@ -39,7 +40,7 @@ clear_all() {
   bench_clear_queues
 }
 {
-echo "end of DATA to 250 at $SESSIONS sessions: the gateway without the DATA admission (open), with it (limited, the default 32), Postfix"
+echo "end of DATA to 250 at $SESSIONS sessions: the gateway without the DATA admission (open), with it (limited: max_concurrent_data ${LIMIT:-default}), Postfix"
 echo "$(nproc) cores; median run of $RUNS by p99; rate msg/s, p50/p99 end of DATA, txn p99 (MAIL FROM to 250), load at the run's start"
 printf '%-8s %6s | %-30s | %-30s | %-30s\n' mode size "gw open: rate p50/p99 txn99 ld" "gw limited: rate p50/p99 txn99 ld" "postfix: rate p50/p99 txn99 ld"
 } | tee "$out/admission.txt"

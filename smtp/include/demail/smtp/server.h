@@ -19,6 +19,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -26,7 +27,6 @@
 #include <set>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "demail/smtp/auth.h"
 #include "demail/smtp/policy.h"
@@ -128,14 +128,16 @@ class Server {
         int fd;
         std::string client;
     };
-    std::vector<Handover> handovers_;
+    std::deque<Handover> handovers_;
     int spare_ = 0;
     int threads_ = 0;
     std::condition_variable work_;
     // DATA admission: tickets handed out and DATA phases ended (a ticket waits until it is
-    // below ended + maxConcurrentData).
+    // below ended + maxConcurrentData). Each end admits exactly one ticket, which waits on
+    // dataTurn_[ticket % kDataTurns]: one wake-up per end, not one for every waiting session.
+    static constexpr std::size_t kDataTurns = 64;
     std::mutex dataMutex_;
-    std::condition_variable dataTurn_;
+    std::condition_variable dataTurn_[kDataTurns];
     std::uint64_t dataTickets_ = 0, dataEnded_ = 0;
     Counters counters_;
 
