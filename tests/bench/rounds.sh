@@ -8,20 +8,17 @@
 # state files and the sent journal, the daemon's CPU per second while idle (the dispatcher lists
 # the queue once a second), its RSS and threads.
 #   tests/bench/rounds.sh BUILD_DIR [OUT_DIR]       (OUT_DIR/rounds.txt)
-# How the gateway's queue is emptied between rounds (CLEAR): "move" (default) renames the files
-# out of the spool into a directory of the benchmark, "delete" deletes them. On ext4 without a
-# journal (this VM) the kernel does not reuse an inode freed in the last 30 s: every file created
-# after a mass delete first steps over all the just-freed inodes of its block group, so a round
-# that follows a delete of thousands of files runs at half the rate (see docs/performance.md).
-# Postfix's queue is always deleted (postsuper -d).
+# How the gateway's queue is emptied between rounds (CLEAR): "delete" (default) deletes the files,
+# "move" renames them out of the spool into a directory of the benchmark (no inode is freed
+# during the run). Postfix's queue is always deleted (postsuper -d).
 # Environment: ROUNDS (5), MESSAGES (5000), SESSIONS (20), SIZE (5120), KEPT (1: the second part),
-# CLEAR (move).
+# CLEAR (delete), SETTLE (0: seconds to wait before round 1).
 set -euo pipefail
 build=$(cd "${1:?usage: rounds.sh BUILD_DIR [OUT_DIR]}" && pwd)
 out=${2:-build/bench}; mkdir -p "$out"; out=$(cd "$out" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 ROUNDS=${ROUNDS:-5}; MESSAGES=${MESSAGES:-5000}; SESSIONS=${SESSIONS:-20}; SIZE=${SIZE:-5120}; KEPT=${KEPT:-1}
-CLEAR=${CLEAR:-move}
+CLEAR=${CLEAR:-delete}
 export GATEWAYD=${GATEWAYD:-$build/gateway/demail-gatewayd}  # GATEWAYD=...: another build (before/after)
 [ -x "$GATEWAYD" ] || { echo "build first: $GATEWAYD"; exit 1; }
 BENCH_DIR=$(mktemp -d /tmp/demail-bench-XXXXXX); export BENCH_DIR
@@ -29,6 +26,7 @@ BENCH_DIR=$(mktemp -d /tmp/demail-bench-XXXXXX); export BENCH_DIR
 trap 'bench_stop_servers; rm -rf "$BENCH_DIR"' EXIT
 bench_start_servers
 started=$(date +%s)
+sleep "${SETTLE:-0}"
 HZ=$(getconf CLK_TCK)
 mkdir -p "$BENCH_DIR/moved"
 clear_gateway() {
