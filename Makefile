@@ -73,12 +73,15 @@ fuzz: deps
 
 # Benchmarks (never part of `make test`): the intake side by side with Postfix, resources, end to
 # end through the simulated card and provider, and a perf profile of the daemon. Tables on stdout,
-# raw data and text in BENCH_OUT, the gnuplot PNGs in BENCH_PLOTS. About 12 minutes on 2 cores;
+# raw data and text in BENCH_OUT, the gnuplot PNGs in BENCH_PLOTS. About 25 minutes on 2 cores;
 # tests/bench/README.md says what each one measures. Run it on an otherwise idle machine.
 BENCH_OUT ?= build/bench
 BENCH_PLOTS ?= docs/perf
 bench: build
 	./tests/bench/intake-matrix.sh $(BUILD_DIR) $(BENCH_OUT)
+	./tests/bench/tls-connect.sh $(BUILD_DIR) $(BENCH_OUT)
+	./tests/bench/rounds.sh $(BUILD_DIR) $(BENCH_OUT)
+	./tests/bench/admission.sh $(BUILD_DIR) $(BENCH_OUT)
 	./tests/bench/resources.sh $(BUILD_DIR) $(BENCH_OUT)
 	./tests/bench/e2e-bench.sh $(BUILD_DIR) | tee $(BENCH_OUT)/e2e.txt
 	./tests/bench/profile.sh $(BUILD_DIR) $(BENCH_OUT)

@@ -32,6 +32,7 @@ const config::Section<SmtpConfig>& smtpSection() {
             config::size("max_message_size", &C::maxMessageSize, 1024, 1ULL << 31),
             config::count("max_connections", &C::maxConnections, 1, 20000),
             config::count("max_connections_per_client", &C::maxConnectionsPerClient, 1, 20000),
+            config::count("max_concurrent_data", &C::maxConcurrentData, 0, 20000),
             config::text("hostname", &C::hostname, "the machine's name"),
         }};
     return s;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -49,6 +50,7 @@ struct Options {
     std::string puk = "12345678";
     long removeAfter = 0;
     bool wrongLeOnPin = false;
+    long signDelayMs = 0;
     std::string serial;
     std::string logFile;
     std::string subject = "poststelle@firma.de-mail.de";
@@ -67,6 +69,8 @@ void usage() {
         "  --subject CN        holder of a new card's certificates (poststelle@firma.de-mail.de)\n"
         "  --cert-form F       der | oid-prefixed (oid-prefixed); may change between starts\n"
         "  --remove-after N    pull the card after N APDUs (SIGUSR2 inserts it again)\n"
+        "  --sign-delay-ms N   answer each RSA private-key operation (PSO) N ms late, as a real\n"
+        "                      card computes: a TCOS card needs 200-500 ms for RSA-2048 (0)\n"
         "  --log FILE          APDU trace; PIN data is never written\n"
         "  --wrong-le-on-pin   misbehave: answer 6C06 ('wrong Le') to every command carrying a\n"
         "                      PIN, without checking it (a client must not send it again)\n"
@@ -128,6 +132,15 @@ bool parse(int argc, char** argv, Options& o) {
             if (!value(v))
                 return false;
             o.removeAfter = std::atol(v.c_str());
+        } else if (a == "--sign-delay-ms") {
+            if (!value(v))
+                return false;
+            char* end = nullptr;
+            o.signDelayMs = std::strtol(v.c_str(), &end, 10);
+            if (v.empty() || *end != '\0' || o.signDelayMs < 0 || o.signDelayMs > 60000) {
+                std::fprintf(stderr, "demail-sim card: --sign-delay-ms takes 0-60000\n");
+                return false;
+            }
         } else if (a == "--cert-form") {
             if (!value(v))
                 return false;
@@ -202,6 +215,30 @@ int connectTo(const std::string& host, int port) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
+}
+
+// A PSO that a real card answers only after its RSA computation: sign (2A 9E 9A) and decipher
+// (2A 80 86, TCOS's way to sign with key 0x82), when it succeeded (SW 9000 or 61xx).
+bool isPrivateKeyOperation(const Bytes& cmd, const Bytes& resp) {
+    if (cmd.size() < 4 || cmd[1] != 0x2A || resp.size() < 2)
+        return false;
+    const bool sign = cmd[2] == 0x9E && cmd[3] == 0x9A;
+    const bool decipher = cmd[2] == 0x80 && cmd[3] == 0x86;
+    const std::uint8_t sw1 = resp[resp.size() - 2], sw2 = resp[resp.size() - 1];
+    return (sign || decipher) && ((sw1 == 0x90 && sw2 == 0x00) || sw1 == 0x61);
+}
+
+// Sleeps `ms` unless the simulator is told to stop; signals do not cut it short otherwise.
+void computeFor(long ms) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (!gStop) {
+        const auto left =
+            std::chrono::ceil<std::chrono::milliseconds>(until - std::chrono::steady_clock::now())
+                .count();
+        if (left <= 0)
+            return;
+        ::poll(nullptr, 0, static_cast<int>(left));
+    }
 }
 
 class Trace {
@@ -341,6 +378,11 @@ int card_main(int argc, char** argv) {
                 const Bytes resp = o.wrongLeOnPin && TcosCard::carriesSecret(payload)
                                        ? Bytes{0x6C, 0x06}
                                        : card.process(payload);
+                if (o.signDelayMs > 0 && isPrivateKeyOperation(payload, resp)) {
+                    computeFor(o.signDelayMs);
+                    trace.line("# private-key operation answered after " +
+                               std::to_string(o.signDelayMs) + " ms");
+                }
                 trace.apdu(payload, resp);
                 if (!sendFrame(fd, resp))
                     break;

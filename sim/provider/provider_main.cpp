@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -21,12 +22,13 @@ void usage() {
     std::fputs(
         "usage: demail-sim provider [--listen 127.0.0.1:PORT] [--control 127.0.0.1:PORT]\n"
         "                           [--cert PEM --key PEM --client-ca PEM] [--accounts JSON]\n"
-        "                           [--state DIR]\n"
+        "                           [--state DIR] [--idle-timeout SECONDS]\n"
         "  Serves docs/provider-api.md over HTTPS (TLS 1.2, ECDHE-RSA-AES256-SHA384, P-521,\n"
         "  client certificate required) and a plain-HTTP control endpoint.\n"
         "  Without --cert, a test CA, server and client certificate are generated into --state\n"
         "  (and a default accounts file when --accounts is absent). Port 0 picks a free port;\n"
-        "  the chosen ports and paths are printed and written to DIR/sim.env.\n",
+        "  the chosen ports and paths are printed and written to DIR/sim.env.\n"
+        "  --idle-timeout: close a keep-alive connection idle this long (60).\n",
         stderr);
 }
 
@@ -86,6 +88,16 @@ int provider_main(int argc, char** argv) {
                 accountsFile = value();
             } else if (arg == "--state") {
                 stateDir = value();
+            } else if (arg == "--idle-timeout") {
+                const std::string v = value();
+                char* end = nullptr;
+                const long n = std::strtol(v.c_str(), &end, 10);
+                if (v.empty() || *end != '\0' || n < 1 || n > 3600) {
+                    std::fputs("demail-sim provider: --idle-timeout takes 1-3600 seconds\n",
+                               stderr);
+                    return 2;
+                }
+                config.idleTimeoutSeconds = static_cast<int>(n);
             } else {
                 std::fprintf(stderr, "demail-sim provider: unknown option %s\n", arg.c_str());
                 usage();

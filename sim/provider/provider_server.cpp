@@ -103,7 +103,7 @@ void ProviderServer::startHttps() {
     auto params = new Poco::Net::HTTPServerParams;
     params->setKeepAlive(true);
     params->setMaxKeepAliveRequests(10000);
-    params->setKeepAliveTimeout(Poco::Timespan(60, 0));
+    params->setKeepAliveTimeout(Poco::Timespan(config_.idleTimeoutSeconds, 0));
     params->setTimeout(Poco::Timespan(30, 0));
     params->setMaxThreads(64);
     if (!httpsThreads_)

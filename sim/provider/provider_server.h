@@ -54,6 +54,9 @@ struct ServerConfig {
     Poco::Net::SocketAddress listen{"127.0.0.1", 0};
     Poco::Net::SocketAddress control{"127.0.0.1", 0};
     std::string cert, key, clientCa;
+    // How long a keep-alive connection may wait for its next request before the provider closes
+    // it (real providers close idle connections; clients must then reconnect, and should resume).
+    int idleTimeoutSeconds = 60;
 };
 
 class ProviderServer {

@@ -48,6 +48,12 @@ constexpr rlim_t kFdsPerSession = 2;
 // health server, spool directories, the PKCS#11 module and pcscd.
 constexpr rlim_t kFdsReserved = 256;
 
+// Threads kept waiting for the next client (see server.h), how long one waits before it exits,
+// and how many start() starts. 16 spares cost about 1 MB (their stacks are mostly untouched).
+constexpr int kSpareThreads = 16;
+constexpr auto kSpareIdle = std::chrono::seconds(60);
+constexpr int kPrestartThreads = 4;
+
 }  // namespace
 
 std::string auditValue(const std::string& v) {
@@ -88,6 +94,10 @@ std::string Server::start() {
         SSL_CTX_set_cipher_list(tls_, "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL");
         SSL_CTX_set_options(tls_, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                       SSL_OP_CIPHER_SERVER_PREFERENCE);
+        // TLS 1.3: one session ticket after the handshake instead of OpenSSL's two. A relay
+        // that resumes (Postfix's and Exchange's session caches) needs one per connection, and
+        // each ticket costs an encryption and a record written before the EHLO reply.
+        SSL_CTX_set_num_tickets(tls_, 1);
         if (SSL_CTX_use_certificate_chain_file(tls_, config_.tlsCert.c_str()) != 1 ||
             SSL_CTX_use_PrivateKey_file(tls_, config_.tlsKey.c_str(), SSL_FILETYPE_PEM) != 1 ||
             SSL_CTX_check_private_key(tls_) != 1) {
@@ -135,6 +145,15 @@ std::string Server::start() {
     boundPort_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6&>(addr).sin6_port
                           : reinterpret_cast<sockaddr_in&>(addr).sin_port);
     reserveFd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    for (int i = 0; i < std::min(kPrestartThreads, config_.maxConnections); ++i) {
+        try {
+            std::lock_guard lock(mutex_);
+            std::thread([this] { worker(-1, {}); }).detach();
+            ++threads_;
+        } catch (const std::system_error&) {
+            break;  // no spare now; the accept loop starts threads as clients come
+        }
+    }
     acceptThread_ = std::thread([this] { acceptLoop(); });
     return {};
 }
@@ -215,9 +234,7 @@ void Server::acceptLoop() {
             refuse(fd, why);
             continue;
         }
-        try {
-            std::thread([this, fd, client] { runSession(fd, client); }).detach();
-        } catch (const std::system_error&) {
+        if (!dispatch(fd, client)) {
             // No thread to be had (memory, the task limit): this client is turned away, the
             // daemon goes on.
             ++counters_.threadFailures;
@@ -225,6 +242,73 @@ void Server::acceptLoop() {
             refuse(fd, "421 4.3.2 Server busy, try again later\r\n");
         }
     }
+}
+
+bool Server::dispatch(int fd, const std::string& client) {
+    std::lock_guard lock(mutex_);
+    if (spare_ > static_cast<int>(handovers_.size())) {
+        handovers_.push_back({fd, client});
+        work_.notify_one();
+        return true;
+    }
+    try {
+        std::thread([this, fd, client] { worker(fd, client); }).detach();
+    } catch (const std::system_error&) {
+        return false;
+    }
+    ++threads_;
+    return true;
+}
+
+void Server::worker(int fd, std::string client) {
+    while (true) {
+        if (fd >= 0)
+            runSession(fd, std::move(client));
+        std::unique_lock lock(mutex_);
+        if (stopping_ || spare_ >= kSpareThreads)
+            break;
+        ++spare_;
+        const bool got =
+            work_.wait_for(lock, kSpareIdle, [this] { return stopping_ || !handovers_.empty(); });
+        --spare_;
+        if (!got || handovers_.empty())
+            break;                   // idle too long, or stopping
+        fd = handovers_.front().fd;  // the client that came first
+        client = std::move(handovers_.front().client);
+        handovers_.pop_front();
+    }
+    // The last use of this Server by the thread: stop() may destroy it once threads_ is 0.
+    std::lock_guard lock(mutex_);
+    --threads_;
+    idle_.notify_all();
+}
+
+void Server::enterData() {
+    if (config_.maxConcurrentData <= 0)
+        return;
+    std::unique_lock lock(dataMutex_);
+    const std::uint64_t ticket = dataTickets_++;
+    const auto limit = static_cast<std::uint64_t>(config_.maxConcurrentData);
+    if (ticket < dataEnded_ + limit)
+        return;
+    ++counters_.dataAdmissionWaits;
+    // Past the bound the session goes ahead anyway; its ticket still ends with leaveData(), so
+    // the count of DATA phases running stays right (it may exceed the limit for a while).
+    if (!dataTurn_[ticket % kDataTurns].wait_for(lock, config_.dataAdmissionWait, [&] {
+            return ticket < dataEnded_ + limit || stopping_;
+        }))
+        ++counters_.dataAdmissionTimeouts;
+}
+
+void Server::leaveData() {
+    if (config_.maxConcurrentData <= 0)
+        return;
+    std::lock_guard lock(dataMutex_);
+    ++dataEnded_;
+    // The ticket this end admits (others sharing its slot in dataTurn_ wake and wait again).
+    const std::uint64_t admitted =
+        dataEnded_ + static_cast<std::uint64_t>(config_.maxConcurrentData) - 1;
+    dataTurn_[admitted % kDataTurns].notify_all();
 }
 
 void Server::sessionEnded(int fd, const std::string& client) {
@@ -251,20 +335,27 @@ void Server::runSession(int fd, std::string client) {
 void Server::stop(std::chrono::seconds grace) {
     if (stopping_.exchange(true))
         return;
+    {
+        std::lock_guard lock(dataMutex_);  // sessions waiting for their DATA turn go ahead
+        for (auto& turn : dataTurn_)
+            turn.notify_all();
+    }
     if (acceptThread_.joinable())
         acceptThread_.join();
     if (listenFd_ >= 0)
         ::close(listenFd_);
     listenFd_ = -1;
     std::unique_lock lock(mutex_);
-    if (idle_.wait_for(lock, grace, [this] { return active_ == 0; }))
-        return;
-    // Sessions still running after the grace period (a slow or silent client): wake them by
-    // shutting their sockets down, then wait for them all, since they use this Server, its TLS
-    // context, the policy and the sink, which the caller is about to destroy.
-    for (const int fd : sessionFds_)
-        ::shutdown(fd, SHUT_RDWR);
-    idle_.wait(lock, [this] { return active_ == 0; });
+    // The accept loop has ended: no client is handed over any more. Spare threads leave.
+    work_.notify_all();
+    if (!idle_.wait_for(lock, grace, [this] { return active_ == 0; })) {
+        // Sessions still running after the grace period (a slow or silent client): wake them by
+        // shutting their sockets down, then wait for them all, since they use this Server, its
+        // TLS context, the policy and the sink, which the caller is about to destroy.
+        for (const int fd : sessionFds_)
+            ::shutdown(fd, SHUT_RDWR);
+    }
+    idle_.wait(lock, [this] { return active_ == 0 && threads_ == 0; });
 }
 
 }  // namespace demail::smtp

@@ -433,6 +433,12 @@ bool Session::data(const Command& c) {
         return reply(Reply::BadSequence, "Need MAIL command");
     if (envelope_.recipients.empty())
         return reply(Reply::NoValidRecipients);
+    // Our turn in the DATA phase (see ServerConfig::maxConcurrentData), until this returns.
+    server_.enterData();
+    struct DataTurn {
+        Server& server;
+        ~DataTurn() { server.leaveData(); }
+    } turn{server_};
     envelope_.session = info_;
     envelope_.arrival = std::chrono::system_clock::now();
     SinkError sinkError = SinkError::None;

@@ -8,6 +8,7 @@
 # Postfix accepts for a relay domain whose next hop is deferred, so it only queues as well.
 #   BENCH_DIR  scratch directory (required)   GATEWAYD  the daemon binary (required)
 #   GATEWAYD_ENV  a prefix for the daemon's command line, e.g. "env GLIBC_TUNABLES=..."
+#   GW_SMTP_EXTRA  more [smtp] lines for the gateway, e.g. "max_concurrent_data = 0" (before/after)
 #   PF_PARK  defer (default): Postfix's queue manager takes each message and defers it (a defer
 #            log entry, incoming -> active -> deferred); hold: every message goes straight to the
 #            hold queue (no queue manager work after the 250, closer to the paused gateway)
@@ -46,6 +47,7 @@ relay_networks = 127.0.0.0/8
 max_message_size = 50M
 max_connections = 2000
 max_connections_per_client = 2000
+${GW_SMTP_EXTRA:-}
 [card]
 reader = Bench Reader Without Card 00 00
 pkcs11_module = /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so

@@ -7,6 +7,11 @@
 // shows only here), with or without STARTTLS. S sessions
 // (threads) take messages from one shared counter until exactly M are taken; no pipelining.
 //
+// --per-connection K: a new connection after every K messages (1: one message per connection, how
+// relays deliver at low load); --resume: offer the previous connection's TLS session (TLS 1.3
+// ticket or TLS 1.2 session), as relays with a session cache do. steps_ms= gives the mean time of
+// each step of a connection (see Steps), handshakes= and resumed= the handshakes done and resumed.
+//
 // Output: one line of key=value on stdout; the first distinct errors go to stderr. Exit 0 without
 // errors, 1 with any, 2 on usage errors. Errors count failed messages, failed connection attempts
 // (connect, greeting, EHLO, STARTTLS, handshake) and messages never sent because every session
@@ -47,7 +52,7 @@ using Clock = std::chrono::steady_clock;
 constexpr std::string_view kUsage =
     "usage: demail-smtp-load --port N [--host ADDR] [--sessions S] [--messages M] [--size BYTES]\n"
     "                        [--starttls] [--per-connection K] [--from ADDR] [--to ADDR]\n"
-    "                        [--helo NAME] [--timeout SECONDS]\n";
+    "                        [--helo NAME] [--timeout SECONDS] [--resume]\n";
 constexpr int kUsageExit = 2;
 constexpr int kConnectRetries = 3;
 constexpr size_t kChunk = 64 * 1024;
@@ -64,6 +69,7 @@ struct Options {
     long messages = 100;
     long size = 1024;
     bool starttls = false;
+    bool resume = false;  // offer each session's last TLS session again (as relays that cache do)
     long per_connection = 0;
     std::string from = "a@firma.de";
     std::string to = "b@behoerde.de-mail.de";
@@ -130,6 +136,10 @@ std::optional<Options> parse_options(int argc, char** argv, std::string& error) 
         std::string_view arg = argv[i];
         if (arg == "--help" || arg == "-h")
             return std::nullopt;
+        if (arg == "--resume") {
+            o.resume = true;
+            continue;
+        }
         if (arg == "--starttls") {
             o.starttls = true;
             continue;
@@ -160,6 +170,30 @@ std::optional<Options> parse_options(int argc, char** argv, std::string& error) 
 
 // ---- shared results ----
 
+// Time spent in each step of a session's life (sums in ms, and how often each ran), to find
+// where a new connection's time goes: connect and greeting, EHLO, STARTTLS (its 220), the TLS
+// handshake, EHLO after STARTTLS, a transaction (MAIL FROM to the 250 after DATA), QUIT.
+struct Steps {
+    enum Step { kConnect, kEhlo, kStarttls, kHandshake, kEhloTls, kTxn, kQuit, kCount };
+    static constexpr const char* kNames[kCount] = {"connect",  "ehlo", "starttls", "handshake",
+                                                   "ehlo_tls", "txn",  "quit"};
+    double ms[kCount] = {};
+    long n[kCount] = {};
+    long resumed = 0;  // handshakes that resumed an earlier TLS session
+
+    void add(Step step, Clock::time_point since) {
+        ms[step] += std::chrono::duration<double, std::milli>(Clock::now() - since).count();
+        ++n[step];
+    }
+    void merge(const Steps& o) {
+        for (int i = 0; i < kCount; ++i) {
+            ms[i] += o.ms[i];
+            n[i] += o.n[i];
+        }
+        resumed += o.resumed;
+    }
+};
+
 // What all sessions share: the message counter and the results.
 class Shared {
   public:
@@ -184,12 +218,18 @@ class Shared {
         reported_.push_back(what);
         std::cerr << "demail-smtp-load: " << what << "\n";
     }
-    void add_samples(const std::vector<double>& samples, const std::vector<double>& txn) {
+    void add_samples(const std::vector<double>& samples, const std::vector<double>& txn,
+                     const Steps& steps) {
         std::lock_guard lock(mutex_);
+        steps_.merge(steps);
         samples_.insert(samples_.end(), samples.begin(), samples.end());
         txn_samples_.insert(txn_samples_.end(), txn.begin(), txn.end());
     }
     long errors() const { return errors_.load(); }
+    Steps steps() {
+        std::lock_guard lock(mutex_);
+        return steps_;
+    }
     std::vector<double> sorted_samples() {
         std::lock_guard lock(mutex_);
         std::sort(samples_.begin(), samples_.end());
@@ -208,6 +248,7 @@ class Shared {
     std::mutex mutex_;
     std::vector<double> samples_;
     std::vector<double> txn_samples_;
+    Steps steps_;
     std::vector<std::string> reported_;
 };
 
@@ -237,7 +278,12 @@ class Connection {
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
 
-    bool start_tls(SSL_CTX* ctx, std::string& error);
+    // `session`: a TLS session to offer for resumption (nullptr: a full handshake).
+    bool start_tls(SSL_CTX* ctx, SSL_SESSION* session, std::string& error);
+    bool resumed() const { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }
+    // The session to offer next time (TLS 1.3: known once the server's ticket has been read,
+    // i.e. after the first reply over TLS), or nullptr.
+    SSL_SESSION* session() const { return ssl_ != nullptr ? SSL_get1_session(ssl_) : nullptr; }
     bool write_all(std::string_view data);
     Reply read_reply();
     Reply command(std::string_view line) {
@@ -402,7 +448,7 @@ Reply Connection::read_reply() {
     }
 }
 
-bool Connection::start_tls(SSL_CTX* ctx, std::string& error) {
+bool Connection::start_tls(SSL_CTX* ctx, SSL_SESSION* session, std::string& error) {
     if (!in_.empty()) {
         error = "STARTTLS: data after the 220 reply";
         return false;
@@ -412,6 +458,8 @@ bool Connection::start_tls(SSL_CTX* ctx, std::string& error) {
         error = "STARTTLS: SSL_new failed";
         return false;
     }
+    if (session != nullptr)
+        (void)SSL_set_session(ssl_, session);
     auto deadline = Clock::now() + timeout_;
     for (;;) {
         ERR_clear_error();
@@ -475,42 +523,67 @@ bool expect(Connection& c, std::string_view line, int code, std::string_view sta
     return false;
 }
 
-// Greeting, EHLO, and with --starttls: STARTTLS, the handshake and EHLO again.
-std::unique_ptr<Connection> open_session(const Options& o, SSL_CTX* ctx, std::string& error) {
+// Greeting, EHLO, and with --starttls: STARTTLS, the handshake and EHLO again. Offers `session`
+// for resumption; adds the time of each step to `steps`.
+std::unique_ptr<Connection> open_session(const Options& o, SSL_CTX* ctx, SSL_SESSION* session,
+                                         Steps& steps, std::string& error) {
+    auto t = Clock::now();
     int fd = connect_tcp(o, error);
     if (fd < 0)
         return nullptr;
     auto c = std::make_unique<Connection>(fd, std::chrono::seconds(o.timeout_s));
     std::string ehlo = "EHLO " + o.helo + "\r\n";
-    if (!expect(*c, "", 220, "greeting", error) || !expect(*c, ehlo, 250, "EHLO", error)) {
+    if (!expect(*c, "", 220, "greeting", error))
         return nullptr;
-    }
+    steps.add(Steps::kConnect, t);
+    t = Clock::now();
+    if (!expect(*c, ehlo, 250, "EHLO", error))
+        return nullptr;
+    steps.add(Steps::kEhlo, t);
     if (ctx != nullptr) {
-        if (!expect(*c, "STARTTLS\r\n", 220, "STARTTLS", error) || !c->start_tls(ctx, error) ||
-            !expect(*c, ehlo, 250, "EHLO after STARTTLS", error)) {
+        t = Clock::now();
+        if (!expect(*c, "STARTTLS\r\n", 220, "STARTTLS", error))
             return nullptr;
-        }
+        steps.add(Steps::kStarttls, t);
+        t = Clock::now();
+        if (!c->start_tls(ctx, session, error))
+            return nullptr;
+        steps.add(Steps::kHandshake, t);
+        steps.resumed += c->resumed() ? 1 : 0;
+        t = Clock::now();
+        if (!expect(*c, ehlo, 250, "EHLO after STARTTLS", error))
+            return nullptr;
+        steps.add(Steps::kEhloTls, t);
     }
     return c;
 }
 
 // Every failed attempt counts as an error; nothing after 1 + kConnectRetries failures.
-std::unique_ptr<Connection> connect_with_retries(const Options& o, SSL_CTX* ctx, Shared& shared) {
+std::unique_ptr<Connection> connect_with_retries(const Options& o, SSL_CTX* ctx,
+                                                 SSL_SESSION* session, Steps& steps,
+                                                 Shared& shared) {
     for (int attempt = 0; attempt <= kConnectRetries; ++attempt) {
         if (attempt > 0)
             std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
         std::string error;
-        if (auto c = open_session(o, ctx, error))
+        if (auto c = open_session(o, ctx, session, steps, error))
             return c;
         shared.error(error);
     }
     return nullptr;
 }
 
-void quit(Connection& c) {
+void quit(Connection& c, Steps& steps) {
+    auto t = Clock::now();
     (void)c.command("QUIT\r\n");
     c.shutdown_tls();
+    steps.add(Steps::kQuit, t);
 }
+
+struct SslSessionFree {
+    void operator()(SSL_SESSION* s) const { SSL_SESSION_free(s); }
+};
+using SslSessionPtr = std::unique_ptr<SSL_SESSION, SslSessionFree>;
 
 // ---- messages ----
 
@@ -622,11 +695,13 @@ void run_session(const Options& o, SSL_CTX* ctx, const std::string& run_id,
     Body body(o, run_id, filler_with_end);
     const Envelope env{"MAIL FROM:<" + o.from + ">\r\n", "RCPT TO:<" + o.to + ">\r\n"};
     std::vector<double> samples, txn_samples;
+    Steps steps;
+    SslSessionPtr session;  // with --resume: the session the last connection ended with
     std::unique_ptr<Connection> conn;
     long on_connection = 0;
     while (auto seq = shared.claim()) {
         if (!conn) {
-            conn = connect_with_retries(o, ctx, shared);
+            conn = connect_with_retries(o, ctx, session.get(), steps, shared);
             if (!conn) {
                 shared.error("session gave up after " + std::to_string(kConnectRetries) +
                              " retries");
@@ -636,9 +711,13 @@ void run_session(const Options& o, SSL_CTX* ctx, const std::string& run_id,
         }
         Result res = send_message(*conn, env, body.header(*seq), body.rest());
         ++on_connection;
+        if (o.resume)
+            session.reset(conn->session());
         if (res.outcome == Outcome::kOk) {
             samples.push_back(res.latency_ms);
             txn_samples.push_back(res.txn_ms);
+            steps.n[Steps::kTxn]++;
+            steps.ms[Steps::kTxn] += res.txn_ms;
         } else {
             shared.error(res.error);
             if (res.outcome == Outcome::kBroken || conn->command("RSET\r\n").code != 250) {
@@ -646,13 +725,13 @@ void run_session(const Options& o, SSL_CTX* ctx, const std::string& run_id,
             }
         }
         if (conn && o.per_connection > 0 && on_connection >= o.per_connection) {
-            quit(*conn);
+            quit(*conn, steps);
             conn.reset();
         }
     }
     if (conn)
-        quit(*conn);
-    shared.add_samples(samples, txn_samples);
+        quit(*conn, steps);
+    shared.add_samples(samples, txn_samples, steps);
 }
 
 // ---- main ----
@@ -681,10 +760,21 @@ void report(const Options& o, Shared& shared, double seconds) {
     auto ok = static_cast<long>(s.size());
     std::printf(
         "sessions=%ld messages=%ld size=%ld tls=%d ok=%ld errors=%ld seconds=%.3f "
-        "msgs_per_s=%.1f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f txn_p50_ms=%.2f txn_p99_ms=%.2f\n",
+        "msgs_per_s=%.1f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f txn_p50_ms=%.2f txn_p99_ms=%.2f",
         o.sessions, o.messages, o.size, o.starttls ? 1 : 0, ok, shared.errors(), seconds,
         seconds > 0 ? static_cast<double>(ok) / seconds : 0.0, percentile(s, 0.50),
         percentile(s, 0.99), s.empty() ? 0.0 : s.back(), percentile(t, 0.50), percentile(t, 0.99));
+    // Mean ms per step (name:mean, "-" for a step that never ran) and the resumed handshakes.
+    Steps st = shared.steps();
+    std::printf(" steps_ms=");
+    for (int i = 0; i < Steps::kCount; ++i) {
+        std::printf("%s%s:", i ? "," : "", Steps::kNames[i]);
+        if (st.n[i] > 0)
+            std::printf("%.2f", st.ms[i] / static_cast<double>(st.n[i]));
+        else
+            std::printf("-");
+    }
+    std::printf(" handshakes=%ld resumed=%ld\n", st.n[Steps::kHandshake], st.resumed);
 }
 
 }  // namespace

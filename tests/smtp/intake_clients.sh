@@ -53,6 +53,39 @@ grep -q "NOTIFY\|FAILURE,DELAY" "$f" || fail "NOTIFY not kept"
 grep -q "^\.line starting with a dot" "$f" || fail "dot-unstuffing"
 pass "Python smtplib with STARTTLS, 8BITMIME and DSN parameters kept with the message"
 
+# A client that offers the session of its last connection resumes it (no new key exchange and
+# no certificate signature), in TLS 1.3 (one ticket per handshake) and TLS 1.2.
+/usr/bin/python3 - "$PORT" "$T/ca.pem" <<'PY' || fail "TLS session resumption"
+import socket, ssl, sys
+port, ca = int(sys.argv[1]), sys.argv[2]
+def session(ctx, offer):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    f = s.makefile("rb")
+    def reply():
+        while True:
+            l = f.readline()
+            if l[3:4] != b"-": return l
+    reply(); s.sendall(b"EHLO python.test\r\n"); reply()
+    s.sendall(b"STARTTLS\r\n"); assert reply().startswith(b"220")
+    t = ctx.wrap_socket(s, server_hostname="gateway.test", session=offer)
+    tf = t.makefile("rb")
+    t.sendall(b"EHLO python.test\r\n")
+    while tf.readline()[3:4] == b"-": pass   # the reply is read after the ticket(s)
+    t.sendall(b"QUIT\r\n"); tf.readline()
+    reused, sess, version = t.session_reused, t.session, t.version()
+    t.close()
+    return reused, sess, version
+for v in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.minimum_version = ctx.maximum_version = v
+    reused, sess, version = session(ctx, None)
+    assert not reused and sess is not None, (version, "first connection")
+    reused, _, _ = session(ctx, sess)
+    assert reused, (version, "the offered session was not resumed")
+    print("resumed", version)
+PY
+pass "a client offering its last TLS session resumes it (TLS 1.3 and 1.2)"
+
 # Postfix as the internal server: a private instance relaying everything to the intake.
 pf="$T/postfix"
 mkdir -p "$pf/queue" "$pf/data"

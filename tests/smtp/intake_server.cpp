@@ -2,7 +2,7 @@
 // tests: the real smtp::Server, the real IntakePolicy and the real spool, fixed settings.
 //   intake_server --spool DIR --port-file F [--cert C --key K] [--users FILE] [--no-require-tls]
 //                 [--relay CIDR] [--max-size N] [--listen ADDR]
-//                 [--timeouts COMMAND,DATA,HANDSHAKE seconds]
+//                 [--timeouts COMMAND,DATA,HANDSHAKE seconds] [--data-slots N,WAIT_MS]
 #include <signal.h>
 #include <unistd.h>
 
@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
     bool requireTls = true;
     std::uint64_t maxSize = 20971520;
     int commandTimeout = 300, dataTimeout = 600, handshakeTimeout = 60;
+    int dataSlots = 32, dataWaitMs = 5000;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -52,7 +53,10 @@ int main(int argc, char** argv) {
             requireTls = false;
         else if (a == "--listen")
             listenHost = next();
-        else if (a == "--timeouts") {  // command,data,handshake in seconds
+        else if (a == "--data-slots") {  // N,WAIT_MS
+            const std::string t = next();
+            std::sscanf(t.c_str(), "%d,%d", &dataSlots, &dataWaitMs);
+        } else if (a == "--timeouts") {  // command,data,handshake in seconds
             const std::string t = next();
             std::sscanf(t.c_str(), "%d,%d,%d", &commandTimeout, &dataTimeout, &handshakeTimeout);
         }
@@ -82,6 +86,8 @@ int main(int argc, char** argv) {
     cfg.commandTimeout = std::chrono::seconds(commandTimeout);
     cfg.dataTimeout = std::chrono::seconds(dataTimeout);
     cfg.tlsHandshakeTimeout = std::chrono::seconds(handshakeTimeout);
+    cfg.maxConcurrentData = dataSlots;
+    cfg.dataAdmissionWait = std::chrono::milliseconds(dataWaitMs);
     cfg.hostname = "gateway.test";
     cfg.tlsCert = cert;
     cfg.tlsKey = key;

@@ -164,6 +164,15 @@ Result<TlsClient::Response> TlsClient::request(
     StreamedTail tail, std::size_t maxReply) {
     std::lock_guard lock(mutex_);
     try {
+        // A kept-alive connection that has become readable while idle was closed by the
+        // provider (servers close idle connections, often sooner than our keep-alive timeout):
+        // a request sent on it fails with "No message received". Drop it; the request goes
+        // out on a new connection that resumes the TLS session (no card signature).
+        if (session_->connected() &&
+            session_->socket().poll(Poco::Timespan(0), Poco::Net::Socket::SELECT_READ |
+                                                           Poco::Net::Socket::SELECT_ERROR)) {
+            session_->reset();
+        }
         Poco::Net::HTTPRequest req(method, url_.basePath + path, Poco::Net::HTTPMessage::HTTP_1_1);
         req.setKeepAlive(true);
         req.set("Accept", "application/json");

@@ -45,6 +45,7 @@ std::string IntakeService::start() {
     s.maxMessageSize = smtpCfg.maxMessageSize;
     s.maxConnections = static_cast<int>(smtpCfg.maxConnections);
     s.maxConnectionsPerClient = static_cast<int>(smtpCfg.maxConnectionsPerClient);
+    s.maxConcurrentData = static_cast<int>(smtpCfg.maxConcurrentData);
     s.audit = [](const std::string& line) { log().notice(line); };
     relay_ = std::make_unique<smtp::Server>(s, policy_, sink_,
                                             smtpCfg.usersFile.empty() ? nullptr : &users_);

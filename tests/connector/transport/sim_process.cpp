@@ -22,20 +22,24 @@ extern char** environ;
 
 namespace demail::connector::testing {
 
-SimProcess::SimProcess() {
+SimProcess::SimProcess(const std::vector<std::string>& extraArgs) {
     char tmpl[] = "/tmp/h4-sim.XXXXXX";
     if (!mkdtemp(tmpl))
         throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
     std::string state = dir_ + "/state", log = dir_ + "/sim.log";
     std::string bin = DEMAIL_SIM_BINARY;
-    const char* argv[] = {bin.c_str(),   "provider",  "--state",     state.c_str(), "--listen",
-                          "127.0.0.1:0", "--control", "127.0.0.1:0", nullptr};
+    std::vector<const char*> argv = {bin.c_str(), "provider",    "--state",   state.c_str(),
+                                     "--listen",  "127.0.0.1:0", "--control", "127.0.0.1:0"};
+    for (const std::string& a : extraArgs)
+        argv.push_back(a.c_str());
+    argv.push_back(nullptr);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    int rc = posix_spawn(&pid_, bin.c_str(), &fa, nullptr, const_cast<char**>(argv), environ);
+    int rc =
+        posix_spawn(&pid_, bin.c_str(), &fa, nullptr, const_cast<char**>(argv.data()), environ);
     posix_spawn_file_actions_destroy(&fa);
     if (rc != 0)
         throw std::runtime_error("cannot start " + bin);

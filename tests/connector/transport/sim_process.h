@@ -6,6 +6,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "demail/connector/transport/provider_endpoint.h"
 
@@ -13,7 +14,9 @@ namespace demail::connector::testing {
 
 class SimProcess {
   public:
-    SimProcess();  // starts and waits for readiness; throws std::runtime_error
+    // Starts `demail-sim provider` with `extraArgs` and waits for readiness; throws
+    // std::runtime_error.
+    explicit SimProcess(const std::vector<std::string>& extraArgs = {});
     ~SimProcess();
     SimProcess(const SimProcess&) = delete;
     SimProcess& operator=(const SimProcess&) = delete;

@@ -3,8 +3,10 @@
 #include <Poco/JSON/Parser.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <memory>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "demail/connector/transport/json_api_binding.h"
@@ -85,6 +87,27 @@ TEST_F(TransportSim, ResumedSessionAfterReconnectDoesNotSign) {
     EXPECT_EQ(transport->counters().resumedHandshakes.load(), 3u);
     EXPECT_EQ(sim->stat("resumedHandshakes"), 3);
     EXPECT_EQ(sim->stat("clientSignatures"), 1);
+}
+
+// A provider that closes idle keep-alive connections (demail-sim provider --idle-timeout 1): the
+// next request goes out on a new connection that resumes the TLS session, so the card is not
+// asked again (issue 19: signatures per 1000 messages at steady state).
+TEST(TransportSimIdle, ConnectionClosedByTheProviderIsResumedWithoutASignature) {
+    SimProcess sim({"--idle-timeout", "1"});
+    PemClientCredentials creds(sim.clientCert(), sim.clientKey());
+    JsonApiConnection transport(sim.endpoint(), creds, {});
+    ASSERT_TRUE(transport.listAccounts().ok());
+    // Idle for longer than the provider allows until it has closed the connection (a new
+    // handshake shows it); a generous bound, no timing is asserted.
+    for (int i = 0; i < 20 && sim.stat("resumedHandshakes") < 1; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+        auto r = transport.listAccounts();
+        ASSERT_TRUE(r.ok()) << i << ": " << r.error().reason;
+    }
+    EXPECT_GE(sim.stat("resumedHandshakes"), 1);
+    EXPECT_TRUE(transport.lastHandshake().resumed);
+    EXPECT_EQ(sim.stat("clientSignatures"), 1);
+    EXPECT_EQ(transport.counters().cardSignatures.load(), 1u);
 }
 
 TEST_F(TransportSim, ParallelConnectionsResumeOneSessionAndSignOnce) {

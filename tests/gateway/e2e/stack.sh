@@ -11,9 +11,12 @@ STACK_PIDS=()
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# STACK_CARD_ARGS / STACK_PROVIDER_ARGS: more options for demail-sim card / provider (benchmarks:
+# "--sign-delay-ms 300", "--idle-timeout 2").
 stack_start() {  # [extra gateway.ini lines]; STACK_CARD_PIN chooses the card's PIN (default 123456),
                  # STACK_PIN_FILE what the gateway's PIN file says (default: the card's PIN)
-  "$FIXTURE" start "$STACK/pcsc" -- --pin "${STACK_CARD_PIN:-123456}" >/dev/null
+  # shellcheck disable=SC2086
+  "$FIXTURE" start "$STACK/pcsc" -- --pin "${STACK_CARD_PIN:-123456}" ${STACK_CARD_ARGS:-} >/dev/null
   . "$STACK/pcsc/env"
   local P="$STACK/pki"; mkdir -p "$P"
   (cd "$P" && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=stack-ca 2>/dev/null &&
@@ -31,7 +34,7 @@ JSON
   mkdir -p "$STACK/provider"
   "$SIM" provider --cert "$P/server.pem" --key "$P/server.key" --client-ca "$DEMAIL_CARD_CA" \
     --accounts "$P/accounts.json" --listen 127.0.0.1:0 --control 127.0.0.1:0 --state "$STACK/provider" \
-    >"$STACK/provider.log" 2>&1 &
+    ${STACK_PROVIDER_ARGS:-} >"$STACK/provider.log" 2>&1 &
   STACK_PIDS+=($!)
   for _ in $(seq 1 100); do [ -f "$STACK/provider/sim.env" ] && break; sleep 0.1; done
   . "$STACK/provider/sim.env"

@@ -35,6 +35,7 @@ struct SmtpConfig {
     std::uint64_t maxMessageSize = 20971520;
     std::size_t maxConnections = 1000;         // sessions at once (one thread each)
     std::size_t maxConnectionsPerClient = 50;  // from one address, like Postfix's default
+    std::size_t maxConcurrentData = 32;        // sessions in DATA at once (0: no limit)
     std::string hostname;  // EHLO/Received name; default: the machine's host name
 };
 
