@@ -87,7 +87,9 @@ echo "crash suite: $ROUNDS x kill -9; sent $sent, answered 250: $acked, at the p
 all_acked() {  # nothing left unacknowledged in our own account's inbox
   provider_state | /usr/bin/python3 -c 'import json,sys; sys.exit(any(m["account"] == "poststelle@firma.de-mail.de" and not m["acked"] for m in json.load(sys.stdin)["messages"]))'
 }
-wait_for 60 all_acked || fail "inbound still unacknowledged at the provider"
+# The relay takes 0.1 s a message: a long run (make soak, 100 kills: thousands injected) needs
+# time to drain, 60 s plus an eighth of a second per injected message.
+wait_for $((60 + $(wc -l <"$STACK/injected") / 8)) all_acked || fail "inbound still unacknowledged at the provider"
 injected=$(wc -l <"$STACK/injected")
 read -r in_lost in_dup < <(/usr/bin/python3 - "$STACK" <<'PY'
 import collections, glob, re, sys
