@@ -2,6 +2,8 @@
 
 #include <Poco/Logger.h>
 
+#include <algorithm>
+
 #include "demail/connector/message/demail_headers.h"
 #include "demail/smtp/server.h"
 
@@ -40,6 +42,16 @@ bool AccountDirectory::refreshFromProvider(connector::ProviderTransport& transpo
         return false;
     }
     std::lock_guard lock(mutex_);
+    // Asked at every inbox poll; a listing like the last one changes nothing, so nothing is
+    // published (each publication copies the map into every subscriber).
+    const auto same = [](const connector::Account& a, const connector::Account& b) {
+        return a.address == b.address && a.domain == b.domain && a.authLevel == b.authLevel &&
+               a.retrieveConfirmationAllowed == b.retrieveConfirmationAllowed &&
+               a.blocked == b.blocked;
+    };
+    if (providerListed_ &&
+        std::equal(listed_.begin(), listed_.end(), r.value().begin(), r.value().end(), same))
+        return true;
     listed_ = r.value();
     providerListed_ = true;
     publish();
