@@ -11,8 +11,8 @@ const std::vector<KnownSection>& catalogue() {
         // gateway/src/config.cpp
         {"smtp",
          {"listen", "submission_listen", "tls_cert", "tls_key", "require_tls", "relay_networks",
-          "users_file", "max_message_size", "max_connections", "max_connections_per_client",
-          "max_concurrent_data", "hostname"}},
+          "users_file", "max_message_size", "max_net_size", "max_connections",
+          "max_connections_per_client", "max_concurrent_data", "hostname"}},
         // smartcard/src/card_config.cpp
         {"card",
          {"reader", "pkcs11_module", "key_uri", "pin_file", "pin_rejection_file", "opensc_conf"}},
@@ -21,6 +21,7 @@ const std::vector<KnownSection>& catalogue() {
          {"profile", "url", "ca_file", "server_name", "client_cert", "client_key", "accounts_file",
           "demail_domains", "connections", "poll_interval", "proxy", "proxy_user",
           "proxy_password_file"}},
+        {"sending", {"policy_file", "sender_daily_limit", "account_daily_limit"}},
         {"delivery",
          {"relay", "tls", "postmaster", "strip_headers", "inbound_max_attempts", "ca_file"}},
         {"queue",

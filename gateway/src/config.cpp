@@ -30,6 +30,7 @@ const config::Section<SmtpConfig>& smtpSection() {
             config::cidrList("relay_networks", &C::relayNetworks),
             config::readableFile("users_file", &C::usersFile),
             config::size("max_message_size", &C::maxMessageSize, 1024, 1ULL << 31),
+            config::size("max_net_size", &C::maxNetSize, 0, 1ULL << 31),
             config::count("max_connections", &C::maxConnections, 1, 20000),
             config::count("max_connections_per_client", &C::maxConnectionsPerClient, 1, 20000),
             config::count("max_concurrent_data", &C::maxConcurrentData, 0, 20000),
@@ -119,6 +120,18 @@ const config::Section<ProviderConfig>& providerSection() {
     return s;
 }
 
+const config::Section<SendingConfig>& sendingSection() {
+    using C = SendingConfig;
+    static const config::Section<SendingConfig> s{
+        "sending",
+        {
+            config::readableFile("policy_file", &C::policyFile),
+            config::count("sender_daily_limit", &C::senderDailyLimit, 0, 10000000),
+            config::count("account_daily_limit", &C::accountDailyLimit, 0, 10000000),
+        }};
+    return s;
+}
+
 const config::Section<DeliveryConfig>& deliverySection() {
     using C = DeliveryConfig;
     static const config::Section<DeliveryConfig> s{
@@ -190,6 +203,9 @@ std::string crossKeyRules(const Config& config, const Sections& use) {
     if (use.smtp) {
         if (config.smtp.tlsCert.empty() != config.smtp.tlsKey.empty())
             return "[smtp] tls_cert/tls_key: set both or neither";
+        if (config.smtp.maxNetSize > config.smtp.maxMessageSize)
+            return "[smtp] max_net_size: larger than max_message_size (the encoded message is "
+                   "larger than its net content)";
         if (config.smtp.requireTls && config.smtp.tlsCert.empty())
             return "[smtp] require_tls: true needs tls_cert and tls_key for STARTTLS";
     }
@@ -223,6 +239,8 @@ ConfigResult loadConfig(const std::string& path, Sections use) {
     std::string& err = result.error;
     if (use.smtp)
         err = file->apply(smtpSection(), config.smtp);
+    if (err.empty() && use.smtp)
+        err = file->apply(sendingSection(), config.sending);
     if (err.empty() && use.card)
         err = file->apply(smartcard::cardSection(), config.card);
     if (err.empty() && use.provider)
@@ -249,13 +267,10 @@ std::string pinRejectionPath(const Config& config) {
 }
 
 std::vector<config::SectionInfo> configSchema() {
-    return {smtpSection().describe(),
-            smartcard::cardSection().describe(),
-            providerSection().describe(),
-            deliverySection().describe(),
-            queueSection().describe(),
-            healthSection().describe(),
-            certpromote::certpromoteSection().describe()};
+    return {smtpSection().describe(),     smartcard::cardSection().describe(),
+            providerSection().describe(), sendingSection().describe(),
+            deliverySection().describe(), queueSection().describe(),
+            healthSection().describe(),   certpromote::certpromoteSection().describe()};
 }
 
 }  // namespace demail::gateway

@@ -2,9 +2,12 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "demail/connector/message/demail_headers.h"
+#include "demail/connector/message/net_size.h"
 
 namespace demail::gateway {
 
@@ -37,10 +40,10 @@ bool addressInCidr(const std::string& address, const std::string& cidr) {
     return true;
 }
 
-IntakePolicy::IntakePolicy(std::vector<std::string> relayNetworks, connector::AccountMap accounts,
+IntakePolicy::IntakePolicy(std::vector<std::string> relayNetworks, SendingAuthority& authority,
                            std::vector<std::string> deMailDomains)
     : relayNetworks_(std::move(relayNetworks)),
-      accounts_(std::move(accounts)),
+      authority_(authority),
       domains_(std::move(deMailDomains)) {}
 
 void IntakePolicy::setDeMailDomains(std::vector<std::string> domains) {
@@ -48,19 +51,9 @@ void IntakePolicy::setDeMailDomains(std::vector<std::string> domains) {
     domains_ = std::move(domains);
 }
 
-void IntakePolicy::setAccounts(connector::AccountMap accounts) {
-    std::lock_guard lock(mutex_);
-    accounts_ = std::move(accounts);
-}
-
 void IntakePolicy::setRelayNetworks(std::vector<std::string> networks) {
     std::lock_guard lock(mutex_);
     relayNetworks_ = std::move(networks);
-}
-
-void IntakePolicy::setAccountsListed(bool listed) {
-    std::lock_guard lock(mutex_);
-    accountsListed_ = listed;
 }
 
 bool IntakePolicy::relayAllowed(const smtp::SessionInfo& s) {
@@ -73,22 +66,8 @@ bool IntakePolicy::relayAllowed(const smtp::SessionInfo& s) {
     return false;
 }
 
-smtp::Decision IntakePolicy::checkSender(const smtp::SessionInfo&, const std::string& sender) {
-    if (sender.empty())
-        return smtp::Decision::refuse(smtp::Reply::SenderRefused,
-                                      "<>: a bounce cannot be sent as De-Mail");
-    std::lock_guard lock(mutex_);
-    if (!accounts_.accountFor(sender) && !accountsListed_)
-        return smtp::Decision::refuse(
-            smtp::Reply::TryLater,
-            "<" + sender +
-                ">: the gateway does not know its De-Mail accounts yet (provider not reached); "
-                "try again later");
-    if (!accounts_.accountFor(sender))
-        return smtp::Decision::refuse(
-            smtp::Reply::SenderRefused,
-            "<" + sender + ">: sender is not mapped to a De-Mail account of this gateway");
-    return smtp::Decision::accept();
+smtp::Decision IntakePolicy::checkSender(const smtp::SessionInfo& s, const std::string& sender) {
+    return authority_.checkSender(s, sender);
 }
 
 smtp::Decision IntakePolicy::checkRecipient(const smtp::SessionInfo&, const std::string&,
@@ -103,14 +82,50 @@ smtp::Decision IntakePolicy::checkRecipient(const smtp::SessionInfo&, const std:
 
 namespace {
 
+// The header section is kept while it streams to the spool (up to kMaxHeaderSection), for the
+// sending authority's look at the whole message before the 250.
+constexpr std::size_t kMaxHeaderSection = 1u << 20;
+
+std::string mebibytes(std::uint64_t bytes) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+    return buf;
+}
+
 class SpoolMessageWriter final : public smtp::MessageWriter {
   public:
-    SpoolMessageWriter(std::unique_ptr<SpoolWriter> w, SpoolSink& sink)
-        : w_(std::move(w)), sink_(sink) {}
+    SpoolMessageWriter(std::unique_ptr<SpoolWriter> w, SpoolSink& sink, smtp::Envelope envelope)
+        : w_(std::move(w)), sink_(sink), envelope_(std::move(envelope)) {}
+    ~SpoolMessageWriter() override {
+        if (sink_.authority())
+            sink_.authority()->abandoned(ticket_);  // nothing if committed
+    }
     const std::string& queueId() const override { return w_->queueId(); }
-    bool write(const char* data, std::size_t n) override { return w_->write(data, n); }
+    bool write(const char* data, std::size_t n) override {
+        if (sink_.authority() && !headerDone_)
+            keepHeader(data, n);
+        if (sink_.netSizeLimit() > 0)
+            netSize_.feed(data, n);
+        return w_->write(data, n);
+    }
+    smtp::Decision beforeCommit() override {
+        if (sink_.netSizeLimit() > 0 && netSize_.netBytes() > sink_.netSizeLimit())
+            return smtp::Decision::refuse(
+                smtp::Reply::MessageTooBig,
+                "the message carries " + mebibytes(netSize_.netBytes()) +
+                    " of text and attachments (decoded); De-Mail allows " +
+                    mebibytes(sink_.netSizeLimit()));
+        if (!sink_.authority())
+            return smtp::Decision::accept();
+        if (headerTooLong_)
+            return smtp::Decision::refuse(smtp::Reply::MessageRefused,
+                                          "the header section is longer than 1 MiB");
+        return sink_.authority()->checkMessage(envelope_, header_, w_->queueId(), ticket_);
+    }
     bool commit() override {
         const auto id = w_->commit();
+        if (id && sink_.authority())
+            sink_.authority()->committed(ticket_);
         if (id && sink_.onCommitted)
             sink_.onCommitted(*id);
         return id.has_value();
@@ -131,8 +146,28 @@ class SpoolMessageWriter final : public smtp::MessageWriter {
     std::string errorText() const override { return w_->errorText(); }
 
   private:
+    void keepHeader(const char* data, std::size_t n) {
+        header_.append(
+            data, std::min(n, kMaxHeaderSection - std::min(header_.size(), kMaxHeaderSection)));
+        // The session writes a line, then its CRLF: the section ends at the first empty line.
+        const auto end = header_.find("\r\n\r\n", scanned_);
+        if (end != std::string::npos) {
+            header_.resize(end + 4);
+            headerDone_ = true;
+        } else {
+            scanned_ = header_.size() < 3 ? 0 : header_.size() - 3;
+            headerDone_ = headerTooLong_ = header_.size() >= kMaxHeaderSection;
+        }
+    }
+
     std::unique_ptr<SpoolWriter> w_;
     SpoolSink& sink_;
+    const smtp::Envelope envelope_;
+    std::string header_;
+    std::size_t scanned_ = 0;
+    bool headerDone_ = false, headerTooLong_ = false;
+    connector::NetSizeCounter netSize_;
+    DailyCounter::Ticket ticket_;
 };
 
 }  // namespace
@@ -155,7 +190,7 @@ std::unique_ptr<smtp::MessageWriter> SpoolSink::begin(const smtp::Envelope& e,
         error = w->error() == SpoolError::NoSpace ? smtp::SinkError::NoSpace : smtp::SinkError::Io;
         return nullptr;
     }
-    return std::make_unique<SpoolMessageWriter>(std::move(w), *this);
+    return std::make_unique<SpoolMessageWriter>(std::move(w), *this, e);
 }
 
 }  // namespace demail::gateway

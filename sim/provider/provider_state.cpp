@@ -378,7 +378,16 @@ ApiReply ProviderState::submit(const std::vector<std::string>& bound, const Subm
     if (acc->blocked)
         return error(403, "account_blocked", "account " + acc->address + " is blocked");
     if (req.message.size() > kMaxMessageSize)
-        return remember(error(413, "too_large", "message exceeds 20 MiB"));
+        return remember(error(413, "too_large", "message exceeds 45 MiB"));
+    // RFC 5322 §2.1.1: a header line over 998 characters is malformed; a strict provider refuses.
+    const std::size_t headerEnd = req.message.find("\r\n\r\n");
+    for (std::size_t at = 0, next; at < headerEnd && at < req.message.size(); at = next + 2) {
+        next = req.message.find("\r\n", at);
+        if (next == std::string::npos)
+            break;
+        if (next - at > 998)
+            return remember(error(400, "syntax", "a header line is longer than 998 characters"));
+    }
     ParsedMessage m = parseMessage(req.message);
     if (!m.valid || !hasHeader(m, "From") || !hasHeader(m, "Subject"))
         return remember(error(400, "syntax",

@@ -56,7 +56,9 @@ struct StoredMessage {
 
 class ProviderState {
   public:
-    static constexpr std::size_t kMaxMessageSize = 20u * 1024u * 1024u;  // TR: 20 MiB net
+    // The contract's gross limit of a submission: the encoded message. The TR asks providers to
+    // carry at least 45 MiB gross (PVD_FU §4.1), which holds 20 MiB net of attachments.
+    static constexpr std::size_t kMaxMessageSize = 45u * 1024u * 1024u;
 
     // Loads the accounts file (JSON, see README.md). Returns an error text on failure.
     std::optional<std::string> load(const std::string& accountsFile);

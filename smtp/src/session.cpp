@@ -547,6 +547,10 @@ bool Session::data(const Command& c) {
         outcome = Reply::MessageRefused;
         detail = "Line longer than " + std::to_string(cfg_.maxLineLength - 2) +
                  " characters in the message";
+    } else if (const Decision verdict = sinkOk ? writer->beforeCommit() : Decision::accept();
+               !verdict.accepted) {
+        outcome = verdict.reply;
+        detail = verdict.detail;
     } else if (sinkOk && writer->commit()) {
         ++server_.counters_.accepted;
         detail = "Ok: queued as " + writer->queueId();

@@ -69,9 +69,21 @@ int main(int argc, char** argv) {
     const auto rec = spool.recover();
     std::cerr << "spool recovery: kept=" << rec.kept << " temp_removed=" << rec.tempRemoved
               << " corrupt=" << rec.movedToCorrupt << "\n";
-    demail::connector::AccountMap accounts;
-    accounts.entries = {{"@firma.de", "poststelle@firma.de-mail.de"}};
-    demail::gateway::IntakePolicy policy({relay}, accounts, {"de-mail.de"});
+    // The intake alone: the built-in sending policy for one mapped domain, the account as the
+    // provider would list it; messages are not judged at the end of DATA (no authority in the
+    // sink), so the SMTP layer is measured and tested on its own.
+    demail::gateway::AccountSnapshot accounts;
+    accounts.map.entries = {{"@firma.de", "poststelle@firma.de-mail.de"}};
+    accounts.providerListed = true;
+    accounts.listed = {{"poststelle@firma.de-mail.de", "firma.de-mail.de", "high", true, false}};
+    demail::gateway::SendingAuthority authority(demail::gateway::SendingPolicy::builtIn(), {},
+                                                spoolDir + "/sending-counts");
+    if (auto e = authority.open(); !e.empty()) {
+        std::cerr << e << "\n";
+        return 1;
+    }
+    authority.setAccounts(accounts);
+    demail::gateway::IntakePolicy policy({relay}, authority, {"de-mail.de"});
     demail::gateway::SpoolSink sink(spool);
     demail::smtp::UsersFile users;
     if (!usersPath.empty()) {

@@ -117,26 +117,3 @@ TEST(Intake, CidrMatching) {
     EXPECT_TRUE(addressInCidr("2001:db8::5", "2001:db8::/32"));
     EXPECT_FALSE(addressInCidr("127.0.0.1", "2001:db8::/32"));
 }
-
-TEST(Intake, AnOwnAccountSendsAsItselfWithAnEmptyAccountsFile) {
-    // docs/configuration.md: with an empty accounts file senders use the account address itself.
-    demail::connector::AccountMap map;
-    map.ownAccounts = {"poststelle@firma.de-mail.de"};
-    demail::gateway::IntakePolicy policy({"127.0.0.1/32"}, map, {"de-mail.de"});
-    demail::smtp::SessionInfo s{"127.0.0.1", "x", "", ""};
-    EXPECT_TRUE(policy.checkSender(s, "Poststelle@firma.de-mail.de").accepted);
-    const auto other = policy.checkSender(s, "someone@firma.de");
-    EXPECT_FALSE(other.accepted);
-    EXPECT_EQ(other.reply, demail::smtp::Reply::SenderRefused);
-}
-
-TEST(Intake, AnUnmappedSenderWaitsWhileTheAccountsAreNotKnown) {
-    // Before the provider listed our accounts the sender may still be one of them: 4xx, not 5xx.
-    demail::gateway::IntakePolicy policy({"127.0.0.1/32"}, {}, {"de-mail.de"});
-    policy.setAccountsListed(false);
-    demail::smtp::SessionInfo s{"127.0.0.1", "x", "", ""};
-    const auto d = policy.checkSender(s, "poststelle@firma.de-mail.de");
-    EXPECT_FALSE(d.accepted);
-    EXPECT_EQ(d.reply, demail::smtp::Reply::TryLater);
-    EXPECT_EQ(demail::smtp::formatReply(d.reply, d.detail).substr(0, 9), "451 4.7.0");
-}

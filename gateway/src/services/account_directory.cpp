@@ -54,6 +54,13 @@ bool AccountDirectory::refreshFromProvider(connector::ProviderTransport& transpo
         return true;
     listed_ = r.value();
     providerListed_ = true;
+    std::string names;
+    for (const auto& a : listed_)
+        names += (names.empty() ? "" : ",") + a.address + "/" + a.authLevel +
+                 (a.blocked ? "/blocked" : "");
+    Poco::Logger::get("accounts")
+        .notice("event=accounts_listed count=" + std::to_string(listed_.size()) +
+                " accounts=" + smtp::auditValue(names));
     publish();
     return true;
 }
@@ -63,6 +70,7 @@ void AccountDirectory::publish() {
     next->map = map_;
     next->deMailDomains = configuredDomains_;
     next->providerListed = providerListed_;
+    next->listed = listed_;
     for (const auto& a : listed_) {
         next->ownAccounts.push_back(a.address);
         // An account domain widens the accepted recipient domains only below the configured

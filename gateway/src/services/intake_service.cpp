@@ -2,11 +2,28 @@
 
 #include <Poco/Logger.h>
 
+#include "demail/gateway/spool_layout.h"
+
 namespace demail::gateway {
 namespace {
 
 Poco::Logger& log() {
     return Poco::Logger::get("smtpd");
+}
+
+SendingLimits limitsOf(const SendingConfig& c) {
+    return {c.senderDailyLimit, c.accountDailyLimit};
+}
+
+// The policy file of [sending], or the built-in policy when none is named.
+std::string loadPolicy(const SendingConfig& c, SendingPolicy& out) {
+    if (c.policyFile.empty()) {
+        out = SendingPolicy::builtIn();
+        return {};
+    }
+    if (auto e = loadSendingPolicy(c.policyFile, out); !e.empty())
+        return "[sending] policy_file: " + e;
+    return {};
 }
 
 }  // namespace
@@ -17,21 +34,32 @@ IntakeService::IntakeService(const Config& config, Spool& spool, AccountDirector
     : config_(config),
       hostname_(std::move(hostname)),
       accounts_(accounts),
-      policy_(config.smtp.relayNetworks, {}, config.provider.deMailDomains),
-      submissionPolicy_({}, {}, config.provider.deMailDomains),
-      sink_(spool) {
+      authority_(SendingPolicy::builtIn(), limitsOf(config.sending),
+                 spool_layout::path(config.queue.dir, spool_layout::kSendingCounts)),
+      policy_(config.smtp.relayNetworks, authority_, config.provider.deMailDomains),
+      submissionPolicy_({}, authority_, config.provider.deMailDomains),
+      sink_(spool, &authority_) {
     sink_.onCommitted = std::move(committed);
+    sink_.setNetSizeLimit(config.smtp.maxNetSize);
     accounts_.subscribe([this](const AccountSnapshot& s) {
-        for (IntakePolicy* p : {&policy_, &submissionPolicy_}) {
-            p->setAccounts(s.map);
+        authority_.setAccounts(s);
+        for (IntakePolicy* p : {&policy_, &submissionPolicy_})
             p->setDeMailDomains(s.deMailDomains);
-            p->setAccountsListed(s.providerListed);
-        }
     });
 }
 
 std::string IntakeService::start() {
     const auto& smtpCfg = config_.smtp;
+    SendingPolicy sendingPolicy;
+    if (auto e = loadPolicy(config_.sending, sendingPolicy); !e.empty())
+        return e;
+    log().notice("event=sending_policy source=" +
+                 (sendingPolicy.source.empty() ? std::string("built-in")
+                                               : smtp::auditValue(sendingPolicy.source)) +
+                 " rules=" + std::to_string(sendingPolicy.rules.size()));
+    authority_.setPolicy(std::move(sendingPolicy), limitsOf(config_.sending));
+    if (auto e = authority_.open(); !e.empty())
+        return "[queue] dir: " + e;
     if (!smtpCfg.usersFile.empty())
         if (auto e = users_.load(smtpCfg.usersFile); !e.empty())
             return "[smtp] users_file: " + e;
@@ -80,6 +108,10 @@ std::string IntakeService::reload(const Config& fresh) {
     if (!config_.smtp.usersFile.empty())
         if (auto e = users_.load(config_.smtp.usersFile); !e.empty())
             return "[smtp] users_file: " + e;
+    SendingPolicy sendingPolicy;
+    if (auto e = loadPolicy(fresh.sending, sendingPolicy); !e.empty())
+        return e;
+    authority_.setPolicy(std::move(sendingPolicy), limitsOf(fresh.sending));
     policy_.setRelayNetworks(fresh.smtp.relayNetworks);
     if (fresh.smtp.listen.toString() != config_.smtp.listen.toString() ||
         fresh.smtp.tlsCert != config_.smtp.tlsCert ||

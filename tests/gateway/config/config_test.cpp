@@ -43,7 +43,8 @@ TEST_F(ConfigFile, MinimalFileGetsDocumentedDefaults) {
     EXPECT_EQ(r.config->smtp.listen.toString(), "127.0.0.1:2525");
     EXPECT_EQ(r.config->health.listen.toString(), "127.0.0.1:8025");
     EXPECT_EQ(r.config->queue.maxAge, std::chrono::hours(24));
-    EXPECT_EQ(r.config->smtp.maxMessageSize, 20971520u);
+    EXPECT_EQ(r.config->smtp.maxMessageSize, 31457280u);
+    EXPECT_EQ(r.config->smtp.maxNetSize, 20971520u);
     EXPECT_EQ(r.config->provider.profile, "mentana");
     EXPECT_EQ(r.config->delivery.tls, DeliveryTls::Required);
     EXPECT_EQ(r.config->provider.connections, 4u);

@@ -12,7 +12,8 @@ STACK_PIDS=()
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # STACK_CARD_ARGS / STACK_PROVIDER_ARGS: more options for demail-sim card / provider (benchmarks:
-# "--sign-delay-ms 300", "--idle-timeout 2").
+# "--sign-delay-ms 300", "--idle-timeout 2"). STACK_MORE_ACCOUNTS: more accounts bound to the card,
+# JSON objects each after a comma (', {"address": "rechnung@firma.de-mail.de", ...}').
 stack_start() {  # [extra gateway.ini lines]; STACK_CARD_PIN chooses the card's PIN (default 123456),
                  # STACK_PIN_FILE what the gateway's PIN file says (default: the card's PIN)
   # shellcheck disable=SC2086
@@ -28,7 +29,7 @@ stack_start() {  # [extra gateway.ini lines]; STACK_CARD_PIN chooses the card's 
   cat >"$P/accounts.json" <<JSON
 { "providerDomain": "sim-provider.de-mail.de", "domains": ["behoerde.de-mail.de"],
   "certificates": [ { "subject": "$subject",
-     "accounts": [ {"address": "poststelle@firma.de-mail.de", "authLevel": "high", "retrieveConfirmation": true} ] } ],
+     "accounts": [ {"address": "poststelle@firma.de-mail.de", "authLevel": "high", "retrieveConfirmation": true}${STACK_MORE_ACCOUNTS:-} ] } ],
   "otherAccounts": ["amt@behoerde.de-mail.de"] }
 JSON
   mkdir -p "$STACK/provider"

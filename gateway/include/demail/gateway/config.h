@@ -32,7 +32,11 @@ struct SmtpConfig {
     bool requireTls = true;
     std::vector<std::string> relayNetworks{"127.0.0.0/8"};  // validated CIDRs
     std::string usersFile;
-    std::uint64_t maxMessageSize = 20971520;
+    // Gross: the encoded message as SMTP carries it (SIZE=). High enough for the TR's net limit
+    // (20 MiB of attachments are about 27 MiB in base64).
+    std::uint64_t maxMessageSize = 31457280;
+    // Net (TR PVD_FU §4.1): decoded text and attachments, checked at the end of DATA.
+    std::uint64_t maxNetSize = 20971520;
     std::size_t maxConnections = 1000;         // sessions at once (one thread each)
     std::size_t maxConnectionsPerClient = 50;  // from one address, like Postfix's default
     std::size_t maxConcurrentData = 32;        // sessions in DATA at once (0: no limit)
@@ -63,6 +67,13 @@ struct ProviderConfig {
     HostPort proxy;
     std::string proxyUser;
     std::string proxyPasswordFile;
+};
+
+// Who may send as which account, with which options, how many a day (gateway/sending_policy.h).
+struct SendingConfig {
+    std::string policyFile;  // empty: the built-in policy (mapped senders, standard options)
+    std::size_t senderDailyLimit = 0;   // per sender address a day; 0: no limit
+    std::size_t accountDailyLimit = 0;  // per account a day; 0: none (level "normal": 100)
 };
 
 enum class DeliveryTls { Required, Opportunistic };
@@ -107,6 +118,7 @@ struct Config {
     SmtpConfig smtp;
     CardConfig card;
     ProviderConfig provider;
+    SendingConfig sending;  // read with [smtp]: the intake applies it
     DeliveryConfig delivery;
     QueueConfig queue;
     HealthConfig health;

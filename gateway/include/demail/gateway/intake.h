@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "demail/connector/message/outbound.h"
+#include "demail/gateway/sending_authority.h"
 #include "demail/gateway/spool.h"
 #include "demail/smtp/policy.h"
 
@@ -19,14 +20,11 @@ bool addressInCidr(const std::string& address, const std::string& cidr);
 
 class IntakePolicy final : public smtp::Policy {
   public:
-    IntakePolicy(std::vector<std::string> relayNetworks, connector::AccountMap accounts,
+    // Senders are the sending authority's to judge (mapping, sending policy, daily limits).
+    IntakePolicy(std::vector<std::string> relayNetworks, SendingAuthority& authority,
                  std::vector<std::string> deMailDomains);
     void setDeMailDomains(std::vector<std::string> domains);   // refreshed from the provider
-    void setAccounts(connector::AccountMap accounts);          // SIGHUP
     void setRelayNetworks(std::vector<std::string> networks);  // SIGHUP
-    // False until the provider listed our accounts: an unmapped sender may then still be one of
-    // them, so it is told to try again later (4xx), never refused for good on a guess.
-    void setAccountsListed(bool listed);
 
     bool relayAllowed(const smtp::SessionInfo& s) override;
     smtp::Decision checkSender(const smtp::SessionInfo& s, const std::string& sender) override;
@@ -36,21 +34,30 @@ class IntakePolicy final : public smtp::Policy {
   private:
     std::mutex mutex_;
     std::vector<std::string> relayNetworks_;
-    connector::AccountMap accounts_;
+    SendingAuthority& authority_;
     std::vector<std::string> domains_;
-    bool accountsListed_ = true;
 };
 
 class SpoolSink final : public smtp::MessageSink {
   public:
-    explicit SpoolSink(Spool& spool) : spool_(spool) {}
+    // With an authority, each message's header section is judged at the end of DATA (options,
+    // daily limits) before it is committed; without one (intake benchmarks), it is not.
+    explicit SpoolSink(Spool& spool, SendingAuthority* authority = nullptr)
+        : spool_(spool), authority_(authority) {}
     std::unique_ptr<smtp::MessageWriter> begin(const smtp::Envelope& envelope,
                                                smtp::SinkError& error) override;
     // Called with each committed queue id (the dispatcher wakes up).
     std::function<void(const std::string&)> onCommitted;
 
+    SendingAuthority* authority() const { return authority_; }
+    // The TR's net limit (decoded text and attachments), checked at the end of DATA; 0: none.
+    void setNetSizeLimit(std::uint64_t bytes) { netSizeLimit_ = bytes; }
+    std::uint64_t netSizeLimit() const { return netSizeLimit_; }
+
   private:
     Spool& spool_;
+    SendingAuthority* authority_;
+    std::uint64_t netSizeLimit_ = 0;
 };
 
 }  // namespace demail::gateway

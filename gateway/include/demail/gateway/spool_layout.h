@@ -14,6 +14,8 @@
 //                             (a crash counts against it) (inbound)
 //   inbound-quarantine/<id>.eml|.txt + .reason   parked inbound items, until the operator
 //                             removes them (inbound)
+//   sending-counts/<date>     today's accepted messages per sender and account, one line each,
+//                             for the daily limits of [sending] (intake)
 //   card-pin-rejected(.key)   the PIN rejection record, the default of [card]
 //                             pin_rejection_file (card supervisor, demailctl provider probe)
 #pragma once
@@ -30,6 +32,7 @@ inline constexpr const char* kSent = "sent";
 inline constexpr const char* kInboundDelivered = "inbound-delivered";
 inline constexpr const char* kInboundAttempts = "inbound-attempts";
 inline constexpr const char* kInboundQuarantine = "inbound-quarantine";
+inline constexpr const char* kSendingCounts = "sending-counts";
 inline constexpr const char* kPinRejection = "card-pin-rejected";
 
 inline std::string path(const std::string& spoolDir, const char* entry) {

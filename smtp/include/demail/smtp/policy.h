@@ -58,6 +58,9 @@ class MessageWriter {
     virtual ~MessageWriter() = default;  // without commit(): discarded
     virtual const std::string& queueId() const = 0;
     virtual bool write(const char* data, std::size_t n) = 0;
+    // At the end of DATA, before commit(): the last word on the message as a whole (its header
+    // section, say). A refusal is the reply to DATA; the writer is then dropped.
+    virtual Decision beforeCommit() { return Decision::accept(); }
     // Durable when it returns true; the 250 follows.
     virtual bool commit() = 0;
     virtual SinkError error() const = 0;

@@ -24,6 +24,7 @@ enum class Reply {
     LineOverflow,        // 421 4.7.0 (a line far beyond any limit: the connection is closed)
     LocalError,          // 451 4.3.0
     TryLater,            // 451 4.7.0 (the gateway cannot decide now)
+    LimitReached,        // 451 4.7.1 (a daily limit that comes back: try again later)
     NoSpace,             // 452 4.3.1
     TooManyRecipients,   // 452 4.5.3
     AuthThrottled,       // 454 4.7.0
@@ -41,6 +42,7 @@ enum class Reply {
     RelayDenied,         // 554 5.7.1
     SenderRefused,       // 553 5.7.1
     RecipientRefused,    // 550 5.7.1
+    PolicyRefused,       // 550 5.7.1 (the sending policy: an option, a sender's daily limit)
     MessageTooBig,       // 552 5.3.4
     NoValidRecipients,   // 554 5.5.1
     MessageRefused,      // 554 5.6.0

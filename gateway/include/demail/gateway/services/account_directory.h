@@ -22,6 +22,7 @@ struct AccountSnapshot {
     connector::AccountMap map;               // accounts file: internal sender -> De-Mail account
     std::vector<std::string> deMailDomains;  // configured, plus our account domains below them
     std::vector<std::string> ownAccounts;    // the accounts the provider lists for our card
+    std::vector<connector::Account> listed;  // the same, with level, permission and state
     bool providerListed = false;             // false until the provider was asked successfully
 };
 

@@ -1,6 +1,7 @@
 // The intake service: the SMTP listeners (the relay port for internal servers and the optional
-// AUTH submission port), their policies and the users file, and the sink that puts accepted mail
-// into the spool and tells the outbound service. Accounts and De-Mail domains come from the
+// AUTH submission port), their policies and the users file, the sending authority (the sending
+// policy and daily limits of [sending]), and the sink that puts accepted mail into the spool and
+// tells the outbound service. Accounts and De-Mail domains come from the
 // account directory; a reload replaces the users file and the relay networks (a revoked AUTH
 // user or a narrowed network takes effect at the next command, without a restart).
 #pragma once
@@ -25,7 +26,8 @@ class IntakeService {
     // Reads the users file and starts listening; an error line names the key.
     std::string start();
     void stop();
-    // SIGHUP: the users file and the relay networks again; an error keeps the old ones.
+    // SIGHUP: the users file, the sending policy and the relay networks again; an error keeps
+    // the old ones.
     std::string reload(const Config& fresh);
 
     std::uint64_t accepted() const;
@@ -36,6 +38,7 @@ class IntakeService {
     const std::string hostname_;
     AccountDirectory& accounts_;
     smtp::UsersFile users_;
+    SendingAuthority authority_;
     IntakePolicy policy_;
     IntakePolicy submissionPolicy_;  // AUTH required: no relay networks, TLS first
     SpoolSink sink_;
