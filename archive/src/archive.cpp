@@ -1,0 +1,463 @@
+#include "demail/archive/archive.h"
+
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <sys/timex.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+namespace demail::archive {
+namespace {
+
+const std::string kGenesis(64, '0');
+constexpr const char* kIndex = "index.jsonl";
+constexpr const char* kHashMember = ",\"hash\":\"";
+
+std::string sysError(const std::string& what) {
+    return what + ": " + std::strerror(errno);
+}
+
+class Sha256 {
+  public:
+    Sha256() : ctx_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {
+        EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr);
+    }
+    void update(const void* data, std::size_t n) { EVP_DigestUpdate(ctx_.get(), data, n); }
+    std::string hex() {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int len = 0;
+        EVP_DigestFinal_ex(ctx_.get(), md, &len);
+        static const char* digits = "0123456789abcdef";
+        std::string out;
+        for (unsigned i = 0; i < len; ++i) {
+            out += digits[md[i] >> 4];
+            out += digits[md[i] & 15];
+        }
+        return out;
+    }
+
+  private:
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx_;
+};
+
+std::string sha256(std::string_view s) {
+    Sha256 h;
+    h.update(s.data(), s.size());
+    return h.hex();
+}
+
+std::string jsonString(std::string_view s) {
+    std::string out = "\"";
+    for (const char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (u < 0x20 || u == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", u);
+            out += buf;
+        } else {
+            out += c;
+        }
+    }
+    return out + "\"";
+}
+
+std::string utcNow(std::string& month) {
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t t = std::chrono::system_clock::to_time_t(now);
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
+        1000;
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[40];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    char out[48];
+    std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms));
+    month = std::string(buf, 7);
+    return out;
+}
+
+std::vector<std::string> months(const std::string& dir) {
+    std::vector<std::string> out;
+    if (DIR* d = ::opendir(dir.c_str())) {
+        while (const dirent* e = ::readdir(d)) {
+            const std::string n = e->d_name;
+            if (n.size() == 7 && n[4] == '-' && std::all_of(n.begin(), n.end(), [](char c) {
+                    return std::isdigit(static_cast<unsigned char>(c)) || c == '-';
+                }))
+                out.push_back(n);
+        }
+        ::closedir(d);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::string syncDir(const std::string& dir) {
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return sysError("open " + dir);
+    const int r = ::fsync(fd);
+    ::close(fd);
+    return r == 0 ? "" : sysError("fsync " + dir);
+}
+
+bool writeAll(int fd, const char* p, std::size_t n) {
+    while (n > 0) {
+        const ssize_t w = ::write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= static_cast<std::size_t>(w);
+    }
+    return true;
+}
+
+std::string readFile(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// The record's line without its hash member: what the hash covers.
+std::string body(const Record& r) {
+    std::string fields;
+    for (const auto& [k, v] : r.fields)
+        fields += (fields.empty() ? "" : ",") + jsonString(k) + ":" + jsonString(v);
+    return "{\"seq\":" + std::to_string(r.seq) + ",\"time\":" + jsonString(r.time) +
+           ",\"clock_synchronized\":" + (r.clockSynchronized ? "true" : "false") +
+           ",\"kind\":" + jsonString(r.kind) + ",\"fields\":{" + fields +
+           "},\"sha256\":" + jsonString(r.sha256) + ",\"size\":" + std::to_string(r.size) +
+           ",\"prev\":" + jsonString(r.prev) + "}";
+}
+
+std::optional<Record> parseLine(const std::string& line, std::string& error) {
+    try {
+        Poco::JSON::Parser parser;
+        const auto o = parser.parse(line).extract<Poco::JSON::Object::Ptr>();
+        Record r;
+        r.seq = o->getValue<std::uint64_t>("seq");
+        r.time = o->getValue<std::string>("time");
+        r.clockSynchronized = o->getValue<bool>("clock_synchronized");
+        r.kind = o->getValue<std::string>("kind");
+        if (const auto f = o->getObject("fields"))
+            for (const auto& [k, v] : *f)
+                r.fields[k] = v.toString();
+        r.sha256 = o->getValue<std::string>("sha256");
+        r.size = o->getValue<std::uint64_t>("size");
+        r.prev = o->getValue<std::string>("prev");
+        r.hash = o->getValue<std::string>("hash");
+        return r;
+    } catch (const std::exception& e) {
+        error = e.what();
+    } catch (...) {
+        error = "not a record";
+    }
+    return std::nullopt;
+}
+
+// The lines of one month's index; a last line without its newline (a torn write) is left out.
+std::vector<std::string> indexLines(const std::string& path) {
+    std::vector<std::string> lines;
+    const std::string text = readFile(path);
+    std::size_t at = 0;
+    for (std::size_t nl; (nl = text.find('\n', at)) != std::string::npos; at = nl + 1)
+        lines.push_back(text.substr(at, nl - at));
+    return lines;
+}
+
+}  // namespace
+
+bool clockSynchronized() {
+    struct timex tx {};
+    const int state = ::adjtimex(&tx);
+    return state != TIME_ERROR && (tx.status & STA_UNSYNC) == 0;
+}
+
+std::string bytesPath(const std::string& dir, const Record& r) {
+    return dir + "/" + r.month + "/" + std::to_string(r.seq) + ".bin";
+}
+
+Archive::Archive(std::string dir) : dir_(std::move(dir)), head_(kGenesis) {}
+
+std::string Archive::open() {
+    if (::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST)
+        return sysError("cannot create " + dir_);
+    std::lock_guard lock(mutex_);
+    const auto ms = months(dir_);
+    for (auto m = ms.rbegin(); m != ms.rend(); ++m) {
+        const std::string path = dir_ + "/" + *m + "/" + kIndex;
+        // A torn last line (a crash mid-append) is cut: that record was never completed.
+        struct stat st {};
+        if (::stat(path.c_str(), &st) == 0 && st.st_size > 0) {
+            const std::string text = readFile(path);
+            if (text.back() != '\n') {
+                const auto keep = text.rfind('\n');
+                if (::truncate(path.c_str(),
+                               keep == std::string::npos ? 0 : static_cast<off_t>(keep + 1)) != 0)
+                    return sysError("cannot cut the torn last line of " + path);
+            }
+        }
+        const auto lines = indexLines(path);
+        if (lines.empty())
+            continue;
+        std::string error;
+        const auto last = parseLine(lines.back(), error);
+        if (!last)
+            return path + ": the last record cannot be read (" + error +
+                   "); run demailctl archive verify";
+        seq_ = last->seq;
+        head_ = last->hash;
+        break;
+    }
+    return {};
+}
+
+std::uint64_t Archive::headSeq() const {
+    std::lock_guard lock(mutex_);
+    return seq_;
+}
+
+std::string Archive::headHash() const {
+    std::lock_guard lock(mutex_);
+    return head_;
+}
+
+std::string Archive::append(const std::string& kind, const Fields& fields, const Bytes& bytes,
+                            Record* written) {
+    std::lock_guard lock(mutex_);
+    return appendLocked(kind, fields, bytes, written);
+}
+
+std::string Archive::appendLocked(const std::string& kind, const Fields& fields, const Bytes& bytes,
+                                  Record* written) {
+    Record r;
+    r.seq = seq_ + 1;
+    r.time = utcNow(r.month);
+    r.clockSynchronized = clockSynchronized();
+    r.kind = kind;
+    r.fields = fields;
+    r.prev = head_;
+    const std::string monthDir = dir_ + "/" + r.month;
+    if (::mkdir(monthDir.c_str(), 0700) == 0) {
+        if (auto e = syncDir(dir_); !e.empty())
+            return e;
+    } else if (errno != EEXIST) {
+        return sysError("cannot create " + monthDir);
+    }
+    // The bytes first, durable, under their final name: a crash before the line leaves a file
+    // no record names, which the next record of that number replaces.
+    const bool hasBytes = !bytes.head.empty() || bytes.restLength > 0;
+    if (hasBytes) {
+        const std::string path = bytesPath(dir_, r);
+        const std::string tmp = monthDir + "/." + std::to_string(r.seq) + ".tmp";
+        const int fd =
+            ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0440);
+        if (fd < 0)
+            return sysError("cannot create " + tmp);
+        Sha256 h;
+        bool ok = writeAll(fd, bytes.head.data(), bytes.head.size());
+        h.update(bytes.head.data(), bytes.head.size());
+        r.size = bytes.head.size();
+        if (ok && bytes.rest) {
+            std::vector<char> buf(1 << 16);
+            std::uint64_t left = bytes.restLength;
+            while (ok && left > 0) {
+                bytes.rest->read(buf.data(), static_cast<std::streamsize>(
+                                                 std::min<std::uint64_t>(left, buf.size())));
+                const auto n = static_cast<std::size_t>(bytes.rest->gcount());
+                if (n == 0)
+                    break;
+                ok = writeAll(fd, buf.data(), n);
+                h.update(buf.data(), n);
+                left -= n;
+                r.size += n;
+            }
+            ok = ok && left == 0;
+        }
+        ok = ok && ::fsync(fd) == 0;
+        const std::string err = ok ? "" : sysError("cannot write " + tmp);
+        ::close(fd);
+        if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+            ::unlink(tmp.c_str());
+            return err.empty() ? sysError("cannot rename " + tmp) : err;
+        }
+        if (auto e = syncDir(monthDir); !e.empty())
+            return e;
+        r.sha256 = h.hex();
+    }
+    const std::string b = body(r);
+    r.hash = sha256(b);
+    const std::string line = b.substr(0, b.size() - 1) + kHashMember + r.hash + "\"}\n";
+    const std::string index = monthDir + "/" + kIndex;
+    const int fd =
+        ::open(index.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return sysError("cannot open " + index);
+    const bool ok = writeAll(fd, line.data(), line.size()) && ::fdatasync(fd) == 0;
+    const std::string err = ok ? "" : sysError("cannot append to " + index);
+    ::close(fd);
+    if (!ok) {
+        // Whatever part of the line reached the file is cut at the next open; the head stays.
+        return err;
+    }
+    seq_ = r.seq;
+    head_ = r.hash;
+    if (written)
+        *written = r;
+    return {};
+}
+
+std::string Archive::prune(std::chrono::seconds retention) {
+    std::lock_guard lock(mutex_);
+    std::string month;
+    utcNow(month);
+    const std::time_t cutoff = std::time(nullptr) - retention.count();
+    for (const auto& m : months(dir_)) {
+        if (m == month)
+            break;  // the current month is never removed
+        // The month ends at the first of the next; removable when that is before the cut-off.
+        std::tm tm{};
+        tm.tm_year = std::stoi(m.substr(0, 4)) - 1900;
+        tm.tm_mon = std::stoi(m.substr(5, 2));  // the next month (timegm normalises 12)
+        tm.tm_mday = 1;
+        if (timegm(&tm) > cutoff)
+            break;
+        const std::string monthDir = dir_ + "/" + m;
+        const auto lines = indexLines(monthDir + "/" + kIndex);
+        std::string lastHash, lastSeq, error;
+        if (!lines.empty())
+            if (const auto last = parseLine(lines.back(), error)) {
+                lastHash = last->hash;
+                lastSeq = std::to_string(last->seq);
+            }
+        // Recorded first: a crash after it leaves a month that verify still accepts.
+        if (auto e = appendLocked("pruned",
+                                  {{"month", m},
+                                   {"last_seq", lastSeq},
+                                   {"last_hash", lastHash},
+                                   {"records", std::to_string(lines.size())}},
+                                  {}, nullptr);
+            !e.empty())
+            return e;
+        if (DIR* d = ::opendir(monthDir.c_str())) {
+            while (const dirent* e = ::readdir(d)) {
+                const std::string n = e->d_name;
+                if (n != "." && n != "..")
+                    ::unlink((monthDir + "/" + n).c_str());
+            }
+            ::closedir(d);
+        }
+        if (::rmdir(monthDir.c_str()) != 0)
+            return sysError("cannot remove " + monthDir);
+        syncDir(dir_);
+    }
+    return {};
+}
+
+std::vector<Record> readAll(const std::string& dir, std::string& error) {
+    std::vector<Record> out;
+    for (const auto& m : months(dir))
+        for (const auto& line : indexLines(dir + "/" + m + "/" + kIndex)) {
+            std::string e;
+            if (auto r = parseLine(line, e)) {
+                r->month = m;
+                out.push_back(std::move(*r));
+            } else if (error.empty()) {
+                error = m + ": a line cannot be read: " + e;
+            }
+        }
+    return out;
+}
+
+Verification verify(const std::string& dir) {
+    Verification v;
+    std::string prevHash;
+    std::uint64_t prevSeq = 0;
+    // Hashes of removed months, as the "pruned" records name them: the only allowed gap.
+    std::vector<std::string> prunedHeads;
+    std::vector<std::pair<std::string, std::string>> lines;  // month, line
+    for (const auto& m : months(dir))
+        for (auto& l : indexLines(dir + "/" + m + "/" + kIndex))
+            lines.emplace_back(m, std::move(l));
+    for (const auto& [m, line] : lines) {
+        std::string error;
+        auto r = parseLine(line, error);
+        if (r && r->kind == "pruned")
+            prunedHeads.push_back(r->fields["last_hash"]);
+    }
+    for (const auto& [m, line] : lines) {
+        std::string error;
+        auto r = parseLine(line, error);
+        if (!r) {
+            v.problems.push_back(m + ": a line is not a record (" + error + ")");
+            prevHash.clear();
+            continue;
+        }
+        r->month = m;
+        const std::string where = "record " + std::to_string(r->seq) + " (" + m + ")";
+        const auto at = line.rfind(kHashMember);
+        if (at == std::string::npos || sha256(line.substr(0, at) + "}") != r->hash)
+            v.problems.push_back(where + ": altered (its hash does not match its content)");
+        if (v.records == 0) {
+            v.firstSeq = r->seq;
+            const bool explained =
+                r->prev == kGenesis ||
+                std::find(prunedHeads.begin(), prunedHeads.end(), r->prev) != prunedHeads.end();
+            if (!explained)
+                v.problems.push_back(where +
+                                     ": the chain begins here, but no record says that the "
+                                     "records before it were pruned (removed)");
+        } else {
+            if (r->seq != prevSeq + 1)
+                v.problems.push_back(where + ": follows record " + std::to_string(prevSeq) +
+                                     " (records missing)");
+            if (r->prev != prevHash)
+                v.problems.push_back(where + ": does not chain to the record before it");
+        }
+        if (r->size > 0 || !r->sha256.empty()) {
+            const std::string path = bytesPath(dir, *r);
+            std::ifstream in(path, std::ios::binary);
+            if (!in) {
+                v.problems.push_back(where + ": its bytes are missing (" + path + ")");
+            } else {
+                Sha256 h;
+                std::vector<char> buf(1 << 16);
+                std::uint64_t size = 0;
+                while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) ||
+                       in.gcount() > 0) {
+                    h.update(buf.data(), static_cast<std::size_t>(in.gcount()));
+                    size += static_cast<std::uint64_t>(in.gcount());
+                }
+                if (size != r->size || h.hex() != r->sha256)
+                    v.problems.push_back(where + ": its bytes were altered (" + path + ")");
+            }
+        }
+        prevHash = r->hash;
+        prevSeq = r->seq;
+        v.lastSeq = r->seq;
+        ++v.records;
+    }
+    v.headHash = prevHash;
+    v.ok = v.problems.empty();
+    return v;
+}
+
+}  // namespace demail::archive
