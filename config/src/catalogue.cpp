@@ -27,6 +27,7 @@ const std::vector<KnownSection>& catalogue() {
         {"queue",
          {"dir", "max_age", "delay_warning", "retry_min", "retry_max", "sent_retention",
           "inbound_retention"}},
+        {"archive", {"dir", "retention", "min_free"}},
         {"health", {"listen"}},
         // certpromote/src/config.cpp
         {"certpromote", {"store", "group", "read_users", "read_groups", "ca_file"}},

@@ -29,6 +29,7 @@
 #include "demail/connector/transport/provider_endpoint.h"
 #include "demail/gateway/config.h"
 #include "demail/gateway/credentials.h"
+#include "demail/gateway/ctl_archive.h"
 #include "demail/gateway/ctl_queue.h"
 #include "demail/gateway/provider_endpoint.h"
 #include "demail/gateway/spool.h"
@@ -45,6 +46,9 @@ void usage(std::ostream& out) {
            "  queue list                 queued messages (like mailq)\n"
            "  queue show|retry|delete ID\n"
            "  trace ID                   one message's log trail (journalctl QUEUE_ID=ID)\n"
+           "  archive list [kind=K] [queue_id=ID] [account=A]   the evidence archive's records\n"
+           "  archive show|export SEQ    one record / its bytes as kept (to stdout)\n"
+           "  archive verify             the hash chain and every record's bytes\n"
            "  passwd USER                read a password, print a users_file line\n"
            "Exit codes: 0 ok, 1 failed, 2 usage/config, 3 wrong PIN, 4 blocked, 5 no card,\n"
            "6 TLS or provider refused.\n";
@@ -214,7 +218,7 @@ int main(int argc, char** argv) {
         use.health = true;
     else if (args[0] == "provider")
         use.card = use.provider = use.queue = use.certpromote = true;
-    else if (args[0] == "queue")
+    else if (args[0] == "queue" || args[0] == "archive")
         use.queue = true;
     const auto loaded = gateway::loadConfig(configPath, use);
     if (!loaded.ok()) {
@@ -233,6 +237,14 @@ int main(int argc, char** argv) {
         }
         return gateway::runQueueCommand(config.queue.dir, {args.begin() + 1, args.end()}, std::cout,
                                         std::cerr);
+    }
+    if (args[0] == "archive") {
+        if (const std::string e = becomeSpoolOwner(config.queue.dir); !e.empty()) {
+            std::cerr << "demailctl archive: " << e << "\n";
+            return 1;
+        }
+        return gateway::runArchiveCommand(gateway::archiveDir(config),
+                                          {args.begin() + 1, args.end()}, std::cout, std::cerr);
     }
     usage(std::cerr);
     return 2;

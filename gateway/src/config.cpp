@@ -192,6 +192,18 @@ const config::Section<QueueConfig>& queueSection() {
     return s;
 }
 
+const config::Section<ArchiveConfig>& archiveSection() {
+    using C = ArchiveConfig;
+    static const config::Section<ArchiveConfig> s{
+        "archive",
+        {
+            config::absolutePath("dir", &C::dir, "`<[queue] dir>/archive`"),
+            config::duration("retention", &C::retention),
+            config::size("min_free", &C::minFree, 0, 1ULL << 50),
+        }};
+    return s;
+}
+
 const config::Section<HealthConfig>& healthSection() {
     static const config::Section<HealthConfig> s{
         "health", {config::hostPort("listen", &HealthConfig::listen)}};
@@ -249,6 +261,8 @@ ConfigResult loadConfig(const std::string& path, Sections use) {
         err = file->apply(deliverySection(), config.delivery);
     if (err.empty() && use.queue)
         err = file->apply(queueSection(), config.queue);
+    if (err.empty() && use.queue)
+        err = file->apply(archiveSection(), config.archive);
     if (err.empty() && use.health)
         err = file->apply(healthSection(), config.health);
     if (err.empty() && use.certpromote)
@@ -260,6 +274,10 @@ ConfigResult loadConfig(const std::string& path, Sections use) {
     return result;
 }
 
+std::string archiveDir(const Config& config) {
+    return config.archive.dir.empty() ? config.queue.dir + "/archive" : config.archive.dir;
+}
+
 std::string pinRejectionPath(const Config& config) {
     return config.card.pinRejectionFile.empty()
                ? spool_layout::path(config.queue.dir, spool_layout::kPinRejection)
@@ -267,10 +285,15 @@ std::string pinRejectionPath(const Config& config) {
 }
 
 std::vector<config::SectionInfo> configSchema() {
-    return {smtpSection().describe(),     smartcard::cardSection().describe(),
-            providerSection().describe(), sendingSection().describe(),
-            deliverySection().describe(), queueSection().describe(),
-            healthSection().describe(),   certpromote::certpromoteSection().describe()};
+    return {smtpSection().describe(),
+            smartcard::cardSection().describe(),
+            providerSection().describe(),
+            sendingSection().describe(),
+            deliverySection().describe(),
+            queueSection().describe(),
+            archiveSection().describe(),
+            healthSection().describe(),
+            certpromote::certpromoteSection().describe()};
 }
 
 }  // namespace demail::gateway

@@ -82,6 +82,13 @@ void InboundPoller::handle(const InboxItem& item, InboundCounts& counts) {
             failed(item, nullptr, "fetching failed: " + error, counts);
         return;
     }
+    if (evidence) {
+        if (auto e = evidence->retrieved(item, *message); !e.empty()) {
+            ++counts.deferred;
+            counts.lastError = "the evidence archive cannot keep " + item.id + ": " + e;
+            return;
+        }
+    }
     attempts_.begin(item.id);  // a crash from here on counts against this item at the next start
     InboundRoute route = router_.route(item, *message);
     if (!route.park.empty()) {

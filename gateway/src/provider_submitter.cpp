@@ -103,6 +103,9 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
         }
         if (found.value()) {
             journal_.record(env.queueId, env.sender);
+            if (evidence)
+                evidence->answered(env, prep.account, true, {},
+                                   "found among the account's sent items by private-id");
             return {SubmitOutcome::Kind::Accepted,
                     "already at the provider (found among the account's sent items by "
                     "private-id): not sent again",
@@ -116,7 +119,22 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
     // must find its sender. A record for a submission that then fails costs one small file
     // until sent_retention.
     journal_.record(env.queueId, env.sender);
+    if (evidence) {
+        if (auto e = evidence->submitting(env, prep.account, sub.rfc5322, &body, sub.bodyLength);
+            !e.empty())
+            return {SubmitOutcome::Kind::Retryable,
+                    "not submitted: the evidence archive cannot keep it: " + e,
+                    dsn_status::kLocalError.code,
+                    "",
+                    {}};
+    }
     const auto r = transport_.submit(sub);
+    if (evidence && r.ok())
+        evidence->answered(env, prep.account, true, r.value().messageIds,
+                           r.value().duplicate ? "already at the provider" : "accepted");
+    else if (evidence && r.error().kind == connector::ErrorKind::Permanent &&
+             r.error().code != "idempotency_conflict")
+        evidence->answered(env, prep.account, false, {}, r.error().reason);
     if (r.ok()) {
         std::string ids;
         for (const auto& id : r.value().messageIds)

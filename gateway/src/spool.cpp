@@ -137,11 +137,12 @@ std::optional<Parsed> parseFile(const std::string& path) {
     return p;
 }
 
-// An istream over [offset, offset + size) of a file.
+// An istream over [offset, offset + size) of a file. Positions are relative to the range; tellg()
+// and seekg() work (the evidence archive reads a body, then the provider upload reads it again).
 class RangeBuf : public std::streambuf {
   public:
     RangeBuf(const std::string& path, std::uint64_t offset, std::uint64_t size)
-        : in_(path, std::ios::binary), left_(size) {
+        : in_(path, std::ios::binary), offset_(offset), size_(size), left_(size) {
         in_.seekg(static_cast<std::streamoff>(offset));
     }
     bool ok() const { return static_cast<bool>(in_); }
@@ -160,8 +161,28 @@ class RangeBuf : public std::streambuf {
         return traits_type::to_int_type(buf_[0]);
     }
 
+    pos_type seekoff(off_type off, std::ios_base::seekdir dir,
+                     std::ios_base::openmode which) override {
+        const auto here = static_cast<off_type>(size_ - left_) - (egptr() - gptr());
+        const off_type base = dir == std::ios_base::beg   ? 0
+                              : dir == std::ios_base::cur ? here
+                                                          : static_cast<off_type>(size_);
+        return seekpos(pos_type(base + off), which);
+    }
+    pos_type seekpos(pos_type pos, std::ios_base::openmode) override {
+        const auto p = static_cast<off_type>(pos);
+        if (p < 0 || static_cast<std::uint64_t>(p) > size_)
+            return pos_type(off_type(-1));
+        in_.clear();
+        in_.seekg(static_cast<std::streamoff>(offset_ + static_cast<std::uint64_t>(p)));
+        left_ = size_ - static_cast<std::uint64_t>(p);
+        setg(buf_, buf_, buf_);  // nothing buffered: the next read comes from the new place
+        return pos;
+    }
+
   private:
     std::ifstream in_;
+    const std::uint64_t offset_, size_;
     std::uint64_t left_;
     char buf_[65536];
 };

@@ -139,10 +139,10 @@ TEST_F(ConfigFile, UnknownNamesAreErrorsWhicheverSectionsAreRead) {
     EXPECT_FALSE(read("[queue]\ndir = /q\n[smtp]\nlisten_port = 25\n", error));
     EXPECT_EQ(error, "[smtp] listen_port: unknown key (see docs/configuration.md)");
     EXPECT_FALSE(read("[smpt]\nlisten = 127.0.0.1:25\n", error));
-    EXPECT_EQ(
-        error,
-        "[smpt]: unknown section (known: smtp, card, provider, sending, delivery, queue, health, "
-        "certpromote)");
+    EXPECT_EQ(error,
+              "[smpt]: unknown section (known: smtp, card, provider, sending, delivery, queue, "
+              "archive, health, "
+              "certpromote)");
     // A name the catalogue knows but this program's schema does not: unknown to it too.
     auto f = read("[queue]\ndelay_warning = 4h\n", error);
     ASSERT_TRUE(f) << error;

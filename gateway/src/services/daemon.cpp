@@ -11,6 +11,7 @@
 #include "demail/gateway/provider_endpoint.h"
 #include "demail/gateway/spool_layout.h"
 #include "demail/gateway/systemd_notify.h"
+#include "demail/smtp/server.h"
 
 namespace demail::gateway {
 namespace {
@@ -86,6 +87,14 @@ int Daemon::start() {
                  " temp_removed=" + std::to_string(recovered.tempRemoved) +
                  " corrupt=" + std::to_string(recovered.movedToCorrupt));
     health_.set("spool", true, "writable, " + std::to_string(recovered.kept) + " queued at start");
+    archive_ = std::make_unique<archive::Archive>(archiveDir(cfg));
+    if (auto e = archive_->open(); !e.empty()) {
+        std::cerr << "demail-gatewayd: [archive] dir: " << e << "\n";
+        return 1;
+    }
+    evidence_ = std::make_unique<ArchiveEvidence>(*archive_);
+    log().notice("event=archive_opened dir=" + smtp::auditValue(archive_->dir()) +
+                 " seq=" + std::to_string(archive_->headSeq()) + " hash=" + archive_->headHash());
     try {
         healthServer_ = std::make_unique<HealthServer>(cfg.health.listen, health_, metrics_);
     } catch (const std::exception& e) {
@@ -151,6 +160,7 @@ int Daemon::start() {
     accounts_.subscribe([this](const AccountSnapshot& s) {
         submitter_->update({s.deMailDomains, s.map});
     });
+    submitter_->evidence = evidence_.get();
     if (card)
         submitter_->cardProblem = [card]() -> std::optional<std::string> {
             if (card->source().tokenLost())
@@ -170,6 +180,7 @@ int Daemon::start() {
     inbound_ = std::make_unique<InboundService>(
         cfg, *pool_, accounts_, *journal_, relay_, metrics_, health_,
         [this] { return outbound_->paused(); }, host_);
+    inbound_->setEvidence(evidence_.get());
     if (card_->ready())
         inbound_->refreshAccounts();
     else
@@ -201,6 +212,13 @@ int Daemon::start() {
     housekeeping_ = std::make_unique<Housekeeping>(
         *journal_, inbound_->ledger(),
         Housekeeping::intervalFor(cfg.queue.sentRetention, cfg.queue.inboundRetention));
+    housekeeping_->watchArchive(
+        {archive_.get(), cfg.archive.retention, cfg.archive.minFree, &health_,
+         &metrics_.gauge("demail_archive_free_bytes",
+                         "Free bytes on the evidence archive's file system"),
+         &metrics_.gauge("demail_clock_synchronized",
+                         "1 when the system clock is synchronised (legal timestamps)")});
+    housekeeping_->checkArchive();
     outbound_->start();
     inbound_->start();
     housekeeping_->start();

@@ -2,6 +2,8 @@
 
 #include <Poco/Logger.h>
 
+#include <sys/statvfs.h>
+
 #include <algorithm>
 
 namespace demail::gateway {
@@ -32,8 +34,13 @@ void Housekeeping::stop() {
 void Housekeeping::run() {
     using namespace std::chrono_literals;
     auto next = std::chrono::steady_clock::now() + every_;
+    auto nextArchiveLook = std::chrono::steady_clock::now() + 10s;
     while (!stopping_) {
         std::this_thread::sleep_for(200ms);
+        if (std::chrono::steady_clock::now() >= nextArchiveLook) {
+            nextArchiveLook = std::chrono::steady_clock::now() + 10s;
+            checkArchive();
+        }
         if (std::chrono::steady_clock::now() < next)
             continue;
         next = std::chrono::steady_clock::now() + every_;
@@ -42,6 +49,36 @@ void Housekeeping::run() {
             Poco::Logger::get("housekeeping")
                 .information("event=state_pruned sent=" + std::to_string(sent) +
                              " inbound_delivered=" + std::to_string(delivered));
+    }
+}
+
+void Housekeeping::checkArchive() {
+    if (!watch_.archive)
+        return;
+    const bool synced = archive::clockSynchronized();
+    if (watch_.clockSynchronized)
+        watch_.clockSynchronized->set(synced ? 1 : 0);
+    struct statvfs fs {};
+    if (::statvfs(watch_.archive->dir().c_str(), &fs) == 0) {
+        const auto free = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+        if (watch_.freeBytes)
+            watch_.freeBytes->set(static_cast<double>(free));
+        if (watch_.health)
+            watch_.health->set("archive", free >= watch_.minFree,
+                               free >= watch_.minFree
+                                   ? "records kept; " + std::to_string(free >> 20) + " MiB free"
+                                   : "only " + std::to_string(free >> 20) +
+                                         " MiB free on the archive's file system ([archive] "
+                                         "min_free): add space before submissions stop",
+                               free >= watch_.minFree ? "" : "disk_low");
+    }
+    if (std::chrono::steady_clock::now() >= nextPrune_) {
+        nextPrune_ = std::chrono::steady_clock::now() + std::chrono::hours(1);
+        if (auto e = watch_.archive->prune(watch_.retention); !e.empty())
+            Poco::Logger::get("archive").error("event=archive_prune_failed reason=\"" + e + "\"");
+        Poco::Logger::get("archive").information(
+            "event=archive_head seq=" + std::to_string(watch_.archive->headSeq()) + " hash=" +
+            watch_.archive->headHash() + " clock_synchronized=" + (synced ? "yes" : "no"));
     }
 }
 

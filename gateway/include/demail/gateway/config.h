@@ -109,6 +109,15 @@ struct QueueConfig {
     std::chrono::seconds inboundRetention{30 * 24 * 3600};
 };
 
+// The evidence archive (archive/README.md): what was submitted, answered and retrieved.
+struct ArchiveConfig {
+    std::string dir;  // empty: <[queue] dir>/archive
+    // Whole months older than this are removed (and the removal recorded). Ten years: the longest
+    // period German law asks business records to be kept (HGB §257, AO §147).
+    std::chrono::seconds retention{3650LL * 24 * 3600};
+    std::uint64_t minFree = 1ULL << 30;  // below this free space the archive is not ready
+};
+
 struct HealthConfig {
     HostPort listen{"127.0.0.1", 8025};
 };
@@ -121,6 +130,7 @@ struct Config {
     SendingConfig sending;  // read with [smtp]: the intake applies it
     DeliveryConfig delivery;
     QueueConfig queue;
+    ArchiveConfig archive;  // read with [queue]: it lives beside the spool by default
     HealthConfig health;
     CertPromoteConfig certpromote;
 };
@@ -147,6 +157,9 @@ struct Sections {
 
 // Loads the file and checks the sections `use` names (the daemon: all of them).
 ConfigResult loadConfig(const std::string& path, Sections use = Sections::all());
+
+// The evidence archive's directory: [archive] dir, else <[queue] dir>/archive.
+std::string archiveDir(const Config& config);
 
 // Where processes that log in record a PIN the card rejected: [card] pin_rejection_file, else
 // <[queue] dir>/card-pin-rejected.

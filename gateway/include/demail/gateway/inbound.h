@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "demail/gateway/evidence.h"
 #include "demail/gateway/smtp_delivery.h"
 
 namespace demail::gateway {
@@ -106,6 +107,9 @@ class InboundPoller {
                   InboundAttempts& attempts, int maxAttempts = 5);
     // Never throws: a failure of one item is that item's failure, not the pass's.
     InboundCounts pollOnce();
+    // Where each item is kept as retrieved (set by the daemon). An item whose evidence cannot be
+    // kept is neither delivered nor acknowledged: it is fetched again at the next poll.
+    Evidence* evidence = nullptr;
 
   private:
     void handle(const InboxItem& item, InboundCounts& counts);

@@ -14,6 +14,7 @@
 
 #include "demail/connector/message/outbound.h"
 #include "demail/connector/transport/provider_transport.h"
+#include "demail/gateway/evidence.h"
 #include "demail/gateway/outbound.h"
 #include "demail/gateway/sent_journal.h"
 
@@ -33,6 +34,9 @@ class ProviderSubmitter final : public Submitter {
     SubmitOutcome submit(const Envelope& envelope, std::istream& body) override;
     // Asked after a transport failure: is it the card? (Set by the daemon.)
     std::function<std::optional<std::string>()> cardProblem;
+    // Where each submission and the provider's answer are kept (set by the daemon; none in tests
+    // that do not look at it). A submission whose evidence cannot be kept is not made.
+    Evidence* evidence = nullptr;
 
   private:
     SubmitOutcome failure(const connector::TransportError& error);  // the taxonomy -> outcome

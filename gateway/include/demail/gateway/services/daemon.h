@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 
+#include "demail/gateway/archive_evidence.h"
 #include "demail/gateway/config.h"
 #include "demail/gateway/credentials.h"
 #include "demail/gateway/health.h"
@@ -61,6 +62,8 @@ class Daemon {
     std::unique_ptr<HealthServer> healthServer_;
     std::unique_ptr<ProviderConnectionPool> pool_;
     std::unique_ptr<SentJournal> journal_;
+    std::unique_ptr<archive::Archive> archive_;
+    std::unique_ptr<ArchiveEvidence> evidence_;
     std::unique_ptr<ProviderSubmitter> submitter_;
     std::unique_ptr<OutboundService> outbound_;
     std::unique_ptr<IntakeService> intake_;

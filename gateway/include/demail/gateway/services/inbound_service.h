@@ -39,6 +39,9 @@ class InboundService {
     bool refreshAccounts();
     FileLedger& ledger() { return ledger_; }
 
+    // Where each item is kept as retrieved (the evidence archive).
+    void setEvidence(Evidence* evidence) { poller_.evidence = evidence; }
+
   private:
     void run();
 
