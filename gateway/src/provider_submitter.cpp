@@ -77,6 +77,14 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
                                  : dsn_status::kNotDeMail.code;
         return {SubmitOutcome::Kind::Permanent, prep.reason, status, "", {}};
     }
+    // A paused account costs the provider nothing but its one probe per interval.
+    if (accountPauses && !accountPauses->mayTry(prep.account, std::chrono::system_clock::now()))
+        return {SubmitOutcome::Kind::AccountPaused,
+                accountPauses->reason(prep.account).value_or("account paused"),
+                dsn_status::kOperatorAction.code,
+                host_,
+                {},
+                prep.account};
     connector::Submission sub;
     sub.idempotencyKey = env.queueId;
     sub.account = prep.account;
@@ -99,9 +107,10 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
             if (e.kind == connector::ErrorKind::Permanent)
                 e.kind = connector::ErrorKind::OperatorAction;
             e.reason = "sent-items look-up failed, not sent: " + e.reason;
-            return failure(e);
+            return failure(e, prep.account);
         }
         if (found.value()) {
+            resumed(prep.account);
             journal_.record(env.queueId, env.sender);
             return {SubmitOutcome::Kind::Accepted,
                     "already at the provider (found among the account's sent items by "
@@ -118,6 +127,7 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
     journal_.record(env.queueId, env.sender);
     const auto r = transport_.submit(sub);
     if (r.ok()) {
+        resumed(prep.account);
         std::string ids;
         for (const auto& id : r.value().messageIds)
             ids += (ids.empty() ? "" : ",") + id;
@@ -144,11 +154,26 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
                 host_,
                 {}};
     }
-    return failure(e);
+    return failure(e, prep.account);
 }
 
-SubmitOutcome ProviderSubmitter::failure(const connector::TransportError& e) {
+void ProviderSubmitter::resumed(const std::string& account) {
+    if (accountPauses)
+        accountPauses->resume(account, "a submission was accepted");
+}
+
+SubmitOutcome ProviderSubmitter::failure(const connector::TransportError& e,
+                                         const std::string& account) {
     const std::string detail = "provider: " + e.reason;
+    if (e.kind == connector::ErrorKind::OperatorAction && e.accountLevel && accountPauses) {
+        accountPauses->pause(account, detail, std::chrono::system_clock::now());
+        return {SubmitOutcome::Kind::AccountPaused,
+                detail,
+                dsn_status::kOperatorAction.code,
+                host_,
+                {},
+                account};
+    }
     switch (e.kind) {
         case connector::ErrorKind::Permanent:
             return {SubmitOutcome::Kind::Permanent,

@@ -537,8 +537,9 @@ ApiReply ProviderState::listInbox(const std::vector<std::string>& bound,
     const std::string acc = lower(account);
     if (!contains(bound, acc))
         return error(403, "not_authorised", "account " + account + " not bound to certificate");
-    if (const SimAccount* a = findAccount(acc); a && a->blocked)
-        return error(403, "account_blocked", "account " + account + " is blocked");
+    // A blocked account still receives (ACM_FU §3.6.2/§3.6.3: Zugangssperre and
+    // Nutzungseinschränkung stop sending, not the retrieval of what arrives); only submissions
+    // are refused with 403 account_blocked (docs/provider-api.md).
     Poco::JSON::Array arr;
     for (const auto& m : messages_) {
         if (m.account != acc || m.acked)

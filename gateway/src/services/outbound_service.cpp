@@ -3,8 +3,10 @@
 namespace demail::gateway {
 namespace {
 
-OutboundDispatcher::Options dispatchOptions(const Config& cfg, std::string host) {
+OutboundDispatcher::Options dispatchOptions(const Config& cfg, std::string host,
+                                            const AccountPauses* accountPauses) {
     OutboundDispatcher::Options o;
+    o.accountPauses = accountPauses;
     o.reportingHost = std::move(host);
     o.lanes = cfg.provider.connections;
     o.schedule.minDelay = cfg.queue.retryMin;
@@ -18,15 +20,16 @@ OutboundDispatcher::Options dispatchOptions(const Config& cfg, std::string host)
 
 OutboundService::OutboundService(const Config& config, Spool& spool, Submitter& submitter,
                                  const SmtpRelayTarget& relay, Metrics& metrics,
-                                 HealthState& health, std::string reportingHost)
+                                 HealthState& health, std::string reportingHost,
+                                 const AccountPauses* accountPauses)
     : queue_(config.queue),
       spool_(spool),
       health_(health),
       store_(spool),
       notifier_(relay),
       rng_(std::random_device{}()),
-      dispatcher_(dispatchOptions(config, std::move(reportingHost)), store_, submitter, notifier_,
-                  [this] { return uniform_(rng_); }),
+      dispatcher_(dispatchOptions(config, std::move(reportingHost), accountPauses), store_,
+                  submitter, notifier_, [this] { return uniform_(rng_); }),
       submitted_(
           metrics.counter("demail_messages_submitted_total", "Messages accepted by the provider")),
       bounced_(metrics.counter("demail_messages_bounced_total",
@@ -124,7 +127,8 @@ void OutboundService::run() {
             providerErrors_.add(static_cast<std::uint64_t>(c.deferred));
         if (c.submitted)
             health_.set("provider", true, "submission accepted");
-        // The dispatcher pauses itself when a submission needs the operator (the card).
+        // The dispatcher pauses itself when a submission needs the operator (the card, the key,
+        // the client certificate); an account's trouble is shown per account instead.
         if (dispatcher_.paused())
             health_.set("card", false, dispatcher_.pauseReason());
         if (full)

@@ -312,6 +312,8 @@ TEST_F(TransportSim, InboxIsAtLeastOnceUntilAcknowledged) {
     auto foreign = transport->listInbound("buerger@example.de-mail.de");
     ASSERT_FALSE(foreign.ok());
     EXPECT_EQ(foreign.error().kind, ErrorKind::OperatorAction);
+    // An account not bound to our certificate concerns that account only.
+    EXPECT_TRUE(foreign.error().accountLevel);
 }
 
 TEST_F(TransportSim, BlockedAccountNeedsOperatorAndRecovers) {
@@ -323,6 +325,10 @@ TEST_F(TransportSim, BlockedAccountNeedsOperatorAndRecovers) {
     ASSERT_FALSE(blocked.ok());
     EXPECT_EQ(blocked.error().kind, ErrorKind::OperatorAction);
     EXPECT_EQ(blocked.error().code, "account_blocked");
+    EXPECT_TRUE(blocked.error().accountLevel);  // pauses this account, not the card
+    // ACM_FU §3.6: a blocked account still receives; its inbox is listed.
+    auto inbox = transport->listInbound("poststelle@firma.de-mail.de");
+    EXPECT_TRUE(inbox.ok()) << inbox.error().reason;
     sim->control("POST", "/control/block?account=poststelle@firma.de-mail.de&blocked=false");
     auto again = transport->submit(submission("blk-1", "to=buerger@example.de-mail.de"));
     ASSERT_TRUE(again.ok()) << again.error().reason;  // not remembered as a final answer

@@ -14,6 +14,7 @@
 
 #include "demail/connector/message/outbound.h"
 #include "demail/connector/transport/provider_transport.h"
+#include "demail/gateway/account_pauses.h"
 #include "demail/gateway/outbound.h"
 #include "demail/gateway/sent_journal.h"
 
@@ -33,9 +34,16 @@ class ProviderSubmitter final : public Submitter {
     SubmitOutcome submit(const Envelope& envelope, std::istream& body) override;
     // Asked after a transport failure: is it the card? (Set by the daemon.)
     std::function<std::optional<std::string>()> cardProblem;
+    // Per-account pauses (set by the daemon): a refusal of one account (403 account_blocked,
+    // not_authorised) pauses that account only and comes back AccountPaused; while it is paused
+    // its messages come back AccountPaused without a request, but for one probe per interval.
+    // Null: such a refusal is an OperatorAction that pauses everything.
+    AccountPauses* accountPauses = nullptr;
 
   private:
-    SubmitOutcome failure(const connector::TransportError& error);  // the taxonomy -> outcome
+    // The taxonomy -> outcome; `account` is the account the request was made for.
+    SubmitOutcome failure(const connector::TransportError& error, const std::string& account);
+    void resumed(const std::string& account);  // a submission for it got through
     connector::ProviderTransport& transport_;
     SentJournal& journal_;
     std::string host_;

@@ -28,7 +28,7 @@ class OutboundService {
   public:
     OutboundService(const Config& config, Spool& spool, Submitter& submitter,
                     const SmtpRelayTarget& relay, Metrics& metrics, HealthState& health,
-                    std::string reportingHost);
+                    std::string reportingHost, const AccountPauses* accountPauses = nullptr);
     ~OutboundService();
 
     void start();
