@@ -52,6 +52,20 @@ void OutboundDispatcher::resume() {
     pauseReason_.reset();
 }
 
+bool OutboundDispatcher::heldForAccount(const std::string& id) const {
+    if (!options_.accountPauses)
+        return false;
+    std::string account;
+    {
+        std::lock_guard lock(parkedMutex_);
+        const auto it = parked_.find(id);
+        if (it == parked_.end())
+            return false;
+        account = it->second.pausedAccount;
+    }
+    return !account.empty() && options_.accountPauses->paused(account);
+}
+
 DispatchCounts& DispatchCounts::operator+=(const DispatchCounts& o) {
     submitted += o.submitted;
     deferred += o.deferred;

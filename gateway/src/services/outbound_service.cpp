@@ -89,9 +89,27 @@ void OutboundService::updateQueueMetrics() {
             oldest = std::chrono::duration<double>(std::chrono::system_clock::now() - e->arrival)
                          .count();
     oldest_.set(oldest);
-    const bool young = oldest < static_cast<double>(queue_.delayWarning.count());
+    // Readiness looks at the mail the gateway can send now: messages held because their account
+    // is paused (blocked at the provider) are shown per account instead, and do not make the
+    // gateway unready for the other accounts.
+    std::size_t held = 0;
+    double oldestSendable = 0;
+    bool seenSendable = false;
+    for (const auto& id : ids) {
+        if (dispatcher_.heldForAccount(id)) {
+            ++held;
+        } else if (!seenSendable) {
+            seenSendable = true;
+            if (auto e = spool_.envelope(id))
+                oldestSendable =
+                    std::chrono::duration<double>(std::chrono::system_clock::now() - e->arrival)
+                        .count();
+        }
+    }
+    const bool young = oldestSendable < static_cast<double>(queue_.delayWarning.count());
     health_.set("queue", young,
                 std::to_string(ids.size()) + " queued" +
+                    (held ? " (" + std::to_string(held) + " held for paused accounts)" : "") +
                     (young ? "" : ", the oldest waits longer than delay_warning"));
     if (afterFullPass)
         afterFullPass();

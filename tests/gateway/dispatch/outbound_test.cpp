@@ -451,6 +451,8 @@ TEST(DispatchAccountPause, BlockedAccountHoldsOnlyItsOwnMailWithoutPausingTheDis
     EXPECT_EQ(store.states["B1"].attempts, 0);
     EXPECT_EQ(store.states["B1"].lastError, "provider answered 403 account_blocked");
     EXPECT_EQ(store.states["B2"].lastError, "provider answered 403 account_blocked");
+    EXPECT_TRUE(dispatcher.heldForAccount("B1"));  // left out of the queue's readiness
+    EXPECT_FALSE(dispatcher.heldForAccount("A1"));
 
     // The held messages are parked: later passes neither read them nor ask the provider, and
     // the other account's new mail goes out at once.
@@ -473,6 +475,7 @@ TEST(DispatchAccountPause, BlockedAccountHoldsOnlyItsOwnMailWithoutPausingTheDis
     // Unblocked (the account listing says so): resumed at once, its mail goes out.
     provider.bBlocked = false;
     pauses.resume("b@firma.de-mail.de", "listing shows it unblocked");
+    EXPECT_FALSE(dispatcher.heldForAccount("B1"));
     provider.now = kT0 + 602s;
     EXPECT_EQ(dispatcher.runOnce(kT0 + 602s).submitted, 2);
     EXPECT_TRUE(store.envelopes.empty());

@@ -53,7 +53,10 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HEALTH_PORT/rea
 metrics=$(curl -s "http://127.0.0.1:$HEALTH_PORT/metrics")
 grep -q "^demail_account_paused{account=\"$TWO\"} 1$" <<<"$metrics" || fail "no demail_account_paused 1 for $TWO"
 grep -q "^demail_account_paused{account=\"$ONE\"} 0$" <<<"$metrics" || fail "no demail_account_paused 0 for $ONE"
-pass "/readyz stays 200; demail_account_paused is 1 for account two only"
+health=$("$DEMAILCTL" --config "$STACK/gateway.ini" health) || fail "demailctl health says not ready: $health"
+grep -q "PAUSED  $TWO: sending paused: .*account_blocked\|PAUSED  $TWO: sending paused: blocked at the provider" <<<"$health" ||
+  fail "demailctl health does not show account two paused: $health"
+pass "/readyz stays 200; demail_account_paused is 1 for account two only; demailctl health names it"
 
 # Both accounts keep receiving (ACM_FU §3.6.2/§3.6.3: a blocked account still receives).
 inject "$ONE" Bescheid-eins

@@ -132,6 +132,9 @@ class OutboundDispatcher {
     // trouble (AccountPaused) never sets it.
     bool paused() const;
     std::string pauseReason() const;
+    // True when the last pass left this message waiting because its account is paused (the
+    // queue's readiness leaves such messages out: the gateway works for the other accounts).
+    bool heldForAccount(const std::string& id) const;
     void pause(const std::string& reason);
     void resume();
 
@@ -162,7 +165,7 @@ class OutboundDispatcher {
     Submitter& submitter_;
     Notifier& notifier_;
     double uniform01();  // uniform01_ is not thread-safe: lanes take turns
-    std::mutex parkedMutex_;
+    mutable std::mutex parkedMutex_;
     std::map<std::string, Parked> parked_;
     std::function<double()> uniform01_;
     std::mutex randomMutex_;
