@@ -35,13 +35,14 @@ inject() {  # account, subject
     curl -sf -X POST --data-binary @- "$PROVIDER_CONTROL/control/inject?account=$1" >/dev/null || fail "inject for $1"
 }
 logins() { grep -c "event=card_ready" "$STACK/gatewayd.log" || true; }
+verifies() { grep -c '^> 00 20 ' "$STACK/pcsc/apdu.log" || true; }  # PIN VERIFY APDUs at the card
 
 wait_for 30 account_is "$ONE" ok || fail "account one not listed: $(status)"
 wait_for 30 account_is "$TWO" ok || fail "account two not listed: $(status)"
 pass "both accounts listed in /status"
 
 curl -sf -X POST -d "" "$PROVIDER_CONTROL/control/block?account=$TWO&blocked=true" >/dev/null || fail "block"
-logins_before=$(logins)
+logins_before=$(logins) verifies_before=$(verifies)
 mail_from zweite@firma.de zwei-1
 mail_from sachbearbeiter@firma.de eins-1
 wait_for 30 at_provider eins-1 || fail "the first account's mail did not reach the provider"
@@ -77,8 +78,12 @@ grep -l "Undelivered Mail Returned" "$STACK"/mailbox/*.eml >/dev/null 2>&1 && fa
 logins_after=$(logins)
 [ "$logins_after" = "$logins_before" ] || fail "the card was logged in again $((logins_after - logins_before)) times"
 grep -q "event=dispatch_paused" "$STACK/gatewayd.log" && fail "the whole dispatcher was paused"
+refusals=$(grep -c "status=403 account=$TWO" "$STACK/provider.log" || true)
+echo "while blocked: $refusals submission(s) of account two refused with 403 (the first try and one probe per retry_max = 10 s)"
+verifies_after=$(verifies)
+[ "$verifies_after" = "$verifies_before" ] || fail "the PIN was presented to the card again: $verifies_before -> $verifies_after VERIFYs"
 account_is "$ONE" ok || fail "account one is not ok: $(status)"
-pass "after the probe interval: account two's mail queued, not bounced; card logins constant ($logins_after); no global pause"
+pass "after the probe interval: account two's mail queued, not bounced; card logins constant ($logins_after), PIN VERIFYs at the card constant ($verifies_after); no global pause"
 
 curl -sf -X POST -d "" "$PROVIDER_CONTROL/control/block?account=$TWO&blocked=false" >/dev/null || fail "unblock"
 wait_for 30 at_provider zwei-1 || fail "account two's queued mail did not go out after the unblock"
