@@ -150,11 +150,19 @@ TEST_F(TransportSim, IdempotentResubmissionIsStoredOnce) {
 }
 
 TEST_F(TransportSim, SubmissionChecksArePermanentErrorsWithReason) {
-    auto notOwned = transport->submit(
-        submission("k1", "to=buerger@example.de-mail.de", {}, "chef@fremd.de-mail.de"));
+    // Our account, but the message names another sender: the message's fault.
+    auto notOwned = transport->submit(Submission{
+        "k1", kSender, message("chef@fremd.de-mail.de", "to=buerger@example.de-mail.de"), {}});
     ASSERT_FALSE(notOwned.ok());
     EXPECT_EQ(notOwned.error().kind, ErrorKind::Permanent);
     EXPECT_EQ(notOwned.error().code, "sender_not_owned");
+    // An account not bound to our certificate: that account's trouble, not this message's.
+    auto notBound = transport->submit(
+        submission("k1b", "to=buerger@example.de-mail.de", {}, "chef@fremd.de-mail.de"));
+    ASSERT_FALSE(notBound.ok());
+    EXPECT_EQ(notBound.error().kind, ErrorKind::OperatorAction);
+    EXPECT_EQ(notBound.error().code, "not_authorised");
+    EXPECT_TRUE(notBound.error().accountLevel);
 
     auto external = transport->submit(submission("k2", "to=someone@gmail.com"));
     ASSERT_FALSE(external.ok());
