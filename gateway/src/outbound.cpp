@@ -38,11 +38,17 @@ std::string OutboundDispatcher::pauseReason() const {
     return pauseReason_.value_or("");
 }
 
-void OutboundDispatcher::pause(const std::string& reason) {
+bool OutboundDispatcher::pausedForCard() const {
+    std::lock_guard lock(pauseMutex_);
+    return pauseReason_.has_value() && loginMayHelp_;
+}
+
+void OutboundDispatcher::pause(const std::string& reason, bool loginMayHelp) {
     std::lock_guard lock(pauseMutex_);
     if (!pauseReason_)
         log().warning("event=dispatch_paused reason=\"" + reason + "\"");
     pauseReason_ = reason;
+    loginMayHelp_ = loginMayHelp;
 }
 
 void OutboundDispatcher::resume() {
@@ -244,7 +250,7 @@ bool OutboundDispatcher::handleSubmit(const Envelope& env, DispatchState& st, Ti
             return false;
         case SubmitOutcome::Kind::OperatorAction:
             // Not the message's fault: no attempt is counted, the queue waits for the operator.
-            pause(out.detail);
+            pause(out.detail, !out.providerRefused);
             st.lastError = out.detail;
             store_.saveState(env.queueId, st);
             ++counts.deferred;

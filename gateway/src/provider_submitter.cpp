@@ -182,12 +182,18 @@ SubmitOutcome ProviderSubmitter::failure(const connector::TransportError& e,
                                                      : dsn_status::kProviderRefused.code,
                     host_,
                     {}};
-        case connector::ErrorKind::OperatorAction:
-            return {SubmitOutcome::Kind::OperatorAction,
-                    detail,
-                    dsn_status::kOperatorAction.code,
-                    host_,
-                    {}};
+        case connector::ErrorKind::OperatorAction: {
+            SubmitOutcome out{SubmitOutcome::Kind::OperatorAction,
+                              detail,
+                              dsn_status::kOperatorAction.code,
+                              host_,
+                              {}};
+            // An HTTP answer: the provider read our request and refused our credentials (or the
+            // configuration); the card works. A TLS-level refusal may be a stale key: a login
+            // may help there.
+            out.providerRefused = e.httpStatus != 0;
+            return out;
+        }
         case connector::ErrorKind::Retryable:
             if (cardProblem) {
                 if (auto why = cardProblem())

@@ -176,7 +176,9 @@ int Daemon::start() {
         CardSupervisor::Hooks{[this](const std::string& why) { outbound_->pause(why); },
                               [this] { outbound_->resume(); }, [this] { pool_->reset(); },
                               [this] { outbound_->lookAtWholeQueue(); },
-                              [this] { return outbound_->paused(); }});
+                              // Only a pause a login may end: a provider that refuses our
+                              // certificate would otherwise make the card log in every 2 s.
+                              [this] { return outbound_->pausedForCard(); }});
     card_->start();
     inbound_ = std::make_unique<InboundService>(
         cfg, *pool_, accounts_, *journal_, relay_, metrics_, health_,

@@ -147,8 +147,12 @@ void OutboundService::run() {
             health_.set("provider", true, "submission accepted");
         // The dispatcher pauses itself when a submission needs the operator (the card, the key,
         // the client certificate); an account's trouble is shown per account instead.
-        if (dispatcher_.paused())
+        if (dispatcher_.pausedForCard())
             health_.set("card", false, dispatcher_.pauseReason());
+        else if (dispatcher_.paused())  // the provider refused our credentials: not the card
+            health_.set("provider", false,
+                        dispatcher_.pauseReason() +
+                            "; sending is paused until the card is changed or the gateway reloaded");
         if (full)
             updateQueueMetrics();
     }

@@ -200,5 +200,6 @@ TEST_F(ProviderSubmission, RefusedCertificateStillPausesEverything) {
                                   "provider answered 403 certificate_revoked", 403, false};
     const auto out = submit(kHeaders + "body\r\n");
     EXPECT_EQ(out.kind, SubmitOutcome::Kind::OperatorAction) << out.detail;
+    EXPECT_TRUE(out.providerRefused);  // an HTTP answer: no use logging in to the card again
     EXPECT_TRUE(pauses.all().empty());
 }

@@ -220,6 +220,19 @@ TEST_F(Dispatch, OperatorActionPausesWithoutCountingAnAttempt) {
     EXPECT_EQ(dispatcher.runOnce(kT0 + 1s).submitted, 2);
 }
 
+TEST_F(Dispatch, AProviderRefusalOfOurCredentialsIsNoCueToLogInAgain) {
+    store.add(envelope("A"), "x\r\n");
+    SubmitOutcome refused{
+        SubmitOutcome::Kind::OperatorAction, "403 certificate_revoked", "", "", {}};
+    refused.providerRefused = true;
+    provider.script = {refused};
+    dispatcher.runOnce(kT0);
+    EXPECT_TRUE(dispatcher.paused());
+    EXPECT_FALSE(dispatcher.pausedForCard());
+    dispatcher.pause("card removed");  // the card supervisor's own pause is one
+    EXPECT_TRUE(dispatcher.pausedForCard());
+}
+
 TEST_F(Dispatch, ExpiryStillBouncesWhilePaused) {
     store.add(envelope("A"), "x\r\n");
     dispatcher.pause("PIN rejected, 2 tries left");

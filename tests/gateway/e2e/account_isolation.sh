@@ -90,3 +90,22 @@ wait_for 30 at_provider zwei-1 || fail "account two's queued mail did not go out
 wait_for 10 account_is "$TWO" ok || fail "account two still shown paused: $(status)"
 grep -q "event=account_resumed account=$TWO" "$STACK/gatewayd.log" || fail "no account_resumed in the log"
 pass "unblocked: account two resumed and its queued mail submitted"
+
+# The other side: a refusal of our certificate (a 403 without an account code) concerns every
+# account and pauses all sending, once: the card is not logged in again and again (it works; a
+# login cannot change the provider's mind). A reload (or a new card) ends the pause.
+curl -sf -X POST -d '{"mode":"http_status","status":403,"count":0}' "$PROVIDER_CONTROL/control/fault" >/dev/null || fail "fault"
+logins_before=$(logins) verifies_before=$(verifies)
+mail_from sachbearbeiter@firma.de eins-3
+wait_for 30 grep -q "event=dispatch_paused" "$STACK/gatewayd.log" || fail "a refused certificate did not pause sending"
+readyz=$(curl -s "http://127.0.0.1:$HEALTH_PORT/readyz")
+grep -q "provider: .*provider answered 403" <<<"$readyz" || fail "/readyz does not name the provider: $readyz"
+grep -q "card:" <<<"$readyz" && fail "/readyz blames the card for a provider refusal: $readyz"
+sleep 8  # four turns of the card supervisor's 2 s loop
+[ "$(logins)" = "$logins_before" ] || fail "the card was logged in again $(( $(logins) - logins_before )) times for a provider refusal"
+[ "$(verifies)" = "$verifies_before" ] || fail "the PIN was presented again for a provider refusal"
+[ "$(grep -c "event=dispatch_paused" "$STACK/gatewayd.log")" = 1 ] || fail "sending paused and resumed in a loop"
+curl -sf -X POST -d '{"mode":"none"}' "$PROVIDER_CONTROL/control/fault" >/dev/null || fail "fault off"
+kill -HUP "$GATEWAYD_PID"
+wait_for 30 at_provider eins-3 || fail "not sent after the reload"
+pass "a refused certificate: one pause (readiness names the provider, not the card), no re-login over 8 s; a reload resumes sending"

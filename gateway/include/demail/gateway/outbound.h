@@ -76,6 +76,10 @@ struct SubmitOutcome {
     std::string remoteHost;   // the provider's host for Remote-MTA
     std::string providerIds;  // accepted: the provider's message ids, for the log trail
     std::string account{};    // AccountPaused: the De-Mail account that is paused
+    // OperatorAction: the provider itself refused our credentials (an HTTP answer such as 403
+    // certificate_revoked): logging in to the same card again cannot help, so the card
+    // supervisor must not do it (it would loop); a new card or a reload ends the pause.
+    bool providerRefused{};
 };
 
 class Submitter {
@@ -131,11 +135,15 @@ class OutboundDispatcher {
     // resume() (the card supervisor calls it when the card is back and logged in). An account's
     // trouble (AccountPaused) never sets it.
     bool paused() const;
+    // Paused for a reason a new login to the card may end (the card, its key): the card
+    // supervisor's cue to log in again. False for a pause the provider's refusal of our
+    // credentials caused (SubmitOutcome::providerRefused).
+    bool pausedForCard() const;
     std::string pauseReason() const;
     // True when the last pass left this message waiting because its account is paused (the
     // queue's readiness leaves such messages out: the gateway works for the other accounts).
     bool heldForAccount(const std::string& id) const;
-    void pause(const std::string& reason);
+    void pause(const std::string& reason, bool loginMayHelp = true);
     void resume();
 
   private:
@@ -171,6 +179,7 @@ class OutboundDispatcher {
     std::mutex randomMutex_;
     mutable std::mutex pauseMutex_;
     std::optional<std::string> pauseReason_;
+    bool loginMayHelp_ = true;
 };
 
 }  // namespace demail::gateway

@@ -39,6 +39,7 @@ class OutboundService {
     void pause(const std::string& why);
     void resume();
     bool paused() const { return dispatcher_.paused(); }
+    bool pausedForCard() const { return dispatcher_.pausedForCard(); }
 
     // Run after every full pass, for figures other services count (the intake's accepted
     // messages, the card's signatures).
