@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include <iostream>
@@ -88,6 +89,40 @@ int health(const gateway::Config& config) {
             auto c = comps->getObject(name);
             std::cout << "  " << (c->getValue<bool>("ready") ? "ok  " : "FAIL") << "  " << name
                       << ": " << c->getValue<std::string>("reason") << "\n";
+        }
+        // Per De-Mail account: a paused account does not make the gateway unready (the others
+        // go on), so it is listed here. Provider text: control bytes shown as \xNN.
+        const auto printable = [](const std::string& v) {
+            std::string out;
+            for (unsigned char c : v) {
+                if (c < 0x20 || c == 0x7f) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\x%02X", c);
+                    out += buf;
+                } else {
+                    out += static_cast<char>(c);
+                }
+            }
+            return out;
+        };
+        if (auto accounts = root->getObject("accounts"); accounts && accounts->size() > 0) {
+            std::cout << "\n  accounts:\n";
+            for (const auto& name : accounts->getNames()) {
+                auto a = accounts->getObject(name);
+                const std::string state = a->optValue<std::string>("state", "ok");
+                std::cout << "  "
+                          << (state == "ok"       ? "ok    "
+                              : state == "paused" ? "PAUSED"
+                                                  : "LIST  ")
+                          << "  " << printable(name);
+                if (a->has("sendingReason"))
+                    std::cout << ": sending paused: "
+                              << printable(a->getValue<std::string>("sendingReason"));
+                if (a->has("receivingReason"))
+                    std::cout << (a->has("sendingReason") ? "; " : ": ") << "inbox listing failed: "
+                              << printable(a->getValue<std::string>("receivingReason"));
+                std::cout << "\n";
+            }
         }
         std::cout << "\n";
         auto metrics = root->getObject("metrics");

@@ -11,6 +11,7 @@
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
 
+#include <cctype>
 #include <sstream>
 
 namespace demail::gateway {
@@ -31,6 +32,44 @@ void HealthState::setCertificateNotAfter(std::chrono::system_clock::time_point n
 void HealthState::setInbound(std::size_t deferred, std::size_t quarantined) {
     std::lock_guard lock(mutex_);
     inbound_ = Inbound{deferred, quarantined};
+}
+
+namespace {
+
+std::string lower(std::string s) {
+    for (char& c : s)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+}  // namespace
+
+void HealthState::setAccounts(const std::vector<std::string>& listed) {
+    std::lock_guard lock(mutex_);
+    std::map<std::string, Account> next;
+    for (const auto& a : listed)
+        next[lower(a)] = accounts_[lower(a)];
+    // A paused account the provider no longer lists (not bound to our card any more) still
+    // holds mail: it stays visible.
+    for (auto& [name, a] : accounts_)
+        if (!a.sendingPaused.empty())
+            next.emplace(name, a);
+    accounts_ = std::move(next);
+}
+
+void HealthState::setAccountSending(const std::string& account, const std::string& pausedReason) {
+    std::lock_guard lock(mutex_);
+    accounts_[lower(account)].sendingPaused = pausedReason;
+}
+
+void HealthState::setAccountListing(const std::string& account, const std::string& failure) {
+    std::lock_guard lock(mutex_);
+    accounts_[lower(account)].listingFailed = failure;
+}
+
+std::map<std::string, HealthState::Account> HealthState::accounts() const {
+    std::lock_guard lock(mutex_);
+    return accounts_;
 }
 
 std::optional<std::chrono::system_clock::time_point> HealthState::certificateNotAfter() const {
@@ -77,6 +116,21 @@ void gaugeHeader(std::ostream& out, const char* name, const char* help) {
     out << "# HELP " << name << " " << help << "\n# TYPE " << name << " gauge\n";
 }
 
+// A label value in the Prometheus text format: backslash, double quote and newline escaped.
+std::string labelValue(const std::string& v) {
+    std::string out;
+    for (char c : v) {
+        if (c == '\\' || c == '"')
+            out += '\\';
+        if (c == '\n') {
+            out += "\\n";
+            continue;
+        }
+        out += c;
+    }
+    return out;
+}
+
 }  // namespace
 
 std::string healthMetricsText(const HealthState& health,
@@ -114,6 +168,19 @@ std::string healthMetricsText(const HealthState& health,
         gaugeHeader(out, "demail_inbound_quarantined", "Inbound items held in quarantine now");
         out << "demail_inbound_quarantined " << inbound->quarantined << "\n";
     }
+    if (const auto accounts = health.accounts(); !accounts.empty()) {
+        gaugeHeader(out, "demail_account_paused",
+                    "1 while this De-Mail account's sending is paused (blocked at the provider, "
+                    "not bound to the certificate); the other accounts go on");
+        for (const auto& [name, a] : accounts)
+            out << "demail_account_paused{account=\"" << labelValue(name) << "\"} "
+                << (a.sendingPaused.empty() ? 0 : 1) << "\n";
+        gaugeHeader(out, "demail_account_listing_failed",
+                    "1 when the last inbox listing of this De-Mail account was refused");
+        for (const auto& [name, a] : accounts)
+            out << "demail_account_listing_failed{account=\"" << labelValue(name) << "\"} "
+                << (a.listingFailed.empty() ? 0 : 1) << "\n";
+    }
     return out.str();
 }
 
@@ -130,6 +197,23 @@ std::string statusJson(const HealthState& health, const Metrics& metrics) {
         components.set(name, o);
     }
     root.set("components", components);
+    // Per account: "state" is "paused" (sending held back), "listing_failed" (its inbox could
+    // not be listed) or "ok"; the reasons say why.
+    Poco::JSON::Object accounts;
+    for (const auto& [name, a] : health.accounts()) {
+        Poco::JSON::Object o;
+        o.set("state", !a.sendingPaused.empty()   ? "paused"
+                       : !a.listingFailed.empty() ? "listing_failed"
+                                                  : "ok");
+        o.set("sending", a.sendingPaused.empty() ? "ok" : "paused");
+        if (!a.sendingPaused.empty())
+            o.set("sendingReason", a.sendingPaused);
+        o.set("receiving", a.listingFailed.empty() ? "ok" : "listing_failed");
+        if (!a.listingFailed.empty())
+            o.set("receivingReason", a.listingFailed);
+        accounts.set(name, o);
+    }
+    root.set("accounts", accounts);
     Poco::JSON::Object m;
     for (const auto& s : metrics.samples())
         m.set(s.name, s.value);

@@ -38,11 +38,17 @@ std::string OutboundDispatcher::pauseReason() const {
     return pauseReason_.value_or("");
 }
 
-void OutboundDispatcher::pause(const std::string& reason) {
+bool OutboundDispatcher::pausedForCard() const {
+    std::lock_guard lock(pauseMutex_);
+    return pauseReason_.has_value() && loginMayHelp_;
+}
+
+void OutboundDispatcher::pause(const std::string& reason, bool loginMayHelp) {
     std::lock_guard lock(pauseMutex_);
     if (!pauseReason_)
         log().warning("event=dispatch_paused reason=\"" + reason + "\"");
     pauseReason_ = reason;
+    loginMayHelp_ = loginMayHelp;
 }
 
 void OutboundDispatcher::resume() {
@@ -50,6 +56,20 @@ void OutboundDispatcher::resume() {
     if (pauseReason_)
         log().information("event=dispatch_resumed");
     pauseReason_.reset();
+}
+
+bool OutboundDispatcher::heldForAccount(const std::string& id) const {
+    if (!options_.accountPauses)
+        return false;
+    std::string account;
+    {
+        std::lock_guard lock(parkedMutex_);
+        const auto it = parked_.find(id);
+        if (it == parked_.end())
+            return false;
+        account = it->second.pausedAccount;
+    }
+    return !account.empty() && options_.accountPauses->paused(account);
 }
 
 DispatchCounts& DispatchCounts::operator+=(const DispatchCounts& o) {
@@ -71,6 +91,12 @@ bool OutboundDispatcher::due(const Parked& p, TimePoint now) const {
     // As processMessage decides: not before nextAttempt; a message to submit only while sending
     // or once it expired (it is bounced even while paused).
     if (p.nextAttempt > now)
+        return false;
+    // A message of a paused account waits until the account is resumed or may be probed; its
+    // expiry is still honoured (bounced at max_age, as for any pause).
+    if (p.phase == DispatchState::Phase::Submit && !p.pausedAccount.empty() &&
+        options_.accountPauses && options_.accountPauses->holds(p.pausedAccount, now) &&
+        now < p.arrival + options_.schedule.maxAge)
         return false;
     return p.phase == DispatchState::Phase::Notify || !paused() ||
            now >= p.arrival + options_.schedule.maxAge;
@@ -128,11 +154,12 @@ DispatchCounts OutboundDispatcher::runIds(const std::vector<std::string>& ids, T
 void OutboundDispatcher::processOne(const std::string& id, TimePoint now, DispatchCounts& counts) {
     std::optional<Envelope> env;
     DispatchState st;
-    const bool stays = processMessage(id, now, counts, env, st);
+    std::string pausedAccount;
+    const bool stays = processMessage(id, now, counts, env, st, pausedAccount);
     const auto stamp = stays ? store_.stateStamp(id) : std::nullopt;
     std::lock_guard lock(parkedMutex_);
     if (stamp)
-        parked_[id] = Parked{st.phase, st.nextAttempt, env->arrival, *stamp};
+        parked_[id] = Parked{st.phase, st.nextAttempt, env->arrival, *stamp, pausedAccount};
     else
         parked_.erase(id);
 }
@@ -140,7 +167,7 @@ void OutboundDispatcher::processOne(const std::string& id, TimePoint now, Dispat
 // True when the message stays queued (then `env` and `st` are what it waits with).
 bool OutboundDispatcher::processMessage(const std::string& id, TimePoint now,
                                         DispatchCounts& counts, std::optional<Envelope>& env,
-                                        DispatchState& st) {
+                                        DispatchState& st, std::string& pausedAccount) {
     env = store_.envelope(id);
     if (!env) {
         ++counts.skipped;  // the store moved it to corrupt/ and logged it
@@ -163,7 +190,7 @@ bool OutboundDispatcher::processMessage(const std::string& id, TimePoint now,
             ++counts.skipped;
             return true;
         } else {
-            if (handleSubmit(*env, st, now, counts))
+            if (handleSubmit(*env, st, now, counts, pausedAccount))
                 return false;  // accepted by the provider
             if (st.phase == DispatchState::Phase::Submit)
                 return true;
@@ -189,7 +216,7 @@ bool OutboundDispatcher::processMessage(const std::string& id, TimePoint now,
 }
 
 bool OutboundDispatcher::handleSubmit(const Envelope& env, DispatchState& st, TimePoint now,
-                                      DispatchCounts& counts) {
+                                      DispatchCounts& counts, std::string& pausedAccount) {
     auto body = store_.body(env.queueId);
     if (!body) {
         giveUp(env, st, dsn_status::kLocalError.code, "the queued message body cannot be read");
@@ -223,10 +250,26 @@ bool OutboundDispatcher::handleSubmit(const Envelope& env, DispatchState& st, Ti
             return false;
         case SubmitOutcome::Kind::OperatorAction:
             // Not the message's fault: no attempt is counted, the queue waits for the operator.
-            pause(out.detail);
+            pause(out.detail, !out.providerRefused);
             st.lastError = out.detail;
             store_.saveState(env.queueId, st);
             ++counts.deferred;
+            return false;
+        case SubmitOutcome::Kind::AccountPaused:
+            // Only this message's account is paused (the submitter keeps the pause): no attempt
+            // is counted, nothing else stops, and the message is parked without touching its
+            // files until the account is resumed or probed. The state is written once, when the
+            // reason is new, so that `demailctl queue` shows why it waits.
+            pausedAccount = out.account;
+            if (st.lastError != out.detail) {
+                st.lastError = out.detail;
+                store_.saveState(env.queueId, st);
+                log().information("event=deferred queue_id=" + env.queueId +
+                                  " account=" + out.account + " reason=\"" + out.detail + "\"");
+                ++counts.deferred;
+            } else {
+                ++counts.skipped;  // still waiting for the same reason: not a new deferral
+            }
             return false;
         case SubmitOutcome::Kind::Retryable:
             break;

@@ -18,16 +18,37 @@ std::optional<std::vector<InboxItem>> ProviderInbox::list(std::string& error) {
         accounts = accounts_;
     }
     std::vector<InboxItem> items;
+    std::map<std::string, std::string> failures;
     for (const auto& a : accounts) {
         auto r = transport_.listInbound(a);
         if (!r.ok()) {
+            // A refusal of this one account (blocked, not bound to our certificate) must not
+            // keep the others from receiving; anything else (connection, TLS, our certificate)
+            // fails for every account alike and ends the pass.
+            if (r.error().accountLevel) {
+                failures[a] = r.error().reason;
+                continue;
+            }
             error = r.error().reason;
             return std::nullopt;
         }
         for (const auto& ref : r.value())
             items.push_back({ref.id, ref.account.empty() ? a : ref.account});
     }
+    {
+        std::lock_guard lock(mutex_);
+        failures_ = failures;
+    }
+    if (!accounts.empty() && failures.size() == accounts.size()) {
+        error = failures.begin()->second;
+        return std::nullopt;
+    }
     return items;
+}
+
+std::map<std::string, std::string> ProviderInbox::listingFailures() const {
+    std::lock_guard lock(mutex_);
+    return failures_;
 }
 
 std::optional<std::string> ProviderInbox::fetch(const InboxItem& item, std::string& error,

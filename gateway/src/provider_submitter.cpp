@@ -77,6 +77,14 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
                                  : dsn_status::kNotDeMail.code;
         return {SubmitOutcome::Kind::Permanent, prep.reason, status, "", {}};
     }
+    // A paused account costs the provider nothing but its one probe per interval.
+    if (accountPauses && !accountPauses->mayTry(prep.account, std::chrono::system_clock::now()))
+        return {SubmitOutcome::Kind::AccountPaused,
+                accountPauses->reason(prep.account).value_or("account paused"),
+                dsn_status::kOperatorAction.code,
+                host_,
+                {},
+                prep.account};
     connector::Submission sub;
     sub.idempotencyKey = env.queueId;
     sub.account = prep.account;
@@ -99,9 +107,10 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
             if (e.kind == connector::ErrorKind::Permanent)
                 e.kind = connector::ErrorKind::OperatorAction;
             e.reason = "sent-items look-up failed, not sent: " + e.reason;
-            return failure(e);
+            return failure(e, prep.account);
         }
         if (found.value()) {
+            resumed(prep.account);
             journal_.record(env.queueId, env.sender);
             if (evidence)
                 evidence->answered(env, prep.account, true, {},
@@ -136,6 +145,7 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
              r.error().code != "idempotency_conflict")
         evidence->answered(env, prep.account, false, {}, r.error().reason);
     if (r.ok()) {
+        resumed(prep.account);
         std::string ids;
         for (const auto& id : r.value().messageIds)
             ids += (ids.empty() ? "" : ",") + id;
@@ -162,11 +172,26 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
                 host_,
                 {}};
     }
-    return failure(e);
+    return failure(e, prep.account);
 }
 
-SubmitOutcome ProviderSubmitter::failure(const connector::TransportError& e) {
+void ProviderSubmitter::resumed(const std::string& account) {
+    if (accountPauses)
+        accountPauses->resume(account, "a submission was accepted");
+}
+
+SubmitOutcome ProviderSubmitter::failure(const connector::TransportError& e,
+                                         const std::string& account) {
     const std::string detail = "provider: " + e.reason;
+    if (e.kind == connector::ErrorKind::OperatorAction && e.accountLevel && accountPauses) {
+        accountPauses->pause(account, detail, std::chrono::system_clock::now());
+        return {SubmitOutcome::Kind::AccountPaused,
+                detail,
+                dsn_status::kOperatorAction.code,
+                host_,
+                {},
+                account};
+    }
     switch (e.kind) {
         case connector::ErrorKind::Permanent:
             return {SubmitOutcome::Kind::Permanent,
@@ -175,12 +200,18 @@ SubmitOutcome ProviderSubmitter::failure(const connector::TransportError& e) {
                                                      : dsn_status::kProviderRefused.code,
                     host_,
                     {}};
-        case connector::ErrorKind::OperatorAction:
-            return {SubmitOutcome::Kind::OperatorAction,
-                    detail,
-                    dsn_status::kOperatorAction.code,
-                    host_,
-                    {}};
+        case connector::ErrorKind::OperatorAction: {
+            SubmitOutcome out{SubmitOutcome::Kind::OperatorAction,
+                              detail,
+                              dsn_status::kOperatorAction.code,
+                              host_,
+                              {}};
+            // An HTTP answer: the provider read our request and refused our credentials (or the
+            // configuration); the card works. A TLS-level refusal may be a stale key: a login
+            // may help there.
+            out.providerRefused = e.httpStatus != 0;
+            return out;
+        }
         case connector::ErrorKind::Retryable:
             if (cardProblem) {
                 if (auto why = cardProblem())

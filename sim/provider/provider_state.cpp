@@ -369,9 +369,12 @@ ApiReply ProviderState::submit(const std::vector<std::string>& bound, const Subm
     };
 
     const std::string account = lower(req.account);
+    // An account not bound to the client certificate is the account's trouble, not the
+    // message's (as for its inbox and sent items): 403 not_authorised, not remembered, so that
+    // the gateway holds that account's mail instead of bouncing it (docs/provider-api.md).
     if (!contains(bound, account))
-        return remember(error(422, "sender_not_owned",
-                              "account " + req.account + " is not bound to this certificate"));
+        return error(403, "not_authorised",
+                     "account " + req.account + " is not bound to this certificate");
     const SimAccount* acc = findAccount(account);
     if (!acc)
         return remember(error(422, "sender_not_owned", "unknown account " + req.account));
@@ -546,8 +549,9 @@ ApiReply ProviderState::listInbox(const std::vector<std::string>& bound,
     const std::string acc = lower(account);
     if (!contains(bound, acc))
         return error(403, "not_authorised", "account " + account + " not bound to certificate");
-    if (const SimAccount* a = findAccount(acc); a && a->blocked)
-        return error(403, "account_blocked", "account " + account + " is blocked");
+    // A blocked account still receives (ACM_FU §3.6.2/§3.6.3: Zugangssperre and
+    // Nutzungseinschränkung stop sending, not the retrieval of what arrives); only submissions
+    // are refused with 403 account_blocked (docs/provider-api.md).
     Poco::JSON::Array arr;
     for (const auto& m : messages_) {
         if (m.account != acc || m.acked)

@@ -73,6 +73,12 @@ const std::set<std::string>& operatorCodes() {
     return codes;
 }
 
+// The operator codes that concern the one account a request named, not our card or certificate
+// (ACM_FU §3.6: an account can be blocked while the others, and the card, are fine).
+bool accountLevelCode(const std::string& code) {
+    return code == "account_blocked" || code == "not_authorised";
+}
+
 }  // namespace
 
 TransportError mapHttpError(int status, const std::string& body) {
@@ -102,7 +108,8 @@ TransportError mapHttpError(int status, const std::string& body) {
         kind = ErrorKind::Permanent;  // validation: 400, 404, 409, 413, 415, 422 ...
     if (operatorCodes().count(code))
         kind = ErrorKind::OperatorAction;
-    return {kind, code, reason, status};
+    return {kind, code, reason, status,
+            kind == ErrorKind::OperatorAction && accountLevelCode(code)};
 }
 
 Result<std::vector<Account>> parseAccounts(const std::string& body) {

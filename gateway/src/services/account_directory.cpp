@@ -73,6 +73,8 @@ void AccountDirectory::publish() {
     next->listed = listed_;
     for (const auto& a : listed_) {
         next->ownAccounts.push_back(a.address);
+        if (a.blocked)
+            next->blockedAccounts.push_back(a.address);
         // An account domain widens the accepted recipient domains only below the configured
         // De-Mail domains: the provider's list must not turn the gateway into a relay for any
         // domain it names (review L14).

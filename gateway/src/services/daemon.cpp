@@ -72,6 +72,7 @@ Daemon::Daemon(Config config, std::string configPath, connector::AccountMap acco
       host_(hostnameOr(config_.smtp.hostname)),
       spool_(config_.queue.dir, config_.smtp.maxMessageSize),
       accounts_(config_.provider.deMailDomains, std::move(accounts)),
+      accountPauses_(config_.queue.retryMax),
       relay_(relayTarget(config_, host_)) {}
 
 Daemon::~Daemon() = default;
@@ -168,18 +169,30 @@ int Daemon::start() {
             return std::nullopt;
         };
 
+    // An account's pause (by a 403 for it, or the provider's listing) never reaches the card
+    // supervisor: only the whole dispatcher's pause (card, key, certificate) makes it log in.
+    submitter_->accountPauses = &accountPauses_;
+    accountPauses_.onChange(
+        [this](const std::string& account, const std::optional<std::string>& reason) {
+            health_.setAccountSending(account, reason.value_or(""));
+            if (!reason && outbound_)
+                outbound_->lookAtWholeQueue();  // its parked mail goes out now
+        });
+
     outbound_ = std::make_unique<OutboundService>(cfg, spool_, *submitter_, relay_, metrics_,
-                                                  health_, host_);
+                                                  health_, host_, &accountPauses_);
     card_ = std::make_unique<CardSupervisor>(
         cfg, credentials_, health_,
         CardSupervisor::Hooks{[this](const std::string& why) { outbound_->pause(why); },
                               [this] { outbound_->resume(); }, [this] { pool_->reset(); },
                               [this] { outbound_->lookAtWholeQueue(); },
-                              [this] { return outbound_->paused(); }});
+                              // Only a pause a login may end: a provider that refuses our
+                              // certificate would otherwise make the card log in every 2 s.
+                              [this] { return outbound_->pausedForCard(); }});
     card_->start();
     inbound_ = std::make_unique<InboundService>(
         cfg, *pool_, accounts_, *journal_, relay_, metrics_, health_,
-        [this] { return outbound_->paused(); }, host_);
+        [this] { return outbound_->paused(); }, accountPauses_, host_);
     inbound_->setEvidence(evidence_.get());
     if (card_->ready())
         inbound_->refreshAccounts();

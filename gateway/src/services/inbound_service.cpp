@@ -18,13 +18,15 @@ InboundHygiene hygieneFor(const Config& cfg, const std::string& gatewayName) {
 InboundService::InboundService(const Config& config, connector::ProviderTransport& transport,
                                AccountDirectory& accounts, const SentJournal& journal,
                                const SmtpRelayTarget& relay, Metrics& metrics, HealthState& health,
-                               std::function<bool()> sendingPaused, const std::string& gatewayName)
+                               std::function<bool()> sendingPaused, AccountPauses& pauses,
+                               const std::string& gatewayName)
     : pollInterval_(config.provider.pollInterval),
       relayName_(config.delivery.relay.toString()),
       transport_(transport),
       accounts_(accounts),
       health_(health),
       sendingPaused_(std::move(sendingPaused)),
+      pauses_(pauses),
       inbox_(transport, {}),
       router_(
           journal, [&accounts] { return accounts.snapshot()->map; }, config.delivery.postmaster,
@@ -68,7 +70,25 @@ bool InboundService::refreshAccounts() {
     health_.set("provider", true,
                 "reached; " + std::to_string(accounts_.snapshot()->ownAccounts.size()) +
                     " De-Mail accounts");
+    followListing();
     return true;
+}
+
+void InboundService::followListing() {
+    const auto snap = accounts_.snapshot();
+    health_.setAccounts(snap->ownAccounts);
+    std::set<std::string> blocked(snap->blockedAccounts.begin(), snap->blockedAccounts.end());
+    const auto now = std::chrono::system_clock::now();
+    for (const auto& a : blocked)
+        if (!pauses_.paused(a))  // paused already (by a 403): keep its reason and probe time
+            pauses_.pause(a, "blocked at the provider (account listing)", now);
+    // Only an account this service saw blocked is resumed by the listing: a provider whose
+    // listing does not say "blocked" while it refuses submissions leaves the account to its
+    // probe, instead of resuming and refusing it at every poll.
+    for (const auto& a : listedBlocked_)
+        if (!blocked.count(a))
+            pauses_.resume(a, "the provider's account listing shows it unblocked");
+    listedBlocked_ = std::move(blocked);
 }
 
 void InboundService::run() {
@@ -87,6 +107,11 @@ void InboundService::run() {
         } catch (const std::exception& e) {
             c.deferred = 1;
             c.lastError = std::string("inbound pass failed: ") + e.what();
+        }
+        const auto failures = inbox_.listingFailures();
+        for (const auto& a : accounts_.snapshot()->ownAccounts) {
+            const auto f = failures.find(a);
+            health_.setAccountListing(a, f == failures.end() ? std::string() : f->second);
         }
         delivered_.add(static_cast<std::uint64_t>(c.delivered));
         health_.setInbound(static_cast<std::size_t>(c.deferred), c.quarantined);

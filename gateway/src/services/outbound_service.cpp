@@ -3,8 +3,10 @@
 namespace demail::gateway {
 namespace {
 
-OutboundDispatcher::Options dispatchOptions(const Config& cfg, std::string host) {
+OutboundDispatcher::Options dispatchOptions(const Config& cfg, std::string host,
+                                            const AccountPauses* accountPauses) {
     OutboundDispatcher::Options o;
+    o.accountPauses = accountPauses;
     o.reportingHost = std::move(host);
     o.lanes = cfg.provider.connections;
     o.schedule.minDelay = cfg.queue.retryMin;
@@ -18,15 +20,16 @@ OutboundDispatcher::Options dispatchOptions(const Config& cfg, std::string host)
 
 OutboundService::OutboundService(const Config& config, Spool& spool, Submitter& submitter,
                                  const SmtpRelayTarget& relay, Metrics& metrics,
-                                 HealthState& health, std::string reportingHost)
+                                 HealthState& health, std::string reportingHost,
+                                 const AccountPauses* accountPauses)
     : queue_(config.queue),
       spool_(spool),
       health_(health),
       store_(spool),
       notifier_(relay),
       rng_(std::random_device{}()),
-      dispatcher_(dispatchOptions(config, std::move(reportingHost)), store_, submitter, notifier_,
-                  [this] { return uniform_(rng_); }),
+      dispatcher_(dispatchOptions(config, std::move(reportingHost), accountPauses), store_,
+                  submitter, notifier_, [this] { return uniform_(rng_); }),
       submitted_(
           metrics.counter("demail_messages_submitted_total", "Messages accepted by the provider")),
       bounced_(metrics.counter("demail_messages_bounced_total",
@@ -86,9 +89,27 @@ void OutboundService::updateQueueMetrics() {
             oldest = std::chrono::duration<double>(std::chrono::system_clock::now() - e->arrival)
                          .count();
     oldest_.set(oldest);
-    const bool young = oldest < static_cast<double>(queue_.delayWarning.count());
+    // Readiness looks at the mail the gateway can send now: messages held because their account
+    // is paused (blocked at the provider) are shown per account instead, and do not make the
+    // gateway unready for the other accounts.
+    std::size_t held = 0;
+    double oldestSendable = 0;
+    bool seenSendable = false;
+    for (const auto& id : ids) {
+        if (dispatcher_.heldForAccount(id)) {
+            ++held;
+        } else if (!seenSendable) {
+            seenSendable = true;
+            if (auto e = spool_.envelope(id))
+                oldestSendable =
+                    std::chrono::duration<double>(std::chrono::system_clock::now() - e->arrival)
+                        .count();
+        }
+    }
+    const bool young = oldestSendable < static_cast<double>(queue_.delayWarning.count());
     health_.set("queue", young,
                 std::to_string(ids.size()) + " queued" +
+                    (held ? " (" + std::to_string(held) + " held for paused accounts)" : "") +
                     (young ? "" : ", the oldest waits longer than delay_warning"));
     if (afterFullPass)
         afterFullPass();
@@ -124,9 +145,14 @@ void OutboundService::run() {
             providerErrors_.add(static_cast<std::uint64_t>(c.deferred));
         if (c.submitted)
             health_.set("provider", true, "submission accepted");
-        // The dispatcher pauses itself when a submission needs the operator (the card).
-        if (dispatcher_.paused())
+        // The dispatcher pauses itself when a submission needs the operator (the card, the key,
+        // the client certificate); an account's trouble is shown per account instead.
+        if (dispatcher_.pausedForCard())
             health_.set("card", false, dispatcher_.pauseReason());
+        else if (dispatcher_.paused())  // the provider refused our credentials: not the card
+            health_.set("provider", false,
+                        dispatcher_.pauseReason() +
+                            "; sending is paused until the card is changed or the gateway reloaded");
         if (full)
             updateQueueMetrics();
     }

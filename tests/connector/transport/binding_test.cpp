@@ -32,8 +32,14 @@ TEST(ErrorMapping, BlockedAccountOrCertificateNeedsOperator) {
     auto e = api::mapHttpError(403, R"({"error":{"code":"account_blocked","message":"x"}})");
     EXPECT_EQ(e.kind, ErrorKind::OperatorAction);
     EXPECT_EQ(e.code, "account_blocked");
-    EXPECT_EQ(api::mapHttpError(401, R"({"error":{"code":"certificate_unknown"}})").kind,
-              ErrorKind::OperatorAction);
+    // The account's trouble, not the card's (ACM_FU §3.6): the gateway pauses that account only.
+    EXPECT_TRUE(e.accountLevel);
+    EXPECT_TRUE(api::mapHttpError(403, R"({"error":{"code":"not_authorised"}})").accountLevel);
+    const auto cert = api::mapHttpError(401, R"({"error":{"code":"certificate_unknown"}})");
+    EXPECT_EQ(cert.kind, ErrorKind::OperatorAction);
+    EXPECT_FALSE(cert.accountLevel);  // our certificate: every account, the card's matter
+    EXPECT_FALSE(api::mapHttpError(403, "").accountLevel);
+    EXPECT_FALSE(api::mapHttpError(422, R"({"error":{"code":"option_not_allowed"}})").accountLevel);
     // An operator code wins even with another status.
     EXPECT_EQ(api::mapHttpError(400, R"({"error":{"code":"token_blocked"}})").kind,
               ErrorKind::OperatorAction);

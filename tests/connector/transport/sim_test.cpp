@@ -150,11 +150,19 @@ TEST_F(TransportSim, IdempotentResubmissionIsStoredOnce) {
 }
 
 TEST_F(TransportSim, SubmissionChecksArePermanentErrorsWithReason) {
-    auto notOwned = transport->submit(
-        submission("k1", "to=buerger@example.de-mail.de", {}, "chef@fremd.de-mail.de"));
+    // Our account, but the message names another sender: the message's fault.
+    auto notOwned = transport->submit(Submission{
+        "k1", kSender, message("chef@fremd.de-mail.de", "to=buerger@example.de-mail.de"), {}});
     ASSERT_FALSE(notOwned.ok());
     EXPECT_EQ(notOwned.error().kind, ErrorKind::Permanent);
     EXPECT_EQ(notOwned.error().code, "sender_not_owned");
+    // An account not bound to our certificate: that account's trouble, not this message's.
+    auto notBound = transport->submit(
+        submission("k1b", "to=buerger@example.de-mail.de", {}, "chef@fremd.de-mail.de"));
+    ASSERT_FALSE(notBound.ok());
+    EXPECT_EQ(notBound.error().kind, ErrorKind::OperatorAction);
+    EXPECT_EQ(notBound.error().code, "not_authorised");
+    EXPECT_TRUE(notBound.error().accountLevel);
 
     auto external = transport->submit(submission("k2", "to=someone@gmail.com"));
     ASSERT_FALSE(external.ok());
@@ -312,6 +320,8 @@ TEST_F(TransportSim, InboxIsAtLeastOnceUntilAcknowledged) {
     auto foreign = transport->listInbound("buerger@example.de-mail.de");
     ASSERT_FALSE(foreign.ok());
     EXPECT_EQ(foreign.error().kind, ErrorKind::OperatorAction);
+    // An account not bound to our certificate concerns that account only.
+    EXPECT_TRUE(foreign.error().accountLevel);
 }
 
 TEST_F(TransportSim, BlockedAccountNeedsOperatorAndRecovers) {
@@ -323,6 +333,10 @@ TEST_F(TransportSim, BlockedAccountNeedsOperatorAndRecovers) {
     ASSERT_FALSE(blocked.ok());
     EXPECT_EQ(blocked.error().kind, ErrorKind::OperatorAction);
     EXPECT_EQ(blocked.error().code, "account_blocked");
+    EXPECT_TRUE(blocked.error().accountLevel);  // pauses this account, not the card
+    // ACM_FU §3.6: a blocked account still receives; its inbox is listed.
+    auto inbox = transport->listInbound("poststelle@firma.de-mail.de");
+    EXPECT_TRUE(inbox.ok()) << inbox.error().reason;
     sim->control("POST", "/control/block?account=poststelle@firma.de-mail.de&blocked=false");
     auto again = transport->submit(submission("blk-1", "to=buerger@example.de-mail.de"));
     ASSERT_TRUE(again.ok()) << again.error().reason;  // not remembered as a final answer

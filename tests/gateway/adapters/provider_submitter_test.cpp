@@ -27,6 +27,8 @@ class RecordingTransport : public connector::ProviderTransport {
             rest.resize(static_cast<std::size_t>(s.bodyStream->gcount()));
             sent += rest;
         }
+        if (submitError)
+            return *submitError;
         if (conflict)
             return connector::TransportError{
                 connector::ErrorKind::Permanent, "idempotency_conflict",
@@ -53,6 +55,7 @@ class RecordingTransport : public connector::ProviderTransport {
     connector::OutcomeResolution resolution = connector::OutcomeResolution::IdempotencyKey;
     std::optional<connector::SubmitReceipt> found;
     std::optional<connector::TransportError> lookupError;
+    std::optional<connector::TransportError> submitError;
     std::vector<std::string> lookups;
     std::string inMemory, sent;
 };
@@ -164,4 +167,39 @@ TEST_F(ProviderSubmission, WithoutALookUpAnswerNothingIsSent) {
     EXPECT_EQ(out.kind, SubmitOutcome::Kind::OperatorAction) << out.detail;
     EXPECT_NE(out.detail.find("look-up failed"), std::string::npos) << out.detail;
     EXPECT_EQ(transport.calls, 0);
+}
+
+TEST_F(ProviderSubmission, BlockedAccountPausesThatAccountOnlyAndCostsOneProbePerInterval) {
+    AccountPauses pauses(std::chrono::hours(1));
+    submitter.accountPauses = &pauses;
+    transport.submitError = connector::TransportError{
+        connector::ErrorKind::OperatorAction, "account_blocked",
+        "provider answered 403 account_blocked: account is blocked", 403, true};
+    auto out = submit(kHeaders + "body\r\n");
+    EXPECT_EQ(out.kind, SubmitOutcome::Kind::AccountPaused) << out.detail;
+    EXPECT_EQ(out.account, "poststelle@firma.de-mail.de");
+    EXPECT_TRUE(pauses.paused("poststelle@firma.de-mail.de"));
+    EXPECT_EQ(transport.calls, 1);
+    // Paused: the next message of the account is held without a request, same reason.
+    const auto again = submit(kHeaders + "body\r\n");
+    EXPECT_EQ(again.kind, SubmitOutcome::Kind::AccountPaused);
+    EXPECT_EQ(again.detail, out.detail);
+    EXPECT_EQ(transport.calls, 1);
+    // Resumed (the listing shows it unblocked): it is sent, and an acceptance clears the pause.
+    transport.submitError.reset();
+    pauses.resume("poststelle@firma.de-mail.de", "test");
+    EXPECT_EQ(submit(kHeaders + "body\r\n").kind, SubmitOutcome::Kind::Accepted);
+    EXPECT_EQ(transport.calls, 2);
+}
+
+TEST_F(ProviderSubmission, RefusedCertificateStillPausesEverything) {
+    AccountPauses pauses(std::chrono::hours(1));
+    submitter.accountPauses = &pauses;
+    transport.submitError =
+        connector::TransportError{connector::ErrorKind::OperatorAction, "certificate_revoked",
+                                  "provider answered 403 certificate_revoked", 403, false};
+    const auto out = submit(kHeaders + "body\r\n");
+    EXPECT_EQ(out.kind, SubmitOutcome::Kind::OperatorAction) << out.detail;
+    EXPECT_TRUE(out.providerRefused);  // an HTTP answer: no use logging in to the card again
+    EXPECT_TRUE(pauses.all().empty());
 }

@@ -220,6 +220,19 @@ TEST_F(Dispatch, OperatorActionPausesWithoutCountingAnAttempt) {
     EXPECT_EQ(dispatcher.runOnce(kT0 + 1s).submitted, 2);
 }
 
+TEST_F(Dispatch, AProviderRefusalOfOurCredentialsIsNoCueToLogInAgain) {
+    store.add(envelope("A"), "x\r\n");
+    SubmitOutcome refused{
+        SubmitOutcome::Kind::OperatorAction, "403 certificate_revoked", "", "", {}};
+    refused.providerRefused = true;
+    provider.script = {refused};
+    dispatcher.runOnce(kT0);
+    EXPECT_TRUE(dispatcher.paused());
+    EXPECT_FALSE(dispatcher.pausedForCard());
+    dispatcher.pause("card removed");  // the card supervisor's own pause is one
+    EXPECT_TRUE(dispatcher.pausedForCard());
+}
+
 TEST_F(Dispatch, ExpiryStillBouncesWhilePaused) {
     store.add(envelope("A"), "x\r\n");
     dispatcher.pause("PIN rejected, 2 tries left");
@@ -392,4 +405,107 @@ TEST_F(Dispatch, NewArrivalsAreSentByIdAndGoneOnesSkipped) {
     EXPECT_EQ(c.submitted, 1);
     EXPECT_EQ(c.skipped, 1);
     EXPECT_EQ(store.finished, std::vector<std::string>{"NEW"});  // OTHER waits for a full pass
+}
+
+namespace {
+
+// Two accounts, the second blocked at the provider: as the real submitter does, a refusal pauses
+// that account in AccountPauses, and while it is paused only one probe per interval reaches the
+// provider.
+class TwoAccountProvider : public Submitter {
+  public:
+    explicit TwoAccountProvider(AccountPauses& p) : pauses(p) {}
+    SubmitOutcome submit(const Envelope& env, std::istream&) override {
+        const std::string account =
+            env.sender == "b@firma.de" ? "b@firma.de-mail.de" : "a@firma.de-mail.de";
+        const std::string why = "provider answered 403 account_blocked";
+        if (!pauses.mayTry(account, now))
+            return {SubmitOutcome::Kind::AccountPaused, why, "", "", {}, account};
+        ++requests[account];
+        if (account == "b@firma.de-mail.de" && bBlocked) {
+            pauses.pause(account, why, now);
+            return {SubmitOutcome::Kind::AccountPaused, why, "", "", {}, account};
+        }
+        pauses.resume(account, "accepted");
+        return {SubmitOutcome::Kind::Accepted, "accepted", "", "provider.test", {}};
+    }
+    AccountPauses& pauses;
+    TimePoint now = kT0;
+    bool bBlocked = true;
+    std::map<std::string, int> requests;
+};
+
+Envelope from(const std::string& id, const std::string& sender, TimePoint arrival = kT0) {
+    Envelope e = envelope(id);
+    e.sender = sender;
+    e.arrival = arrival;
+    return e;
+}
+
+}  // namespace
+
+TEST(DispatchAccountPause, BlockedAccountHoldsOnlyItsOwnMailWithoutPausingTheDispatcher) {
+    StampedStore store;
+    store.add(from("A1", "a@firma.de"), "Subject: a1\r\n\r\nbody\r\n");
+    store.add(from("B1", "b@firma.de"), "Subject: b1\r\n\r\nbody\r\n");
+    store.add(from("B2", "b@firma.de"), "Subject: b2\r\n\r\nbody\r\n");
+    AccountPauses pauses(600s);
+    TwoAccountProvider provider(pauses);
+    RecordingRelay relay;
+    OutboundDispatcher::Options o;
+    o.accountPauses = &pauses;
+    OutboundDispatcher dispatcher(o, store, provider, relay, [] { return 0.5; });
+
+    auto c = dispatcher.runOnce(kT0);
+    EXPECT_EQ(c.submitted, 1);
+    EXPECT_FALSE(dispatcher.paused()) << "an account's trouble must not pause everything";
+    EXPECT_TRUE(pauses.paused("b@firma.de-mail.de"));
+    EXPECT_EQ(provider.requests["b@firma.de-mail.de"], 1) << "B2 is held without a request";
+    EXPECT_EQ(store.states["B1"].attempts, 0);
+    EXPECT_EQ(store.states["B1"].lastError, "provider answered 403 account_blocked");
+    EXPECT_EQ(store.states["B2"].lastError, "provider answered 403 account_blocked");
+    EXPECT_TRUE(dispatcher.heldForAccount("B1"));  // left out of the queue's readiness
+    EXPECT_FALSE(dispatcher.heldForAccount("A1"));
+
+    // The held messages are parked: later passes neither read them nor ask the provider, and
+    // the other account's new mail goes out at once.
+    const int reads = store.reads;
+    store.add(from("A2", "a@firma.de"), "Subject: a2\r\n\r\nbody\r\n");
+    provider.now = kT0 + 5s;
+    c = dispatcher.runOnce(kT0 + 5s);
+    EXPECT_EQ(c.submitted, 1);
+    EXPECT_EQ(c.skipped, 2);
+    EXPECT_EQ(store.reads, reads + 1);  // A2 only
+    EXPECT_EQ(provider.requests["b@firma.de-mail.de"], 1);
+
+    // At the probe time one request tries again; still blocked, nothing is bounced.
+    provider.now = kT0 + 601s;
+    c = dispatcher.runOnce(kT0 + 601s);
+    EXPECT_EQ(provider.requests["b@firma.de-mail.de"], 2);
+    EXPECT_EQ(c.bounced, 0);
+    EXPECT_EQ(store.envelopes.count("B1") + store.envelopes.count("B2"), 2u);
+
+    // Unblocked (the account listing says so): resumed at once, its mail goes out.
+    provider.bBlocked = false;
+    pauses.resume("b@firma.de-mail.de", "listing shows it unblocked");
+    EXPECT_FALSE(dispatcher.heldForAccount("B1"));
+    provider.now = kT0 + 602s;
+    EXPECT_EQ(dispatcher.runOnce(kT0 + 602s).submitted, 2);
+    EXPECT_TRUE(store.envelopes.empty());
+    EXPECT_TRUE(relay.sent.empty());
+}
+
+TEST(DispatchAccountPause, HeldMessageStillExpiresAtMaxAge) {
+    StampedStore store;
+    store.add(from("B1", "b@firma.de"), "Subject: b1\r\n\r\nbody\r\n");
+    AccountPauses pauses(600s);
+    TwoAccountProvider provider(pauses);
+    RecordingRelay relay;
+    OutboundDispatcher::Options o;
+    o.accountPauses = &pauses;
+    OutboundDispatcher dispatcher(o, store, provider, relay, [] { return 0.5; });
+    EXPECT_EQ(dispatcher.runOnce(kT0).deferred, 1);
+    EXPECT_EQ(dispatcher.runOnce(kT0 + 1h).skipped, 1);
+    EXPECT_EQ(dispatcher.runOnce(kT0 + 25h).bounced, 1);  // max_age 24 h, as for any pause
+    ASSERT_EQ(relay.sent.size(), 1u);
 }

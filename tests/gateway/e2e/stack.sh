@@ -3,7 +3,7 @@
 # mail server (aiosmtpd, keeps what it receives) and demail-gatewayd between them.
 # Source it; it defines stack_start / stack_stop and exports the ports and paths.
 FIXTURE="${DEMAIL_SOURCE_DIR:?}/tests/fixture/pcsc-fixture.sh"
-STACK=$(mktemp -d /tmp/demail-stack-XXXXXX)
+STACK=$(mktemp -d "${TMPDIR:-/tmp}/demail-stack-XXXXXX")
 GATEWAYD="$DEMAIL_BUILD_DIR/gateway/demail-gatewayd"
 DEMAILCTL="$DEMAIL_BUILD_DIR/gateway/demailctl"
 SIM="$DEMAIL_BUILD_DIR/sim/demail-sim"
@@ -14,6 +14,8 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 # STACK_CARD_ARGS / STACK_PROVIDER_ARGS: more options for demail-sim card / provider (benchmarks:
 # "--sign-delay-ms 300", "--idle-timeout 2"). STACK_MORE_ACCOUNTS: more accounts bound to the card,
 # JSON objects each after a comma (', {"address": "rechnung@firma.de-mail.de", ...}').
+# STACK_SECOND_ACCOUNT=<name>: a second De-Mail
+# account <name>@firma.de-mail.de bound to the card, mapped from the internal <name>@firma.de.
 stack_start() {  # [extra gateway.ini lines]; STACK_CARD_PIN chooses the card's PIN (default 123456),
                  # STACK_PIN_FILE what the gateway's PIN file says (default: the card's PIN)
   # shellcheck disable=SC2086
@@ -26,10 +28,13 @@ stack_start() {  # [extra gateway.ini lines]; STACK_CARD_PIN chooses the card's 
     openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf 2>/dev/null)
   local subject
   subject=$(openssl x509 -in "$DEMAIL_CARD_STATE/authentication.pem" -noout -subject -nameopt RFC2253 | sed 's/^subject=//')
+  local second=""
+  [ -z "${STACK_SECOND_ACCOUNT:-}" ] ||
+    second=", {\"address\": \"$STACK_SECOND_ACCOUNT@firma.de-mail.de\", \"authLevel\": \"high\"}"
   cat >"$P/accounts.json" <<JSON
 { "providerDomain": "sim-provider.de-mail.de", "domains": ["behoerde.de-mail.de"],
   "certificates": [ { "subject": "$subject",
-     "accounts": [ {"address": "poststelle@firma.de-mail.de", "authLevel": "high", "retrieveConfirmation": true}${STACK_MORE_ACCOUNTS:-} ] } ],
+     "accounts": [ {"address": "poststelle@firma.de-mail.de", "authLevel": "high", "retrieveConfirmation": true}$second${STACK_MORE_ACCOUNTS:-} ] } ],
   "otherAccounts": ["amt@behoerde.de-mail.de"] }
 JSON
   mkdir -p "$STACK/provider"
@@ -48,6 +53,8 @@ JSON
 
   echo "${STACK_PIN_FILE:-${STACK_CARD_PIN:-123456}}" >"$STACK/card.pin"
   printf '@firma.de  poststelle@firma.de-mail.de\npoststelle@firma.de poststelle@firma.de-mail.de\n' >"$STACK/accounts.map"
+  [ -z "${STACK_SECOND_ACCOUNT:-}" ] ||
+    printf '%s@firma.de %s@firma.de-mail.de\n' "$STACK_SECOND_ACCOUNT" "$STACK_SECOND_ACCOUNT" >>"$STACK/accounts.map"
   export SMTP_PORT=$(free_port) HEALTH_PORT=$(free_port)
   cat >"$STACK/gateway.ini" <<INI
 [smtp]

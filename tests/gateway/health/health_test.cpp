@@ -178,3 +178,52 @@ TEST(SystemdNotify, SendsReadyAndStatusToNotifySocket) {
     EXPECT_EQ(std::string(buf, static_cast<std::size_t>(n)),
               "READY=1\nSTATUS=accepting mail on 127.0.0.1:2525");
 }
+
+TEST(HealthAccounts, APausedAccountShowsInStatusAndMetricsButKeepsTheGatewayReady) {
+    HealthState h;
+    Metrics m;
+    h.set("card", true, "logged in");
+    h.setAccounts({"poststelle@firma.de-mail.de", "Zweite@firma.de-mail.de"});
+    h.setAccountSending("zweite@firma.de-mail.de", "provider answered 403 account_blocked");
+    h.setAccountListing("poststelle@firma.de-mail.de", "");
+    EXPECT_TRUE(h.ready()) << "an account's pause must not make the gateway unready";
+
+    const auto text = healthMetricsText(h, std::chrono::system_clock::now());
+    EXPECT_TRUE(has(text, "demail_account_paused{account=\"zweite@firma.de-mail.de\"} 1")) << text;
+    EXPECT_TRUE(has(text, "demail_account_paused{account=\"poststelle@firma.de-mail.de\"} 0"));
+    EXPECT_TRUE(has(text, "demail_account_listing_failed{account=\"zweite@firma.de-mail.de\"} 0"));
+
+    Poco::JSON::Parser parser;
+    auto root = parser.parse(statusJson(h, m)).extract<Poco::JSON::Object::Ptr>();
+    auto accounts = root->getObject("accounts");
+    ASSERT_TRUE(accounts);
+    auto two = accounts->getObject("zweite@firma.de-mail.de");
+    ASSERT_TRUE(two);
+    EXPECT_EQ(two->getValue<std::string>("state"), "paused");
+    EXPECT_EQ(two->getValue<std::string>("sendingReason"), "provider answered 403 account_blocked");
+    EXPECT_EQ(two->getValue<std::string>("receiving"), "ok");
+    EXPECT_EQ(accounts->getObject("poststelle@firma.de-mail.de")->getValue<std::string>("state"),
+              "ok");
+
+    // A refused inbox listing is shown as such; a resumed account is ok again.
+    h.setAccountListing("poststelle@firma.de-mail.de", "provider answered 403 not_authorised");
+    h.setAccountSending("zweite@firma.de-mail.de", "");
+    root = parser.parse(statusJson(h, m)).extract<Poco::JSON::Object::Ptr>();
+    accounts = root->getObject("accounts");
+    EXPECT_EQ(accounts->getObject("poststelle@firma.de-mail.de")->getValue<std::string>("state"),
+              "listing_failed");
+    EXPECT_EQ(accounts->getObject("zweite@firma.de-mail.de")->getValue<std::string>("state"), "ok");
+    // An account no longer listed goes, unless its mail is still held.
+    h.setAccountSending("alt@firma.de-mail.de", "not bound");
+    h.setAccounts({"poststelle@firma.de-mail.de"});
+    const auto left = h.accounts();
+    EXPECT_EQ(left.count("zweite@firma.de-mail.de"), 0u);
+    EXPECT_EQ(left.count("alt@firma.de-mail.de"), 1u);
+}
+
+TEST(HealthAccounts, LabelValuesAreEscaped) {
+    HealthState h;
+    h.setAccountSending("a\"b\\c@x.de-mail.de", "blocked");
+    const auto text = healthMetricsText(h, std::chrono::system_clock::now());
+    EXPECT_TRUE(has(text, "demail_account_paused{account=\"a\\\"b\\\\c@x.de-mail.de\"} 1")) << text;
+}

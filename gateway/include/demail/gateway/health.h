@@ -12,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "demail/gateway/config.h"
 #include "demail/gateway/metrics.h"
@@ -50,6 +51,17 @@ class HealthState {
         std::size_t deferred = 0;
         std::size_t quarantined = 0;
     };
+    // Per De-Mail account (ACM_FU §3.6): an account's trouble is shown here and never makes the
+    // gateway unready, since the other accounts go on (/readyz stays 200).
+    struct Account {
+        std::string sendingPaused;  // empty: sending; else why this account's mail waits
+        std::string listingFailed;  // empty: its inbox was listed; else why not
+    };
+    // The accounts the provider lists for our card; states of accounts no longer listed go.
+    void setAccounts(const std::vector<std::string>& listed);
+    void setAccountSending(const std::string& account, const std::string& pausedReason);
+    void setAccountListing(const std::string& account, const std::string& failure);
+    std::map<std::string, Account> accounts() const;
     std::optional<std::chrono::system_clock::time_point> certificateNotAfter() const;
     std::optional<Inbound> inbound() const;
 
@@ -58,6 +70,7 @@ class HealthState {
     std::map<std::string, Component> components_;
     std::optional<std::chrono::system_clock::time_point> notAfter_;
     std::optional<Inbound> inbound_;
+    std::map<std::string, Account> accounts_;
 };
 
 // Conditions of the card component the alert rules match on.
@@ -67,7 +80,8 @@ inline constexpr const char* kConditionPinRejected = "pin_rejected";  // needs t
 // The gauges derived from health, in Prometheus text (part of /metrics):
 //   demail_ready, demail_component_ready{component}, demail_card_absent,
 //   demail_card_pin_rejected, demail_certificate_expiry_seconds (once known),
-//   demail_inbound_deferred / demail_inbound_quarantined (once the first pass ran).
+//   demail_inbound_deferred / demail_inbound_quarantined (once the first pass ran),
+//   demail_account_paused{account} / demail_account_listing_failed{account} per known account.
 std::string healthMetricsText(const HealthState& health, std::chrono::system_clock::time_point now);
 
 // JSON body of /status.

@@ -1,6 +1,7 @@
 // The outbound dispatcher: takes queued messages to the provider, retries with backoff, warns on
 // delay, bounces after max_age or on a permanent refusal, and pauses (keeping the queue) while an
-// operator must act (card pulled, PIN rejected, certificate refused).
+// operator must act (card pulled, PIN rejected, certificate refused). One account's trouble
+// (blocked at the provider) holds back only that account's mail (AccountPauses).
 //
 // It works through three seams, each a small interface with a real adapter in the daemon and a
 // fake in the unit tests: OutboundStore (the spool), Submitter (message layer + provider
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "demail/gateway/account_pauses.h"
 #include "demail/gateway/dsn.h"
 #include "demail/gateway/envelope.h"
 #include "demail/gateway/retry_policy.h"
@@ -64,13 +66,20 @@ struct SubmitOutcome {
         Accepted,        // the provider took it (also when it already had it: idempotency key)
         Retryable,       // try again later
         Permanent,       // never: bounce now
-        OperatorAction,  // card, PIN, certificate or account: pause everything, keep the queue
+        OperatorAction,  // card, PIN, key, client certificate: pause everything, keep the queue
+        AccountPaused,   // only `account` cannot send (blocked at the provider, not bound to our
+                         // certificate): its mail waits, every other account goes on
     };
     Kind kind = Kind::Retryable;
     std::string detail;       // one line
     std::string status;       // RFC 3463 code for a DSN, e.g. "5.1.1"; defaults by kind
     std::string remoteHost;   // the provider's host for Remote-MTA
     std::string providerIds;  // accepted: the provider's message ids, for the log trail
+    std::string account{};    // AccountPaused: the De-Mail account that is paused
+    // OperatorAction: the provider itself refused our credentials (an HTTP answer such as 403
+    // certificate_revoked): logging in to the same card again cannot help, so the card
+    // supervisor must not do it (it would loop); a new card or a reload ends the pause.
+    bool providerRefused{};
 };
 
 class Submitter {
@@ -105,6 +114,10 @@ class OutboundDispatcher {
         // thread is one of them). The Submitter, store and notifier must then be thread-safe;
         // the daemon sets it to [provider] connections.
         std::size_t lanes = 1;
+        // Per-account pauses (the submitter writes them): a message that came back
+        // AccountPaused is parked until its account is resumed or its probe time comes. Null:
+        // such a message simply waits for the next pass.
+        const AccountPauses* accountPauses = nullptr;
     };
     OutboundDispatcher(Options options, OutboundStore& store, Submitter& submitter,
                        Notifier& notifier, std::function<double()> uniform01);
@@ -118,11 +131,19 @@ class OutboundDispatcher {
     // Processes one message; used by runOnce's lanes.
     void processOne(const std::string& id, TimePoint now, DispatchCounts& counts);
 
-    // Set when a submission came back OperatorAction, cleared by resume() (the card supervisor
-    // calls it when the card is back and logged in).
+    // Set when a submission came back OperatorAction (card, key, client certificate), cleared by
+    // resume() (the card supervisor calls it when the card is back and logged in). An account's
+    // trouble (AccountPaused) never sets it.
     bool paused() const;
+    // Paused for a reason a new login to the card may end (the card, its key): the card
+    // supervisor's cue to log in again. False for a pause the provider's refusal of our
+    // credentials caused (SubmitOutcome::providerRefused).
+    bool pausedForCard() const;
     std::string pauseReason() const;
-    void pause(const std::string& reason);
+    // True when the last pass left this message waiting because its account is paused (the
+    // queue's readiness leaves such messages out: the gateway works for the other accounts).
+    bool heldForAccount(const std::string& id) const;
+    void pause(const std::string& reason, bool loginMayHelp = true);
     void resume();
 
   private:
@@ -133,13 +154,15 @@ class OutboundDispatcher {
         TimePoint nextAttempt;
         TimePoint arrival;
         std::uint64_t stamp;
+        std::string pausedAccount;  // came back AccountPaused for this account
     };
     bool processMessage(const std::string& id, TimePoint now, DispatchCounts& counts,
-                        std::optional<Envelope>& env, DispatchState& st);
+                        std::optional<Envelope>& env, DispatchState& st,
+                        std::string& pausedAccount);
     bool due(const Parked& p, TimePoint now) const;
     // True when the provider accepted it and it left the queue.
-    bool handleSubmit(const Envelope& env, DispatchState& st, TimePoint now,
-                      DispatchCounts& counts);
+    bool handleSubmit(const Envelope& env, DispatchState& st, TimePoint now, DispatchCounts& counts,
+                      std::string& pausedAccount);
     void giveUp(const Envelope& env, DispatchState& st, const std::string& status,
                 const std::string& detail);
     bool sendReport(const Envelope& env, const DispatchState& st, DsnAction action, TimePoint now,
@@ -150,12 +173,13 @@ class OutboundDispatcher {
     Submitter& submitter_;
     Notifier& notifier_;
     double uniform01();  // uniform01_ is not thread-safe: lanes take turns
-    std::mutex parkedMutex_;
+    mutable std::mutex parkedMutex_;
     std::map<std::string, Parked> parked_;
     std::function<double()> uniform01_;
     std::mutex randomMutex_;
     mutable std::mutex pauseMutex_;
     std::optional<std::string> pauseReason_;
+    bool loginMayHelp_ = true;
 };
 
 }  // namespace demail::gateway

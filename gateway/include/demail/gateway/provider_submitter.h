@@ -15,6 +15,7 @@
 #include "demail/connector/message/outbound.h"
 #include "demail/connector/transport/provider_transport.h"
 #include "demail/gateway/evidence.h"
+#include "demail/gateway/account_pauses.h"
 #include "demail/gateway/outbound.h"
 #include "demail/gateway/sent_journal.h"
 
@@ -37,9 +38,16 @@ class ProviderSubmitter final : public Submitter {
     // Where each submission and the provider's answer are kept (set by the daemon; none in tests
     // that do not look at it). A submission whose evidence cannot be kept is not made.
     Evidence* evidence = nullptr;
+    // Per-account pauses (set by the daemon): a refusal of one account (403 account_blocked,
+    // not_authorised) pauses that account only and comes back AccountPaused; while it is paused
+    // its messages come back AccountPaused without a request, but for one probe per interval.
+    // Null: such a refusal is an OperatorAction that pauses everything.
+    AccountPauses* accountPauses = nullptr;
 
   private:
-    SubmitOutcome failure(const connector::TransportError& error);  // the taxonomy -> outcome
+    // The taxonomy -> outcome; `account` is the account the request was made for.
+    SubmitOutcome failure(const connector::TransportError& error, const std::string& account);
+    void resumed(const std::string& account);  // a submission for it got through
     connector::ProviderTransport& transport_;
     SentJournal& journal_;
     std::string host_;

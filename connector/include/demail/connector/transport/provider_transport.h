@@ -14,7 +14,10 @@ namespace demail::connector {
 // The error taxonomy drives what the gateway does next:
 //   Retryable       -> keep the message queued, retry with backoff (SMTP 4xx before acceptance)
 //   Permanent       -> give up on this message (SMTP 5xx / DSN) with the reason
-//   OperatorAction  -> stop sending; a human must act (PIN, token, certificate, account blocked)
+//   OperatorAction  -> stop sending; a human must act (PIN, token, certificate, account blocked).
+//                      With `accountLevel` only the account the request named is concerned (it is
+//                      blocked at the provider, or not bound to our certificate): the gateway
+//                      stops that account's sending and nothing else.
 enum class ErrorKind { Retryable, Permanent, OperatorAction };
 
 struct TransportError {
@@ -22,6 +25,7 @@ struct TransportError {
     std::string code;    // machine code, e.g. "connect_refused", "http_503", "sender_not_owned"
     std::string reason;  // one line for logs and operators
     int httpStatus = 0;  // 0 when no HTTP response was read
+    bool accountLevel = false;  // OperatorAction for the named account only (see above)
 };
 
 const char* toString(ErrorKind kind);

@@ -19,11 +19,12 @@
 namespace demail::gateway {
 
 struct AccountSnapshot {
-    connector::AccountMap map;               // accounts file: internal sender -> De-Mail account
-    std::vector<std::string> deMailDomains;  // configured, plus our account domains below them
-    std::vector<std::string> ownAccounts;    // the accounts the provider lists for our card
-    std::vector<connector::Account> listed;  // the same, with level, permission and state
-    bool providerListed = false;             // false until the provider was asked successfully
+    connector::AccountMap map;                 // accounts file: internal sender -> De-Mail account
+    std::vector<std::string> deMailDomains;    // configured, plus our account domains below them
+    std::vector<std::string> ownAccounts;      // the accounts the provider lists for our card
+    std::vector<std::string> blockedAccounts;  // of those, the ones it lists as blocked
+    std::vector<connector::Account> listed;    // the same, with level, permission and state
+    bool providerListed = false;               // false until the provider was asked successfully
 };
 
 class AccountDirectory {

@@ -28,7 +28,8 @@ class CardSupervisor {
         std::function<void()> dropConnections;  // TLS contexts let go of the old key
         std::function<void()> cardBack;         // the whole queue is worth a look now
         // Sending paused, also by the dispatcher itself (a submission found the key unusable):
-        // with the card present, a reason to log in again.
+        // with the card present, a reason to log in again. One account's pause (blocked at the
+        // provider, AccountPauses) is not a pause of sending here: it never causes a login.
         std::function<bool()> sendingPaused;
     };
     // `credentials` as makeCredentials() left them (the first login already tried).

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "demail/gateway/archive_evidence.h"
+#include "demail/gateway/account_pauses.h"
 #include "demail/gateway/config.h"
 #include "demail/gateway/credentials.h"
 #include "demail/gateway/health.h"
@@ -57,6 +58,7 @@ class Daemon {
     HealthState health_;
     Spool spool_;
     AccountDirectory accounts_;
+    AccountPauses accountPauses_;  // one account's trouble pauses that account only
     SmtpRelayTarget relay_;
     CredentialsResult credentials_;
     std::unique_ptr<HealthServer> healthServer_;

@@ -3,14 +3,22 @@
 // the provider for our accounts (the account directory publishes them) and then fetches, routes,
 // delivers and acknowledges what is waiting. It keeps the "inbound" and "provider" health
 // components and owns the inbound ledger, the attempt counts and the quarantine.
+//
+// One account's trouble never stops it: an account paused for sending (blocked at the provider)
+// is still polled (ACM_FU §3.6: a blocked account still receives), an account whose inbox listing
+// is refused is left out of that pass while the others are delivered, and both show per account
+// in health. The account listing's `blocked` flags pause and resume an account's sending: a
+// listing that shows a blocked account unblocked again resumes it at once.
 #pragma once
 
 #include <atomic>
 #include <functional>
+#include <set>
 #include <string>
 #include <thread>
 
 #include "demail/connector/transport/provider_transport.h"
+#include "demail/gateway/account_pauses.h"
 #include "demail/gateway/config.h"
 #include "demail/gateway/demail_router.h"
 #include "demail/gateway/health.h"
@@ -30,7 +38,8 @@ class InboundService {
     InboundService(const Config& config, connector::ProviderTransport& transport,
                    AccountDirectory& accounts, const SentJournal& journal,
                    const SmtpRelayTarget& relay, Metrics& metrics, HealthState& health,
-                   std::function<bool()> sendingPaused, const std::string& gatewayName);
+                   std::function<bool()> sendingPaused, AccountPauses& pauses,
+                   const std::string& gatewayName);
     ~InboundService();
 
     void start();
@@ -44,6 +53,7 @@ class InboundService {
 
   private:
     void run();
+    void followListing();  // the listing's blocked flags -> pauses, the accounts -> health
 
     const std::chrono::seconds pollInterval_;
     const std::string relayName_;
@@ -51,6 +61,8 @@ class InboundService {
     AccountDirectory& accounts_;
     HealthState& health_;
     std::function<bool()> sendingPaused_;
+    AccountPauses& pauses_;
+    std::set<std::string> listedBlocked_;  // accounts the last listing showed blocked
     ProviderInbox inbox_;
     DeMailRouter router_;
     RelayInboundDelivery delivery_;

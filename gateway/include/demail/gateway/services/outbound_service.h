@@ -28,7 +28,7 @@ class OutboundService {
   public:
     OutboundService(const Config& config, Spool& spool, Submitter& submitter,
                     const SmtpRelayTarget& relay, Metrics& metrics, HealthState& health,
-                    std::string reportingHost);
+                    std::string reportingHost, const AccountPauses* accountPauses = nullptr);
     ~OutboundService();
 
     void start();
@@ -39,6 +39,7 @@ class OutboundService {
     void pause(const std::string& why);
     void resume();
     bool paused() const { return dispatcher_.paused(); }
+    bool pausedForCard() const { return dispatcher_.pausedForCard(); }
 
     // Run after every full pass, for figures other services count (the intake's accepted
     // messages, the card's signatures).
