@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -13,6 +14,8 @@
 #include "demail/smtp/policy.h"
 
 namespace demail::gateway {
+
+class AddressBook;
 
 // IPv4 or IPv6 address inside an "a.b.c.d/n" or "x::/n" network.
 bool addressInCidr(const std::string& address, const std::string& cidr);
@@ -27,6 +30,9 @@ class IntakePolicy final : public smtp::Policy {
     // False until the provider listed our accounts: an unmapped sender may then still be one of
     // them, so it is told to try again later (4xx), never refused for good on a guess.
     void setAccountsListed(bool listed);
+    // The provider's directory, asked for each recipient in a De-Mail domain (unknown or closed:
+    // 550 5.1.1; cannot be asked: 451 4.4.3). Null (the default): the domain decides alone.
+    void setAddressBook(std::shared_ptr<AddressBook> book);
 
     bool relayAllowed(const smtp::SessionInfo& s) override;
     smtp::Decision checkSender(const smtp::SessionInfo& s, const std::string& sender) override;
@@ -39,6 +45,7 @@ class IntakePolicy final : public smtp::Policy {
     connector::AccountMap accounts_;
     std::vector<std::string> domains_;
     bool accountsListed_ = true;
+    std::shared_ptr<AddressBook> addressBook_;
 };
 
 class SpoolSink final : public smtp::MessageSink {
