@@ -223,7 +223,14 @@ const SimAccount* ProviderState::findAccount(const std::string& address) const {
 }
 
 bool ProviderState::knownDomain(const std::string& domain) const {
-    return contains(domains_, lower(domain));
+    // A De-Mail domain covers everything below it (docs/provider-api.md "domains").
+    const std::string d = lower(domain);
+    for (const auto& known : domains_)
+        if (d == known || (d.size() > known.size() + 1 &&
+                           d.compare(d.size() - known.size(), known.size(), known) == 0 &&
+                           d[d.size() - known.size() - 1] == '.'))
+            return true;
+    return false;
 }
 
 ApiReply ProviderState::listAccounts(const std::vector<std::string>& bound) const {
