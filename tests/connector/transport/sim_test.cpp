@@ -58,7 +58,8 @@ TEST_F(TransportSim, ProbeReportsProfileAccountsAndDomains) {
     EXPECT_EQ(r.cipher, "ECDHE-RSA-AES256-SHA384");
     EXPECT_EQ(r.group, "P-521");
     EXPECT_EQ(r.accounts, 3);
-    EXPECT_EQ(r.domains, 2);
+    // The provider's "domains" (behoerde, example) and our accounts' (firma, standort-b.firma).
+    EXPECT_EQ(r.domains, 4);
     EXPECT_NE(r.clientSubject.find("CN=demail-gateway-test"), std::string::npos);
 }
 
