@@ -205,7 +205,27 @@ int Daemon::start() {
         metrics_.counter("demail_tls_handshakes_total", "Provider TLS handshakes", "kind", "full");
     auto& resumed = metrics_.counter("demail_tls_handshakes_total", "Provider TLS handshakes",
                                      "kind", "resumed");
-    outbound_->afterFullPass = [this, &accepted, &signatures, &full, &resumed] {
+    const auto checks = [this](const char* result) -> Metrics::Counter& {
+        return metrics_.counter("demail_address_checks_total",
+                                "Recipient checks at RCPT ([provider] address_check) by how they "
+                                "were answered",
+                                "result", result);
+    };
+    auto& asked = checks("asked");
+    auto& cached = checks("cached");
+    auto& failed = checks("failed");
+    auto& timedOut = checks("timeout");
+    auto& stale = checks("confirmed_before");
+    outbound_->afterFullPass = [this, &accepted, &signatures, &full, &resumed, &asked, &cached,
+                                &failed, &timedOut, &stale] {
+        if (addressBook_) {
+            const auto c = addressBook_->counters();
+            asked.mirror(c.lookups);
+            cached.mirror(c.hits);
+            failed.mirror(c.failures);
+            timedOut.mirror(c.timeouts);
+            stale.mirror(c.stale);
+        }
         accepted.mirror(intake_->accepted());
         const auto totals = pool_->totals();
         signatures.mirror(totals.cardSignatures);

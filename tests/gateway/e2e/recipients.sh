@@ -90,6 +90,11 @@ curl -s -X POST -d '{"mode":"none"}' "$PROVIDER_CONTROL/control/fault" >/dev/nul
 wait_for 60 rcpt_starts neu@behoerde.de-mail.de "250 " || fail "not accepted once the provider is back: $(rcpt neu@behoerde.de-mail.de)"
 pass "provider unreachable: $out; a confirmed recipient $known; 250 once it is back"
 
+# What the operator sees: the checks by how they were answered (mirrored after each queue pass).
+asked_metric() { curl -s "http://127.0.0.1:$HEALTH_PORT/metrics" | grep -qE '^demail_address_checks_total\{result="asked"\} [1-9]'; }
+wait_for 60 asked_metric || fail "/metrics: no demail_address_checks_total{result=\"asked\"}"
+pass "/metrics: $(curl -s "http://127.0.0.1:$HEALTH_PORT/metrics" | grep '^demail_address_checks_total' | tr '\n' ' ')"
+
 # 5. The operator pins the De-Mail domains: the provider's sammel.example no longer counts.
 kill -TERM "$GATEWAYD_PID"; wait "$GATEWAYD_PID" 2>/dev/null || true
 printf '[provider]\ndemail_domains_from_provider = no\n' >>"$STACK/gateway.ini"
