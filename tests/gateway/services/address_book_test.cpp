@@ -236,9 +236,8 @@ TEST_F(Fixture, ConcurrentSessionsAskTheProviderOnce) {
     dir.gate = release.get_future().share();
     std::vector<std::future<AddressBook::Verdict>> sessions;
     for (int i = 0; i < 8; ++i)
-        sessions.push_back(std::async(std::launch::async, [this] {
-            return book->check("amt@behoerde.de-mail.de").verdict;
-        }));
+        sessions.push_back(std::async(
+            std::launch::async, [this] { return book->check("amt@behoerde.de-mail.de").verdict; }));
     for (int i = 0; i < 3000 && dir.askedFor("amt@behoerde.de-mail.de") < 1; ++i)
         std::this_thread::sleep_for(10ms);
     release.set_value();
