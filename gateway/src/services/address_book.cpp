@@ -22,7 +22,7 @@ std::string lower(std::string s) {
 }  // namespace
 
 AddressBook::AddressBook(Settings settings, Lookup lookup, std::function<Clock::time_point()> now)
-    : settings_(std::move(settings)),
+    : settings_(settings),
       lookup_(std::move(lookup)),
       now_(now ? std::move(now) : [] { return Clock::now(); }) {
     for (std::size_t i = 0; i < std::max<std::size_t>(settings_.workers, 1); ++i)
