@@ -114,6 +114,26 @@ const config::Section<ProviderConfig>& providerSection() {
                  return std::string();
              },
              [](const C& c) { return config::joinList(c.deMailDomains); }, ""},
+            config::boolean("demail_domains_from_provider", &C::deMailDomainsFromProvider),
+            config::boolean("address_check", &C::addressCheck),
+            {"address_check_timeout", config::Kind::Duration,
+             [](C& c, const std::string& v) {
+                 // The RCPT waits this long in the SMTP session: short, and below the 5 minutes
+                 // RFC 5321 §4.5.3.2 gives a client for a RCPT reply.
+                 auto d = config::parseDuration(v);
+                 if (!d || d->count() < 1 || d->count() > 60)
+                     return config::expected("a duration between 1s and 60s", v);
+                 c.addressCheckTimeout = *d;
+                 return std::string();
+             },
+             [](const C& c) { return config::formatDuration(c.addressCheckTimeout); }, ""},
+            config::duration("address_cache_ttl", &C::addressCacheTtl),
+            config::duration("address_cache_negative_ttl", &C::addressCacheNegativeTtl),
+            config::count("address_cache_size", &C::addressCacheSize, 100, 1000000),
+            config::choice<C, ProviderConfig::Unavailable>(
+                "address_check_unavailable", &C::addressCheckUnavailable,
+                {{"defer", ProviderConfig::Unavailable::Defer},
+                 {"accept", ProviderConfig::Unavailable::Accept}}),
             config::count("connections", &C::connections, 1, 32),
             config::duration("poll_interval", &C::pollInterval),
         }};

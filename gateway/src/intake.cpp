@@ -6,8 +6,12 @@
 #include <cstdio>
 #include <cstring>
 
+#include <Poco/Logger.h>
+
 #include "demail/connector/message/demail_headers.h"
 #include "demail/connector/message/net_size.h"
+#include "demail/gateway/services/address_book.h"
+#include "demail/smtp/server.h"
 
 namespace demail::gateway {
 
@@ -51,6 +55,11 @@ void IntakePolicy::setDeMailDomains(std::vector<std::string> domains) {
     domains_ = std::move(domains);
 }
 
+void IntakePolicy::setAddressBook(std::shared_ptr<AddressBook> book) {
+    std::lock_guard lock(mutex_);
+    addressBook_ = std::move(book);
+}
+
 void IntakePolicy::setRelayNetworks(std::vector<std::string> networks) {
     std::lock_guard lock(mutex_);
     relayNetworks_ = std::move(networks);
@@ -70,14 +79,36 @@ smtp::Decision IntakePolicy::checkSender(const smtp::SessionInfo& s, const std::
     return authority_.checkSender(s, sender);
 }
 
-smtp::Decision IntakePolicy::checkRecipient(const smtp::SessionInfo&, const std::string&,
+smtp::Decision IntakePolicy::checkRecipient(const smtp::SessionInfo& s, const std::string&,
                                             const std::string& recipient) {
-    std::lock_guard lock(mutex_);
-    if (!connector::isValidDeMailAddress(recipient) || !connector::inDomains(recipient, domains_))
-        return smtp::Decision::refuse(
-            smtp::Reply::RecipientRefused,
-            "<" + recipient + ">: not a De-Mail address; this gateway sends De-Mail only");
-    return smtp::Decision::accept();
+    std::shared_ptr<AddressBook> book;
+    {
+        std::lock_guard lock(mutex_);
+        if (!connector::isValidDeMailAddress(recipient) ||
+            !connector::inDomains(recipient, domains_))
+            return smtp::Decision::refuse(
+                smtp::Reply::RecipientRefused,
+                "<" + recipient + ">: not a De-Mail address; this gateway sends De-Mail only");
+        book = addressBook_;
+    }
+    if (!book)
+        return smtp::Decision::accept();
+    // Asked without mutex_: a slow provider holds up this session only (at most the book's
+    // timeout), never another session's MAIL or RCPT.
+    const auto answer = book->check(recipient);
+    const auto decision = recipientDecision(answer, recipient);
+    if (!decision.accepted || answer.stale || answer.unchecked) {
+        const char* what = answer.verdict == AddressBook::Verdict::Unknown
+                               ? (answer.info.reason == "closed" ? "closed" : "unknown")
+                           : answer.verdict == AddressBook::Verdict::Unavailable ? "unavailable"
+                           : answer.stale ? "accepted_as_confirmed_before"
+                                          : "accepted_unchecked";
+        Poco::Logger::get("smtpd").notice(
+            "event=recipient_check client=" + s.clientAddress +
+            " rcpt=" + smtp::auditValue(recipient) + " result=" + what +
+            (answer.why.empty() ? std::string() : " reason=" + smtp::auditValue(answer.why)));
+    }
+    return decision;
 }
 
 namespace {

@@ -92,8 +92,13 @@ ProviderConnectionPool::Totals ProviderConnectionPool::totals() {
 connector::Result<connector::Done> ProviderConnectionPool::open() {
     return withConnection([](connector::ProviderConnection& t) { return t.open(); });
 }
-connector::Result<std::vector<connector::Account>> ProviderConnectionPool::listAccounts() {
+connector::Result<connector::AccountListing> ProviderConnectionPool::listAccounts() {
     return withConnection([](connector::ProviderConnection& t) { return t.listAccounts(); });
+}
+connector::Result<connector::AddressInfo> ProviderConnectionPool::lookupAddress(
+    const std::string& address) {
+    return withConnection(
+        [&](connector::ProviderConnection& t) { return t.lookupAddress(address); });
 }
 connector::Result<connector::SubmitReceipt> ProviderConnectionPool::submit(
     const connector::Submission& s) {

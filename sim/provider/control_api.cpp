@@ -66,6 +66,40 @@ class ControlHandler : public Poco::Net::HTTPRequestHandler {
         } else if (method == "POST" && path == "/control/block") {
             server_.state().setBlocked(account, blocked);
             out = "{}";
+        } else if (method == "POST" && path == "/control/address") {
+            std::string address, state = "known";
+            DirectoryEntry e;
+            for (const auto& [k, v] : uri.getQueryParameters()) {
+                if (k == "address")
+                    address = v;
+                if (k == "state")
+                    state = v;
+                if (k == "authLevel")
+                    e.authLevel = v;
+                if (k == "accessOpening")
+                    e.accessOpening = v == "true" || v == "1";
+            }
+            if (address.find('@') == std::string::npos ||
+                (state != "known" && state != "closed" && state != "unknown") ||
+                (e.authLevel != "normal" && e.authLevel != "high")) {
+                status = 400;
+                out = "{\"error\":\"address=A&state=known|closed|unknown&authLevel=normal|high\"}";
+            } else {
+                server_.state().setDirectoryEntry(address, state, e);
+                out = "{}";
+            }
+        } else if (method == "POST" && path == "/control/domain") {
+            std::string domain;
+            for (const auto& [k, v] : uri.getQueryParameters())
+                if (k == "domain")
+                    domain = v;
+            if (domain.find('.') == std::string::npos) {
+                status = 400;
+                out = "{\"error\":\"domain=D\"}";
+            } else {
+                server_.state().addDomain(domain);
+                out = "{}";
+            }
         } else if (method == "POST" && path == "/control/idempotency") {
             bool enabled = true;
             for (const auto& [k, v] : uri.getQueryParameters())

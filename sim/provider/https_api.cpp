@@ -266,6 +266,8 @@ class ApiHandler : public Poco::Net::HTTPRequestHandler {
                     account = v;
             return server_.state().listInbox(bound, account);
         }
+        if (method == "GET" && seg.size() == 3 && seg[0] == "v1" && seg[1] == "addresses")
+            return server_.state().lookupAddress(bound, seg[2]);
         if (method == "GET" && seg.size() == 3 && seg[0] == "v1" && seg[1] == "inbox")
             return server_.state().fetch(bound, seg[2]);
         if (method == "POST" && seg.size() == 4 && seg[0] == "v1" && seg[1] == "inbox" &&

@@ -164,6 +164,7 @@ std::optional<std::string> ProviderState::load(const std::string& accountsFile) 
                 acc.authLevel = a->optValue<std::string>("authLevel", "normal");
                 acc.retrieveConfirmation = a->optValue("retrieveConfirmation", false);
                 acc.blocked = a->optValue("blocked", false);
+                acc.accessOpening = a->optValue("accessOpening", false);
                 b.accounts.push_back(acc.address);
                 if (!contains(domains_, acc.domain))
                     domains_.push_back(acc.domain);
@@ -180,6 +181,17 @@ std::optional<std::string> ProviderState::load(const std::string& accountsFile) 
                 accounts_.emplace(acc.address, acc);
                 if (!contains(domains_, acc.domain))
                     domains_.push_back(acc.domain);
+            }
+        // The directory beyond our mailboxes: {"address", "authLevel", "accessOpening",
+        // "closed"}. A known address does not make its domain a De-Mail domain of this provider.
+        if (auto known = root->getArray("knownAddresses"))
+            for (size_t i = 0; i < known->size(); ++i) {
+                auto k = known->getObject(static_cast<unsigned>(i));
+                DirectoryEntry e;
+                e.authLevel = k->optValue<std::string>("authLevel", "normal");
+                e.accessOpening = k->optValue("accessOpening", false);
+                e.closed = k->optValue("closed", false);
+                directory_[lower(k->getValue<std::string>("address"))] = e;
             }
     } catch (const Poco::Exception& e) {
         return "accounts file " + accountsFile + ": " + e.displayText();
@@ -211,7 +223,14 @@ const SimAccount* ProviderState::findAccount(const std::string& address) const {
 }
 
 bool ProviderState::knownDomain(const std::string& domain) const {
-    return contains(domains_, lower(domain));
+    // A De-Mail domain covers everything below it (docs/provider-api.md "domains").
+    const std::string d = lower(domain);
+    for (const auto& known : domains_)
+        if (d == known || (d.size() > known.size() + 1 &&
+                           d.compare(d.size() - known.size(), known.size(), known) == 0 &&
+                           d[d.size() - known.size() - 1] == '.'))
+            return true;
+    return false;
 }
 
 ApiReply ProviderState::listAccounts(const std::vector<std::string>& bound) const {
@@ -231,6 +250,10 @@ ApiReply ProviderState::listAccounts(const std::vector<std::string>& bound) cons
         arr.add(o);
         doms.insert(a->domain);
     }
+    // "domains": every De-Mail domain this provider delivers to (docs/provider-api.md), not only
+    // those of the listed accounts.
+    for (const auto& d : domains_)
+        doms.insert(d);
     Poco::JSON::Array domArr;
     for (const auto& d : doms)
         domArr.add(d);
@@ -238,6 +261,52 @@ ApiReply ProviderState::listAccounts(const std::vector<std::string>& bound) cons
     root.set("accounts", arr);
     root.set("domains", domArr);
     return {200, "application/json", toJson(root), {}};
+}
+
+ApiReply ProviderState::lookupAddress(const std::vector<std::string>& bound,
+                                      const std::string& address) const {
+    if (bound.empty())
+        return error(403, "certificate_unknown", "no accounts bound to this certificate");
+    std::lock_guard lock(mutex_);
+    const std::string key = lower(address);
+    DirectoryEntry found;
+    bool exists = false;
+    if (auto d = directory_.find(key); d != directory_.end()) {
+        if (d->second.closed)
+            return error(404, "address_closed", "this De-Mail address has been closed");
+        found = d->second;
+        exists = true;
+    } else if (const SimAccount* a = findAccount(key)) {
+        found.authLevel = a->authLevel;
+        found.accessOpening = a->accessOpening;
+        exists = true;
+    }
+    if (!exists)
+        return error(404, "address_unknown", "no De-Mail address of this name");
+    Poco::JSON::Object o;
+    o.set("address", key);
+    o.set("exists", true);
+    o.set("authLevel", found.authLevel);
+    o.set("accessOpening", found.accessOpening);
+    return {200, "application/json", toJson(o), {}};
+}
+
+void ProviderState::setDirectoryEntry(const std::string& address, const std::string& state,
+                                      DirectoryEntry entry) {
+    std::lock_guard lock(mutex_);
+    const std::string key = lower(address);
+    if (state == "unknown") {
+        directory_.erase(key);
+        return;
+    }
+    entry.closed = state == "closed";
+    directory_[key] = entry;
+}
+
+void ProviderState::addDomain(const std::string& domain) {
+    std::lock_guard lock(mutex_);
+    if (!contains(domains_, lower(domain)))
+        domains_.push_back(lower(domain));
 }
 
 void ProviderState::deliver(StoredMessage msg) {

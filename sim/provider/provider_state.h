@@ -19,6 +19,15 @@ struct SimAccount {
     std::string authLevel = "normal";  // normal | high
     bool retrieveConfirmation = false;
     bool blocked = false;
+    bool accessOpening = false;  // Zugangseröffnung (De-Mail-G §7(3)), shown by the look-up
+};
+
+// What the simulated directory (ÖVD) says of an address that is not one of our mailboxes: an
+// address at another provider, known, or closed.
+struct DirectoryEntry {
+    std::string authLevel = "normal";
+    bool accessOpening = false;
+    bool closed = false;
 };
 
 struct CertBinding {
@@ -74,6 +83,9 @@ class ProviderState {
     // an empty list when there is none.
     ApiReply findSubmissions(const std::vector<std::string>& bound, const std::string& account,
                              const std::string& privateId) const;
+    // GET /v1/addresses/{address}: 200 for a mailbox here or a known address elsewhere, 404
+    // address_closed / address_unknown otherwise.
+    ApiReply lookupAddress(const std::vector<std::string>& bound, const std::string& address) const;
     // Off: Idempotency-Key is neither required nor remembered, as at a provider without it; a
     // repeated submission is stored again (POST /control/idempotency).
     void setIdempotency(bool enabled);
@@ -87,6 +99,12 @@ class ProviderState {
     std::string inboxJson(const std::string& account) const;  // including acked messages
     std::string messageData(const std::string& id) const;
     void setBlocked(const std::string& account, bool blocked);
+    // POST /control/address: state "known" (with level and Zugangseröffnung), "closed" or
+    // "unknown" (forgotten). A closed address also hides a mailbox of that name.
+    void setDirectoryEntry(const std::string& address, const std::string& state,
+                           DirectoryEntry entry);
+    // POST /control/domain: one more De-Mail domain in the listing (GET /v1/accounts "domains").
+    void addDomain(const std::string& domain);
 
   private:
     std::string nextId(const char* prefix);
@@ -103,8 +121,9 @@ class ProviderState {
     std::map<std::string, SimAccount> accounts_;
     std::vector<CertBinding> bindings_;
     std::vector<std::string> domains_;
-    std::vector<StoredMessage> messages_;  // every mailbox, in arrival order
-    std::vector<std::string> outbound_;    // copies for recipients at other providers (ids)
+    std::map<std::string, DirectoryEntry> directory_;  // addresses known beyond our mailboxes
+    std::vector<StoredMessage> messages_;              // every mailbox, in arrival order
+    std::vector<std::string> outbound_;  // copies for recipients at other providers (ids)
     struct Idem {
         std::string bodyHash;
         ApiReply reply;

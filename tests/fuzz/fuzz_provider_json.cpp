@@ -14,8 +14,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         std::abort();  // a malformed list is the provider's fault: retryable
     if (auto i = api::parseInbox(body); !i.ok() && i.error().kind == ErrorKind::Permanent)
         std::abort();
-    for (int status : {200, 201, 400, 409, 422, 429, 500, 503}) {
+    for (int status : {200, 201, 400, 404, 409, 422, 429, 500, 503}) {
         (void)api::parseSubmitReceipt(status, body);
+        // Only a 200 or a 404 with one of the two codes may say "no such address".
+        if (auto l = api::parseAddress(status, body, "a@b.de-mail.de");
+            l.ok() && !l.value().exists && status != 200 && status != 404)
+            std::abort();
         (void)api::mapHttpError(status, body);
     }
     return 0;

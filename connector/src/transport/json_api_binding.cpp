@@ -11,6 +11,7 @@
 #include <Poco/JSON/Parser.h>
 
 #include <algorithm>
+#include <cctype>
 #include <set>
 #include <sstream>
 
@@ -112,13 +113,40 @@ TransportError mapHttpError(int status, const std::string& body) {
             kind == ErrorKind::OperatorAction && accountLevelCode(code)};
 }
 
-Result<std::vector<Account>> parseAccounts(const std::string& body) {
+namespace {
+
+// A domain from the provider widens what counts as De-Mail (AccountDirectory): only a plain
+// domain name with at least two labels, so that neither "de" nor "*.example" nor a value with
+// an '@' or a control character ever becomes one.
+std::string checkedDomain(std::string value) {
+    for (auto& c : value)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    bool ok = !value.empty() && value.size() <= 253 && value.front() != '.' &&
+              value.back() != '.' && value.find("..") == std::string::npos &&
+              value.find('.') != std::string::npos;
+    for (char c : value)
+        ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.');
+    if (!ok)
+        throw Poco::DataFormatException("domain '" + value.substr(0, 64) +
+                                        "' is not a domain name such as firma.de-mail.de");
+    return value;
+}
+
+std::string lowerCopy(std::string v) {
+    for (auto& c : v)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return v;
+}
+
+}  // namespace
+
+Result<AccountListing> parseAccounts(const std::string& body) {
     try {
         auto o = parseObject(body);
         auto arr = o->getArray("accounts");
         if (!arr)
             return malformed("no accounts array");
-        std::vector<Account> out;
+        AccountListing out;
         for (size_t i = 0; i < arr->size(); ++i) {
             auto a = arr->getObject(static_cast<unsigned>(i));
             if (!a)
@@ -131,9 +159,60 @@ Result<std::vector<Account>> parseAccounts(const std::string& body) {
             acc.authLevel = a->optValue<std::string>("authLevel", "normal");
             acc.retrieveConfirmationAllowed = getBool(a, "retrieveConfirmation", false);
             acc.blocked = getBool(a, "blocked", false);
-            out.push_back(std::move(acc));
+            out.accounts.push_back(std::move(acc));
+        }
+        // Optional: a provider that names no domains leaves the configured ones.
+        if (o->has("domains") && !o->isNull("domains")) {
+            auto doms = o->getArray("domains");
+            if (!doms)
+                return malformed("domains is not an array");
+            for (size_t i = 0; i < doms->size(); ++i) {
+                auto d = checkedDomain(doms->getElement<std::string>(static_cast<unsigned>(i)));
+                if (std::find(out.domains.begin(), out.domains.end(), d) == out.domains.end())
+                    out.domains.push_back(std::move(d));
+            }
         }
         return out;
+    } catch (const Poco::Exception& e) {
+        return malformed(e.displayText());
+    } catch (const std::exception& e) {
+        return malformed(e.what());
+    }
+}
+
+Result<AddressInfo> parseAddress(int status, const std::string& body, const std::string& address) {
+    AddressInfo info;
+    info.address = address;
+    if (status == 404 || status == 405 || status == 501) {
+        auto err = mapHttpError(status, body);
+        if (status == 404 && (err.code == "address_unknown" || err.code == "address_closed")) {
+            info.reason = err.code == "address_closed" ? "closed" : "unknown";
+            return info;
+        }
+        // No such resource: the provider does not offer the look-up. Never "does not exist".
+        err.kind = ErrorKind::Permanent;
+        err.code = "lookup_not_offered";
+        err.reason = "the provider does not offer the address look-up (" + err.reason + ")";
+        return err;
+    }
+    if (status != 200)
+        return mapHttpError(status, body);
+    try {
+        auto o = parseObject(body);
+        if (lowerCopy(checkedAddress(getString(o, "address"), "address")) != lowerCopy(address))
+            return malformed("look-up answered another address");
+        // Strictly a JSON boolean: Poco would read "yes" or 1 as true, and a yes here lets mail
+        // through.
+        if (!o->has("exists") || o->get("exists").type() != typeid(bool))
+            return malformed("exists is not true or false");
+        info.exists = o->getValue<bool>("exists");
+        if (!info.exists)
+            info.reason = o->optValue<std::string>("status", "") == "closed" ? "closed" : "unknown";
+        info.authLevel = o->optValue<std::string>("authLevel", "normal");
+        if (info.authLevel != "normal" && info.authLevel != "high")
+            return malformed("authLevel '" + info.authLevel.substr(0, 16) + "'");
+        info.accessOpening = getBool(o, "accessOpening", false);
+        return info;
     } catch (const Poco::Exception& e) {
         return malformed(e.displayText());
     } catch (const std::exception& e) {
@@ -246,13 +325,24 @@ Result<Done> JsonApiConnection::open() {
     return Done{};
 }
 
-Result<std::vector<Account>> JsonApiConnection::listAccounts() {
+Result<AccountListing> JsonApiConnection::listAccounts() {
     auto r = client_.request("GET", "/v1/accounts", "", "");
     if (!r)
         return r.error();
     if (r.value().status != 200)
         return api::mapHttpError(r.value().status, r.value().body);
     return api::parseAccounts(r.value().body);
+}
+
+Result<AddressInfo> JsonApiConnection::lookupAddress(const std::string& address) {
+    if (address.empty() || address.size() > 254 || address.find('@') == std::string::npos)
+        return TransportError{ErrorKind::Permanent, "bad_address", "not an address to look up", 0};
+    std::string encoded;
+    Poco::URI::encode(address, "&=+?#/%", encoded);
+    auto r = client_.request("GET", "/v1/addresses/" + encoded, "", "");
+    if (!r)
+        return r.error();
+    return api::parseAddress(r.value().status, r.value().body, address);
 }
 
 Result<SubmitReceipt> JsonApiConnection::submit(const Submission& s) {

@@ -142,10 +142,11 @@ ProbeReport probe(const ProviderEndpoint& endpointIn, ClientCredentials& credent
         }
         return report;
     }
-    std::set<std::string> domains;
-    for (const auto& a : accounts.value())
+    // The provider's De-Mail domains and those of our accounts (docs/provider-api.md).
+    std::set<std::string> domains(accounts.value().domains.begin(), accounts.value().domains.end());
+    for (const auto& a : accounts.value().accounts)
         domains.insert(a.domain);
-    report.accounts = static_cast<int>(accounts.value().size());
+    report.accounts = static_cast<int>(accounts.value().accounts.size());
     report.domains = static_cast<int>(domains.size());
     report.ok = true;
     return report;

@@ -9,9 +9,11 @@
 
 namespace demail::gateway {
 
-AccountDirectory::AccountDirectory(std::vector<std::string> configuredDomains,
+AccountDirectory::AccountDirectory(std::vector<std::string> configuredDomains, bool fromProvider,
                                    connector::AccountMap map)
-    : configuredDomains_(std::move(configuredDomains)), map_(std::move(map)) {
+    : configuredDomains_(std::move(configuredDomains)),
+      fromProvider_(fromProvider),
+      map_(std::move(map)) {
     std::lock_guard lock(mutex_);
     publish();
 }
@@ -49,10 +51,12 @@ bool AccountDirectory::refreshFromProvider(connector::ProviderTransport& transpo
                a.retrieveConfirmationAllowed == b.retrieveConfirmationAllowed &&
                a.blocked == b.blocked;
     };
-    if (providerListed_ &&
-        std::equal(listed_.begin(), listed_.end(), r.value().begin(), r.value().end(), same))
+    const auto& accounts = r.value().accounts;
+    if (providerListed_ && listedDomains_ == r.value().domains &&
+        std::equal(listed_.begin(), listed_.end(), accounts.begin(), accounts.end(), same))
         return true;
-    listed_ = r.value();
+    listed_ = accounts;
+    listedDomains_ = r.value().domains;
     providerListed_ = true;
     std::string names;
     for (const auto& a : listed_)
@@ -70,20 +74,33 @@ void AccountDirectory::publish() {
     next->map = map_;
     next->deMailDomains = configuredDomains_;
     next->providerListed = providerListed_;
+    // A domain the provider names (its `domains`, or one of our accounts') is a De-Mail domain
+    // (TR ACM_FU §2.1.2 allows DMDA domains and Sammeldomänen outside de-mail.de), unless the
+    // operator pinned the list (review L14): then only what is below the configured ones counts,
+    // and every other domain is said once.
+    const auto add = [&](const std::string& domain) {
+        if (connector::inDomains("x@" + domain, next->deMailDomains))
+            return;  // already covered
+        // An account's domain is checked less than `domains` by the binding: never a bare
+        // label such as "de", which would make a whole top-level domain De-Mail.
+        if (fromProvider_ && domain.find('.') != std::string::npos) {
+            next->deMailDomains.push_back(domain);
+        } else if (ignoredDomains_.insert(domain).second) {
+            Poco::Logger::get("accounts")
+                .warning("event=provider_domain_ignored domain=" + smtp::auditValue(domain) +
+                         " reason=\"[provider] demail_domains_from_provider = no pins the "
+                         "De-Mail domains to demail_domains\"");
+        }
+    };
+    for (const auto& d : listedDomains_)
+        add(d);
     next->listed = listed_;
     for (const auto& a : listed_) {
         next->ownAccounts.push_back(a.address);
         if (a.blocked)
             next->blockedAccounts.push_back(a.address);
-        // An account domain widens the accepted recipient domains only below the configured
-        // De-Mail domains: the provider's list must not turn the gateway into a relay for any
-        // domain it names (review L14).
-        if (connector::inDomains("x@" + a.domain, configuredDomains_))
-            next->deMailDomains.push_back(a.domain);
-        else if (ignoredDomains_.insert(a.domain).second)  // said once per domain
-            Poco::Logger::get("accounts")
-                .warning("event=account_domain_ignored domain=" + smtp::auditValue(a.domain) +
-                         " reason=\"not below [provider] demail_domains\"");
+        if (!a.domain.empty())
+            add(a.domain);
     }
     next->map.ownAccounts = next->ownAccounts;
     current_ = std::move(next);

@@ -71,7 +71,8 @@ Daemon::Daemon(Config config, std::string configPath, connector::AccountMap acco
       configPath_(std::move(configPath)),
       host_(hostnameOr(config_.smtp.hostname)),
       spool_(config_.queue.dir, config_.smtp.maxMessageSize),
-      accounts_(config_.provider.deMailDomains, std::move(accounts)),
+      accounts_(config_.provider.deMailDomains, config_.provider.deMailDomainsFromProvider,
+                std::move(accounts)),
       accountPauses_(config_.queue.retryMax),
       relay_(relayTarget(config_, host_)) {}
 
@@ -201,6 +202,20 @@ int Daemon::start() {
 
     intake_ = std::make_unique<IntakeService>(
         cfg, spool_, accounts_, host_, [this](const std::string& id) { outbound_->committed(id); });
+    if (cfg.provider.addressCheck) {
+        AddressBook::Settings book;
+        book.timeout = cfg.provider.addressCheckTimeout;
+        book.positiveTtl = cfg.provider.addressCacheTtl;
+        book.negativeTtl = cfg.provider.addressCacheNegativeTtl;
+        book.maxEntries = cfg.provider.addressCacheSize;
+        book.acceptWhenUnavailable =
+            cfg.provider.addressCheckUnavailable == ProviderConfig::Unavailable::Accept;
+        addressBook_ =
+            std::make_shared<AddressBook>(book, [pool = pool_.get()](const std::string& address) {
+                return pool->lookupAddress(address);
+            });
+        intake_->setAddressBook(addressBook_);
+    }
     if (auto e = intake_->start(); !e.empty()) {
         std::cerr << "demail-gatewayd: " << e << "\n";
         return e.rfind("[smtp] users_file", 0) == 0 ? 2 : 1;
@@ -214,7 +229,27 @@ int Daemon::start() {
         metrics_.counter("demail_tls_handshakes_total", "Provider TLS handshakes", "kind", "full");
     auto& resumed = metrics_.counter("demail_tls_handshakes_total", "Provider TLS handshakes",
                                      "kind", "resumed");
-    outbound_->afterFullPass = [this, &accepted, &signatures, &full, &resumed] {
+    const auto checks = [this](const char* result) -> Metrics::Counter& {
+        return metrics_.counter("demail_address_checks_total",
+                                "Recipient checks at RCPT ([provider] address_check) by how they "
+                                "were answered",
+                                "result", result);
+    };
+    auto& asked = checks("asked");
+    auto& cached = checks("cached");
+    auto& failed = checks("failed");
+    auto& timedOut = checks("timeout");
+    auto& stale = checks("confirmed_before");
+    outbound_->afterFullPass = [this, &accepted, &signatures, &full, &resumed, &asked, &cached,
+                                &failed, &timedOut, &stale] {
+        if (addressBook_) {
+            const auto c = addressBook_->counters();
+            asked.mirror(c.lookups);
+            cached.mirror(c.hits);
+            failed.mirror(c.failures);
+            timedOut.mirror(c.timeouts);
+            stale.mirror(c.stale);
+        }
         accepted.mirror(intake_->accepted());
         const auto totals = pool_->totals();
         signatures.mirror(totals.cardSignatures);
@@ -294,6 +329,8 @@ void Daemon::run(const sigset_t& signals) {
     systemd::stopping("stopping: finishing sessions in flight");
     log().notice("event=stopping");
     intake_->stop();  // no new mail; the sessions in flight finish (30 s)
+    if (addressBook_)
+        addressBook_->stop();  // before the pool its look-ups use
     outbound_->stop();
     inbound_->stop();
     housekeeping_->stop();

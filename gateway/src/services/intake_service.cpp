@@ -122,6 +122,11 @@ std::string IntakeService::reload(const Config& fresh) {
     return {};
 }
 
+void IntakeService::setAddressBook(std::shared_ptr<AddressBook> book) {
+    policy_.setAddressBook(book);
+    submissionPolicy_.setAddressBook(std::move(book));
+}
+
 std::uint64_t IntakeService::accepted() const {
     return (relay_ ? relay_->counters().accepted.load() : 0) +
            (submission_ ? submission_->counters().accepted.load() : 0);

@@ -58,12 +58,80 @@ TEST(JsonBinding, Accounts) {
         R"({"accounts":[{"address":"poststelle@firma.de-mail.de","authLevel":"high",)"
         R"("retrieveConfirmation":true},{"address":"x@b.de-mail.de","blocked":true}]})");
     ASSERT_TRUE(r.ok());
-    ASSERT_EQ(r.value().size(), 2u);
-    EXPECT_EQ(r.value()[0].domain, "firma.de-mail.de");
-    EXPECT_EQ(r.value()[0].authLevel, "high");
-    EXPECT_TRUE(r.value()[0].retrieveConfirmationAllowed);
-    EXPECT_EQ(r.value()[1].authLevel, "normal");
-    EXPECT_TRUE(r.value()[1].blocked);
+    const auto& accounts = r.value().accounts;
+    ASSERT_EQ(accounts.size(), 2u);
+    EXPECT_EQ(accounts[0].domain, "firma.de-mail.de");
+    EXPECT_EQ(accounts[0].authLevel, "high");
+    EXPECT_TRUE(accounts[0].retrieveConfirmationAllowed);
+    EXPECT_EQ(accounts[1].authLevel, "normal");
+    EXPECT_TRUE(accounts[1].blocked);
+    EXPECT_TRUE(r.value().domains.empty());  // no "domains": none from the provider
+}
+
+// "domains": the De-Mail domains the provider delivers to, also outside de-mail.de (TR ACM_FU
+// §2.1.2: own DMDA domains, Sammeldomänen); lower-cased, each once; anything that is not a plain
+// domain name of two or more labels makes the reply malformed (it would widen what counts as
+// De-Mail).
+TEST(JsonBinding, AccountListingDomains) {
+    auto r = api::parseAccounts(
+        R"({"accounts":[],"domains":["De-Mail.de","sammel.example","de-mail.de","b.de-mail.de"]})");
+    ASSERT_TRUE(r.ok()) << r.error().reason;
+    EXPECT_EQ(r.value().domains,
+              (std::vector<std::string>{"de-mail.de", "sammel.example", "b.de-mail.de"}));
+    for (const char* bad : {"de", "*.example", "a@b.de", ".de-mail.de", "de-mail.de.", "a..de",
+                            "a b.de", "a.de\r\nX", ""}) {
+        const std::string body = std::string(R"({"accounts":[],"domains":[")") + bad + R"("]})";
+        auto b = api::parseAccounts(body);
+        ASSERT_FALSE(b.ok()) << body;
+        EXPECT_EQ(b.error().code, "malformed_reply") << body;
+    }
+    EXPECT_FALSE(api::parseAccounts(R"({"accounts":[],"domains":"de-mail.de"})").ok());
+}
+
+// GET /v1/addresses/{address}: 200 with the directory entry; 404 address_unknown / address_closed
+// is "no such De-Mail address"; a 404 without those codes (or 405, 501) is a provider that does
+// not offer the look-up, never "does not exist"; 5xx stays retryable.
+TEST(JsonBinding, AddressLookup) {
+    auto known = api::parseAddress(
+        200,
+        R"({"address":"Amt@Behoerde.de-mail.de","exists":true,"authLevel":"high","accessOpening":true})",
+        "amt@behoerde.de-mail.de");
+    ASSERT_TRUE(known.ok()) << known.error().reason;
+    EXPECT_TRUE(known.value().exists);
+    EXPECT_EQ(known.value().authLevel, "high");
+    EXPECT_TRUE(known.value().accessOpening);
+
+    auto unknown = api::parseAddress(
+        404, R"({"error":{"code":"address_unknown","message":"no such address"}})", "x@y.de");
+    ASSERT_TRUE(unknown.ok());
+    EXPECT_FALSE(unknown.value().exists);
+    EXPECT_EQ(unknown.value().reason, "unknown");
+    auto closed = api::parseAddress(404, R"({"error":{"code":"address_closed"}})", "x@y.de");
+    ASSERT_TRUE(closed.ok());
+    EXPECT_FALSE(closed.value().exists);
+    EXPECT_EQ(closed.value().reason, "closed");
+
+    for (int status : {404, 405, 501}) {
+        auto none = api::parseAddress(status, R"({"error":{"code":"not_found"}})", "x@y.de");
+        ASSERT_FALSE(none.ok()) << status;
+        EXPECT_EQ(none.error().code, "lookup_not_offered");
+        EXPECT_EQ(none.error().kind, ErrorKind::Permanent);
+    }
+    auto busy = api::parseAddress(503, "", "x@y.de");
+    ASSERT_FALSE(busy.ok());
+    EXPECT_EQ(busy.error().kind, ErrorKind::Retryable);
+    auto denied = api::parseAddress(403, R"({"error":{"code":"certificate_unknown"}})", "x@y.de");
+    ASSERT_FALSE(denied.ok());
+    EXPECT_EQ(denied.error().kind, ErrorKind::OperatorAction);
+
+    // An answer about another address, or without "exists", is malformed, never a yes.
+    for (const char* body : {R"({"address":"other@y.de","exists":true})", R"({"address":"x@y.de"})",
+                             R"({"address":"x@y.de","exists":"yes"})",
+                             R"({"address":"x@y.de","exists":true,"authLevel":"hoch"})", "{"}) {
+        auto m = api::parseAddress(200, body, "x@y.de");
+        ASSERT_FALSE(m.ok()) << body;
+        EXPECT_EQ(m.error().code, "malformed_reply") << body;
+    }
 }
 
 TEST(JsonBinding, MalformedRepliesAreRetryable) {

@@ -18,6 +18,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto accounts = api::parseAccounts(text);
     if (!accounts.ok() && accounts.error().kind != ErrorKind::Retryable)
         __builtin_trap();
+    if (accounts.ok())
+        for (const auto& d : accounts.value().domains)  // never a bare label or an address
+            if (d.find('.') == std::string::npos || d.find('@') != std::string::npos)
+                __builtin_trap();
+    auto address = api::parseAddress(200, text, "a@b.de-mail.de");
+    if (address.ok() && address.value().address != "a@b.de-mail.de")
+        __builtin_trap();
     auto receipt = api::parseSubmitReceipt(201, text);
     if (receipt.ok() && receipt.value().messageIds.empty())
         __builtin_trap();

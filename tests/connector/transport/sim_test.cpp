@@ -3,6 +3,8 @@
 #include <Poco/JSON/Parser.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <chrono>
 #include <memory>
 #include <sstream>
@@ -56,7 +58,8 @@ TEST_F(TransportSim, ProbeReportsProfileAccountsAndDomains) {
     EXPECT_EQ(r.cipher, "ECDHE-RSA-AES256-SHA384");
     EXPECT_EQ(r.group, "P-521");
     EXPECT_EQ(r.accounts, 3);
-    EXPECT_EQ(r.domains, 2);
+    // The provider's "domains" (behoerde, example) and our accounts' (firma, standort-b.firma).
+    EXPECT_EQ(r.domains, 4);
     EXPECT_NE(r.clientSubject.find("CN=demail-gateway-test"), std::string::npos);
 }
 
@@ -147,6 +150,47 @@ TEST_F(TransportSim, IdempotentResubmissionIsStoredOnce) {
     ASSERT_FALSE(conflict.ok());
     EXPECT_EQ(conflict.error().kind, ErrorKind::Permanent);
     EXPECT_EQ(conflict.error().code, "idempotency_conflict");
+}
+
+// The directory look-up and the domain listing through the real binding and TLS profile against
+// the simulator: a mailbox there is known with its level, an address registered by the control
+// API is known or closed, any other is unknown; a domain added to the provider is listed.
+TEST_F(TransportSim, AddressLookupAndDomainListing) {
+    auto own = transport->lookupAddress("poststelle@firma.de-mail.de");
+    ASSERT_TRUE(own.ok()) << own.error().reason;
+    EXPECT_TRUE(own.value().exists);
+    EXPECT_EQ(own.value().authLevel, "high");
+
+    auto unknown = transport->lookupAddress("niemand@example.de-mail.de");
+    ASSERT_TRUE(unknown.ok()) << unknown.error().reason;
+    EXPECT_FALSE(unknown.value().exists);
+    EXPECT_EQ(unknown.value().reason, "unknown");
+
+    sim->control("POST",
+                 "/control/address?address=amt@stadt.sammel.example&state=known&authLevel=high&"
+                 "accessOpening=true");
+    auto known = transport->lookupAddress("Amt@Stadt.Sammel.Example");
+    ASSERT_TRUE(known.ok()) << known.error().reason;
+    EXPECT_TRUE(known.value().exists);
+    EXPECT_TRUE(known.value().accessOpening);
+
+    sim->control("POST", "/control/address?address=amt@stadt.sammel.example&state=closed");
+    auto closed = transport->lookupAddress("amt@stadt.sammel.example");
+    ASSERT_TRUE(closed.ok()) << closed.error().reason;
+    EXPECT_FALSE(closed.value().exists);
+    EXPECT_EQ(closed.value().reason, "closed");
+
+    auto before = transport->listAccounts();
+    ASSERT_TRUE(before.ok()) << before.error().reason;
+    EXPECT_EQ(
+        std::count(before.value().domains.begin(), before.value().domains.end(), "sammel.example"),
+        0);
+    sim->control("POST", "/control/domain?domain=sammel.example");
+    auto after = transport->listAccounts();
+    ASSERT_TRUE(after.ok()) << after.error().reason;
+    EXPECT_EQ(
+        std::count(after.value().domains.begin(), after.value().domains.end(), "sammel.example"),
+        1);
 }
 
 TEST_F(TransportSim, SubmissionChecksArePermanentErrorsWithReason) {

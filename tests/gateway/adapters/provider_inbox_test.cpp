@@ -12,8 +12,11 @@ namespace {
 class TwoInboxes : public connector::ProviderTransport {
   public:
     connector::Result<connector::Done> open() override { return connector::Done{}; }
-    connector::Result<std::vector<connector::Account>> listAccounts() override {
-        return std::vector<connector::Account>{};
+    connector::Result<connector::AccountListing> listAccounts() override {
+        return connector::AccountListing{};
+    }
+    connector::Result<connector::AddressInfo> lookupAddress(const std::string& a) override {
+        return connector::AddressInfo{a, true, "", "high", false};
     }
     connector::Result<connector::SubmitReceipt> submit(const connector::Submission&) override {
         return connector::SubmitReceipt{};

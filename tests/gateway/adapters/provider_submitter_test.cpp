@@ -14,8 +14,11 @@ namespace {
 class RecordingTransport : public connector::ProviderTransport {
   public:
     connector::Result<connector::Done> open() override { return connector::Done{}; }
-    connector::Result<std::vector<connector::Account>> listAccounts() override {
-        return std::vector<connector::Account>{};
+    connector::Result<connector::AccountListing> listAccounts() override {
+        return connector::AccountListing{};
+    }
+    connector::Result<connector::AddressInfo> lookupAddress(const std::string&) override {
+        return connector::AddressInfo{};
     }
     connector::Result<connector::SubmitReceipt> submit(const connector::Submission& s) override {
         ++calls;

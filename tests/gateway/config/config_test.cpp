@@ -50,6 +50,12 @@ TEST_F(ConfigFile, MinimalFileGetsDocumentedDefaults) {
     EXPECT_EQ(r.config->provider.connections, 4u);
     EXPECT_EQ(r.config->smtp.maxConnections, 1000u);
     EXPECT_EQ(r.config->smtp.maxConnectionsPerClient, 50u);
+    // Recipients (docs/configuration.md says why): the provider's domains count, the address is
+    // checked at RCPT, and what cannot be checked is deferred, never accepted unchecked.
+    EXPECT_TRUE(r.config->provider.deMailDomainsFromProvider);
+    EXPECT_TRUE(r.config->provider.addressCheck);
+    EXPECT_EQ(r.config->provider.addressCheckTimeout, std::chrono::seconds(5));
+    EXPECT_EQ(r.config->provider.addressCheckUnavailable, ProviderConfig::Unavailable::Defer);
 }
 
 TEST_F(ConfigFile, InlineCommentsAreStrippedButUriSemicolonsKept) {
@@ -102,6 +108,12 @@ TEST_F(ConfigFile, BadValuesNameTheKeyAndTheValue) {
          "[provider] connections: expected a number between 1 and 32, got '0'"},
         {"[provider]\nconnections = 33\n",
          "[provider] connections: expected a number between 1 and 32, got '33'"},
+        {"[provider]\naddress_check_timeout = 2m\n",
+         "[provider] address_check_timeout: expected a duration between 1s and 60s, got '2m'"},
+        {"[provider]\naddress_check_unavailable = bounce\n",
+         "[provider] address_check_unavailable: expected defer or accept, got 'bounce'"},
+        {"[provider]\naddress_cache_size = 10\n",
+         "[provider] address_cache_size: expected a number between 100 and 1000000, got '10'"},
         {"[smtp]\ntls_cert = /nonexistent/cert.pem\n",
          "[smtp] tls_cert: cannot read file '/nonexistent/cert.pem'"},
     };

@@ -11,6 +11,9 @@ submissions() { provider_state | /usr/bin/python3 -c "import json,sys; print(jso
 submissions_are() { [ "$(submissions)" = "$1" ]; }
 tries() { PCSCLITE_CSOCK_NAME="$STACK/pcsc/run/pcscd.comm" pkcs15-tool -D 2>/dev/null | awk '/PIN \[NetKey PIN2\]/ {f=1} f && /Tries left/ {print $NF; exit}'; }
 
+# The provider confirms the recipient while the card is in ([provider] address_check); without it
+# a recipient the provider never confirmed is answered 451 while the card is out (recipients.sh).
+warm_recipient || fail "the recipient was not confirmed with the card in"
 "$FIXTURE" card-pull "$STACK/pcsc"
 wait_for 15 bash -c "! curl -sf http://127.0.0.1:$HEALTH_PORT/readyz >/dev/null" || fail "still ready without a card"
 ready=$(curl -s "http://127.0.0.1:$HEALTH_PORT/readyz")

@@ -111,6 +111,23 @@ send_mail() {  # subject [extra swaks args]
     --header "Subject: $subject" --body "Sehr geehrte Damen und Herren, $subject." "$@"
 }
 
+# One SMTP session up to RCPT TO (then QUIT, nothing sent), repeated until the gateway answers 250:
+# the provider has confirmed the recipient ([provider] address_check) and the gateway keeps it as
+# confirmed, so a test may then take the provider or the card away and still hand in mail for it.
+warm_recipient() {  # [address, default amt@behoerde.de-mail.de]
+  local rcpt=${1:-amt@behoerde.de-mail.de}
+  cat >"$STACK/warm_recipient.py" <<'PY'
+import smtplib, ssl, sys
+port, ca, rcpt = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+with smtplib.SMTP("127.0.0.1", port, timeout=60) as s:
+    s.starttls(context=ssl.create_default_context(cafile=ca))
+    s.ehlo()
+    s.mail("sachbearbeiter@firma.de")
+    sys.exit(0 if s.rcpt(rcpt)[0] == 250 else 1)
+PY
+  wait_for 60 /usr/bin/python3 "$STACK/warm_recipient.py" "$SMTP_PORT" "$STACK/pki/ca.pem" "$rcpt"
+}
+
 provider_state() { curl -s "$PROVIDER_CONTROL/control/state"; }
 mailbox_count() { ls "$STACK/mailbox" 2>/dev/null | grep -c '\.eml$' || true; }
 wait_for() {  # seconds command...

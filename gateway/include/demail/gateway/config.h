@@ -55,9 +55,22 @@ struct ProviderConfig {
     // Which internal senders send as which De-Mail account: lines "<address or @domain> <account>".
     // Empty: a sender must use the account address itself.
     std::string accountsFile;
-    // Recipient domains that count as De-Mail (and everything below them), besides the domains
-    // of our own accounts. All De-Mail domains are below de-mail.de (TR ACM_FU §2.1.2).
+    // Recipient domains that count as De-Mail (and everything below them). TR ACM_FU §2.1.2 gives
+    // every provider de-mail.de and lets it have its own DMDA domain or a Sammeldomäne besides.
     std::vector<std::string> deMailDomains{"de-mail.de"};
+    // The domains the provider lists (GET /v1/accounts "domains", our account domains) count too;
+    // false pins the list to deMailDomains (docs/configuration.md says why the default is true).
+    bool deMailDomainsFromProvider = true;
+    // Ask the provider at RCPT whether a recipient exists (GET /v1/addresses/{address}), with a
+    // cache; unknown or closed: 550 5.1.1; the provider cannot be asked: 451 4.4.3, unless
+    // addressCheckUnavailable is Accept.
+    bool addressCheck = true;
+    std::chrono::seconds addressCheckTimeout{5};        // how long one RCPT waits for the answer
+    std::chrono::seconds addressCacheTtl{3600};         // a known address is asked again after this
+    std::chrono::seconds addressCacheNegativeTtl{300};  // an unknown one after this
+    std::size_t addressCacheSize = 10000;               // addresses remembered at most
+    enum class Unavailable { Defer, Accept };
+    Unavailable addressCheckUnavailable = Unavailable::Defer;
     std::chrono::seconds pollInterval{60};  // how often the provider inbox is fetched
     // Keep-alive HTTPS connections to the provider, and so messages submitted at the same time.
     // Each new connection costs one card signature.

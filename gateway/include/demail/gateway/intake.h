@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -15,6 +16,8 @@
 
 namespace demail::gateway {
 
+class AddressBook;
+
 // IPv4 or IPv6 address inside an "a.b.c.d/n" or "x::/n" network.
 bool addressInCidr(const std::string& address, const std::string& cidr);
 
@@ -25,6 +28,9 @@ class IntakePolicy final : public smtp::Policy {
                  std::vector<std::string> deMailDomains);
     void setDeMailDomains(std::vector<std::string> domains);   // refreshed from the provider
     void setRelayNetworks(std::vector<std::string> networks);  // SIGHUP
+    // The provider's directory, asked for each recipient in a De-Mail domain (unknown or closed:
+    // 550 5.1.1; cannot be asked: 451 4.4.3). Null (the default): the domain decides alone.
+    void setAddressBook(std::shared_ptr<AddressBook> book);
 
     bool relayAllowed(const smtp::SessionInfo& s) override;
     smtp::Decision checkSender(const smtp::SessionInfo& s, const std::string& sender) override;
@@ -36,6 +42,7 @@ class IntakePolicy final : public smtp::Policy {
     std::vector<std::string> relayNetworks_;
     SendingAuthority& authority_;
     std::vector<std::string> domains_;
+    std::shared_ptr<AddressBook> addressBook_;
 };
 
 class SpoolSink final : public smtp::MessageSink {

@@ -37,7 +37,8 @@ class ProviderConnectionPool final : public connector::ProviderTransport {
     std::size_t capacity() const { return slots_.size(); }
 
     connector::Result<connector::Done> open() override;
-    connector::Result<std::vector<connector::Account>> listAccounts() override;
+    connector::Result<connector::AccountListing> listAccounts() override;
+    connector::Result<connector::AddressInfo> lookupAddress(const std::string& address) override;
     connector::Result<connector::SubmitReceipt> submit(const connector::Submission& s) override;
     connector::OutcomeResolution outcomeResolution() const override { return resolution_; }
     connector::Result<std::optional<connector::SubmitReceipt>> findSubmission(

@@ -22,7 +22,10 @@ namespace api {
 // to the taxonomy. Only called for non-2xx statuses.
 TransportError mapHttpError(int status, const std::string& body);
 
-Result<std::vector<Account>> parseAccounts(const std::string& body);
+Result<AccountListing> parseAccounts(const std::string& body);
+// GET /v1/addresses/{address}: a 200 body, or a 404 whose error code is address_unknown or
+// address_closed (exists=false); anything else is an error. The answer must name `address`.
+Result<AddressInfo> parseAddress(int status, const std::string& body, const std::string& address);
 Result<SubmitReceipt> parseSubmitReceipt(int status, const std::string& body);
 Result<std::vector<InboundRef>> parseInbox(const std::string& body);
 // GET /v1/messages?account=&privateId= -> the receipt of the submission with that private-id
@@ -45,7 +48,8 @@ class JsonApiConnection final : public ProviderConnection {
                       OutcomeResolution resolution = OutcomeResolution::IdempotencyKey);
 
     Result<Done> open() override;
-    Result<std::vector<Account>> listAccounts() override;
+    Result<AccountListing> listAccounts() override;
+    Result<AddressInfo> lookupAddress(const std::string& address) override;
     Result<SubmitReceipt> submit(const Submission& submission) override;
     OutcomeResolution outcomeResolution() const override { return resolution_; }
     Result<std::optional<SubmitReceipt>> findSubmission(const std::string& account,

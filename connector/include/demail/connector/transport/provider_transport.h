@@ -55,6 +55,22 @@ struct Account {
     bool blocked = false;
 };
 
+// GET /v1/accounts: our accounts, and the De-Mail domains the provider delivers to (TR ACM_FU
+// §2.1.2: de-mail.de, the provider's own DMDA domain, Sammeldomänen). Either list may be empty.
+struct AccountListing {
+    std::vector<Account> accounts;
+    std::vector<std::string> domains;  // lower case, each a domain name with at least one dot
+};
+
+// What the provider's directory says of one address (the ÖVD look-up, docs/provider-api.md).
+struct AddressInfo {
+    std::string address;
+    bool exists = false;         // false: unknown to De-Mail, or closed
+    std::string reason;          // when !exists: "unknown" | "closed"
+    std::string authLevel;       // "normal" | "high": the highest level the holder logs in with
+    bool accessOpening = false;  // Zugangseröffnung (De-Mail-G §7(3)) for public bodies
+};
+
 struct SubmitOptions {  // the five TR-01201 shipping options
     bool personal = false;
     bool authoritative = false;
@@ -106,7 +122,11 @@ class ProviderTransport {
     virtual ~ProviderTransport() = default;
     // Establishes (or re-establishes) the authenticated session; cheap when already open.
     virtual Result<Done> open() = 0;
-    virtual Result<std::vector<Account>> listAccounts() = 0;
+    virtual Result<AccountListing> listAccounts() = 0;
+    // Whether `address` is a De-Mail address that can receive (exists, not closed). A provider
+    // that does not offer the look-up answers an error (code "lookup_not_offered"), never
+    // "does not exist".
+    virtual Result<AddressInfo> lookupAddress(const std::string& address) = 0;
     virtual Result<SubmitReceipt> submit(const Submission& submission) = 0;
     // What the binding offers to settle an unknown outcome (see OutcomeResolution).
     virtual OutcomeResolution outcomeResolution() const = 0;

@@ -19,8 +19,10 @@
 namespace demail::gateway {
 
 struct AccountSnapshot {
-    connector::AccountMap map;                 // accounts file: internal sender -> De-Mail account
-    std::vector<std::string> deMailDomains;    // configured, plus our account domains below them
+    connector::AccountMap map;  // accounts file: internal sender -> De-Mail account
+    // Recipient domains (and everything below them) that count as De-Mail: `[provider]
+    // demail_domains`, plus the provider's `domains` and our account domains unless pinned.
+    std::vector<std::string> deMailDomains;
     std::vector<std::string> ownAccounts;      // the accounts the provider lists for our card
     std::vector<std::string> blockedAccounts;  // of those, the ones it lists as blocked
     std::vector<connector::Account> listed;    // the same, with level, permission and state
@@ -30,7 +32,10 @@ struct AccountSnapshot {
 class AccountDirectory {
   public:
     using Listener = std::function<void(const AccountSnapshot&)>;
-    AccountDirectory(std::vector<std::string> configuredDomains, connector::AccountMap map);
+    // `fromProvider` false pins the De-Mail domains to `configuredDomains` (`[provider]
+    // demail_domains_from_provider = no`): the provider's list can then not widen them (L14).
+    AccountDirectory(std::vector<std::string> configuredDomains, bool fromProvider,
+                     connector::AccountMap map);
 
     // Called at once with the current snapshot, then with every new one.
     void subscribe(Listener listener);
@@ -46,8 +51,10 @@ class AccountDirectory {
 
     mutable std::mutex mutex_;
     const std::vector<std::string> configuredDomains_;
+    const bool fromProvider_;
     connector::AccountMap map_;
     std::vector<connector::Account> listed_;
+    std::vector<std::string> listedDomains_;
     bool providerListed_ = false;
     std::set<std::string> ignoredDomains_;
     std::shared_ptr<const AccountSnapshot> current_;

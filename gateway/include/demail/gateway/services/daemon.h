@@ -68,6 +68,7 @@ class Daemon {
     std::unique_ptr<ArchiveEvidence> evidence_;
     std::unique_ptr<ProviderSubmitter> submitter_;
     std::unique_ptr<OutboundService> outbound_;
+    std::shared_ptr<AddressBook> addressBook_;  // null with [provider] address_check = no
     std::unique_ptr<IntakeService> intake_;
     std::unique_ptr<InboundService> inbound_;
     std::unique_ptr<CardSupervisor> card_;

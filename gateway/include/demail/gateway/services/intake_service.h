@@ -13,6 +13,7 @@
 #include "demail/gateway/config.h"
 #include "demail/gateway/intake.h"
 #include "demail/gateway/services/account_directory.h"
+#include "demail/gateway/services/address_book.h"
 #include "demail/gateway/spool.h"
 #include "demail/smtp/auth.h"
 #include "demail/smtp/server.h"
@@ -29,6 +30,9 @@ class IntakeService {
     // SIGHUP: the users file, the sending policy and the relay networks again; an error keeps
     // the old ones.
     std::string reload(const Config& fresh);
+
+    // The recipient check at RCPT (`[provider] address_check`), for both listeners.
+    void setAddressBook(std::shared_ptr<AddressBook> book);
 
     std::uint64_t accepted() const;
     int activeSessions() const;
