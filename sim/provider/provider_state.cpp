@@ -388,9 +388,10 @@ void ProviderState::meldung(const std::string& type, const std::string& toAccoun
         enc << xml;
         enc.close();
     }
-    std::string encoded;
+    std::string encoded;  // CRLF line ends whatever the encoder writes
     for (char c : b64.str())
-        encoded += c == '\n' ? std::string("\r\n") : std::string(1, c);
+        if (c != '\r')
+            encoded += c == '\n' ? std::string("\r\n") : std::string(1, c);
     const std::string boundary = "=_demail-sim-meldung-" + std::to_string(counter_ + 1);
     const std::string body = "--" + boundary +
                              "\r\nContent-Type: text/plain; charset=UTF-8\r\n"

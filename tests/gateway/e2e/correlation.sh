@@ -57,7 +57,7 @@ grep -q "<[~*]\* *554 5.6.0 .*X-de-mail-private-id longer than 1001 characters" 
 pass "a private-id that does not fit after the queue id: 554 5.6.0 at the end of DATA"
 
 # 3. A Meldung about an unknown recipient, after the provider accepted the message.
-curl -sf -X POST "$PROVIDER_CONTROL/control/meldung?address=nobody@behoerde.de-mail.de&type=unknown-recipient" >/dev/null ||
+curl -sf -X POST -d "" "$PROVIDER_CONTROL/control/meldung?address=nobody@behoerde.de-mail.de&type=unknown-recipient" >/dev/null ||
   fail "the simulator does not take /control/meldung"
 swaks --server "127.0.0.1:$SMTP_PORT" --tls --tls-ca-path "$STACK/pki/ca.pem" \
   --from sachbearbeiter@firma.de --to nobody@behoerde.de-mail.de --header "Subject: Anfrage AZ-2026/4712" \
@@ -74,6 +74,8 @@ grep -q "^X-de-mail-notification-type: unknown-recipient" "$rep" || fail "the Me
 grep -q "Der Empfänger nobody@behoerde.de-mail.de ist unbekannt" "$rep" || fail "the Meldung's (base64) text is not in the report"
 grep -q "event=meldung_reported .*queue_id=[0-9A-Z]\{22\} kind=notification type=unknown-recipient status=5.1.1" "$STACK/gatewayd.log" ||
   fail "no event=meldung_reported"
+if grep -q "event=inbound_prepared provider_id=.*repaired" "$STACK/gatewayd.log"; then
+  fail "the simulator's Meldung needed repairs: $(grep event=inbound_prepared "$STACK/gatewayd.log")"; fi
 pass "Meldung unknown-recipient: a multipart/report from <> at the original sender (5.1.1, its private-id, In-Reply-To, the Meldung attached)"
 
 # 4. Review row 16: an Eingangsbestätigung copy for mail we RECEIVED carries the foreign sender's
