@@ -201,11 +201,11 @@ OutboundPreparation prepareOutbound(std::string_view message, const OutboundCont
 
     // The sender's own private-id (a file number, say) is kept: sent after our queue id, and
     // recorded so that its confirmations come back with it (TR PVD_IO §3.1.17 names exactly this
-    // purpose). Control characters (none survive unfolding but TAB) are refused, not sent.
+    // purpose). Control characters other than TAB (folding white space) are refused, not sent.
     if (const std::string* own = headers->get(header::kPrivateId)) {
         p.senderPrivateId = trim(*own);
         for (const char ch : p.senderPrivateId)
-            if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f)
+            if ((static_cast<unsigned char>(ch) < 0x20 && ch != '\t') || ch == 0x7f)
                 return refuse(RefusalKind::MalformedMessage,
                               std::string(header::kPrivateId) + " holds a control character",
                               header::kPrivateId);

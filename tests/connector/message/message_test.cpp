@@ -291,6 +291,9 @@ TEST(Outbound, TheSendersOwnPrivateIdIsKeptAfterTheQueueId) {
                                   "4711"),
                         context());
     EXPECT_EQ(p.refusal, RefusalKind::MalformedMessage);
+    p = prepareOutbound(withValue("AZ-2026/\r\n\t4711"), context());  // folded: kept unfolded
+    ASSERT_TRUE(p.ok()) << p.reason;
+    EXPECT_EQ(p.senderPrivateId, "AZ-2026/ 4711");
 }
 
 TEST(Inbound, ClassifiesEveryMessageType) {
