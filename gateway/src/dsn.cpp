@@ -6,6 +6,8 @@
 #include <ctime>
 #include <sstream>
 
+#include "demail/gateway/dsn_status.h"
+
 namespace demail::gateway {
 namespace {
 
@@ -45,6 +47,23 @@ void appendOriginal(std::ostream& out, std::istream& original, bool headersOnly)
             break;
         out << line << kCrlf;
     }
+}
+
+// "Name: value" CRLF, folded at white space so that no line passes 998 octets where it can be
+// avoided (a value without white space stays whole).
+std::string headerLine(std::string_view name, std::string_view value) {
+    const std::string line = std::string(name) + ": " + oneLine(value);
+    std::string out;
+    std::size_t start = 0;
+    while (line.size() - start > 998) {
+        const std::size_t cut = line.find_last_of(" \t", start + 998);
+        if (cut == std::string::npos || cut <= start)
+            break;
+        out.append(line, start, cut - start);
+        out += kCrlf;
+        start = cut;
+    }
+    return out + line.substr(start) + kCrlf;
 }
 
 }  // namespace
@@ -190,6 +209,103 @@ std::optional<DsnMessage> buildDsn(const DsnReport& report, std::istream& origin
     appendOriginal(m, original, headersOnly);
     m << kCrlf << "--" << boundary << "--" << kCrlf;
 
+    return DsnMessage{report.envelopeSender, m.str()};
+}
+
+std::string meldungStatus(std::string_view kind, std::string_view type) {
+    if (kind == "malware-notification")
+        return dsn_status::kMalware.code;
+    if (type == "unknown-recipient")
+        return dsn_status::kRecipientUnknown.code;
+    if (type == "closed-account")
+        return dsn_status::kAccountClosed.code;
+    if (type == "invalid-format")
+        return dsn_status::kInvalidFormat.code;
+    return dsn_status::kPermanent.code;
+}
+
+DsnMessage buildMeldungReport(const MeldungReport& report, std::string_view meldung,
+                              std::chrono::system_clock::time_point now) {
+    const std::string host = oneLine(report.reportingHost);
+    const std::string queueId = oneLine(report.queueId);
+    const auto epoch =
+        std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+    const std::string boundary = queueId + "." + std::to_string(epoch) + ".meldung/" + host;
+    // Text from the provider goes into our own lines: one line, and short enough for SMTP.
+    const auto clip = [](std::string_view s) {
+        std::string v = oneLine(s);
+        return v.size() > 900 ? v.substr(0, 900) + "..." : v;
+    };
+    const std::string what =
+        report.kind == "malware-notification" ? "malware-notification" : report.notificationType;
+
+    std::ostringstream m;
+    m << "Date: " << rfc5322Date(now) << kCrlf;
+    m << "From: Mail Delivery System <MAILER-DAEMON@" << host << ">" << kCrlf;
+    m << "Subject: Undelivered De-Mail (provider's Meldung: " << oneLine(what) << ")" << kCrlf;
+    m << "To: " << oneLine(report.envelopeSender) << kCrlf;
+    m << "Auto-Submitted: auto-replied" << kCrlf;
+    if (!report.inReplyTo.empty())
+        m << headerLine("In-Reply-To", report.inReplyTo);
+    if (!report.references.empty())
+        m << headerLine("References", report.references);
+    if (!report.privateId.empty())
+        m << headerLine("X-de-mail-private-id", report.privateId);
+    if (!report.queueIdHeader.empty())
+        m << headerLine("X-Demail-Gateway-Queue-Id", report.queueIdHeader);
+    m << "MIME-Version: 1.0" << kCrlf;
+    m << "Content-Type: multipart/report; report-type=delivery-status;" << kCrlf;
+    m << "\tboundary=\"" << boundary << "\"" << kCrlf;
+    m << "Content-Transfer-Encoding: 8bit" << kCrlf;
+    m << "Message-Id: <" << epoch << "." << queueId << ".meldung@" << host << ">" << kCrlf;
+    m << kCrlf << "This is a MIME-encapsulated message." << kCrlf << kCrlf;
+
+    m << "--" << boundary << kCrlf;
+    m << "Content-Description: Notification" << kCrlf;
+    m << "Content-Type: text/plain; charset=utf-8" << kCrlf;
+    m << "Content-Transfer-Encoding: 8bit" << kCrlf << kCrlf;
+    m << "This is the De-Mail gateway at host " << host << "." << kCrlf << kCrlf;
+    m << "The De-Mail provider accepted your message, and then reported that it could" << kCrlf
+      << "not be delivered (" << oneLine(what) << "). The provider's Meldung is attached." << kCrlf;
+    m << "Der De-Mail-Anbieter hat Ihre Nachricht angenommen und danach gemeldet, dass sie" << kCrlf
+      << "nicht zugestellt werden konnte. Die Meldung des Anbieters ist angehängt." << kCrlf
+      << kCrlf;
+    if (!report.originalSubject.empty())
+        m << "Subject of your message: " << clip(report.originalSubject) << kCrlf;
+    if (!report.privateId.empty())
+        m << "Your reference (X-de-mail-private-id): " << clip(report.privateId) << kCrlf;
+    if (!report.text.empty())
+        m << "The provider says: " << clip(report.text) << kCrlf;
+    m << kCrlf;
+    for (const auto& r : report.recipients)
+        m << "<" << oneLine(r.address) << ">: " << clip(r.diagnostic) << kCrlf;
+    m << kCrlf;
+
+    m << "--" << boundary << kCrlf;
+    m << "Content-Description: Delivery report" << kCrlf;
+    m << "Content-Type: message/delivery-status" << kCrlf << kCrlf;
+    m << "Reporting-MTA: dns; " << host << kCrlf;
+    m << "X-Demail-Queue-ID: " << queueId << kCrlf;
+    for (const auto& r : report.recipients) {
+        m << kCrlf;
+        m << "Final-Recipient: rfc822; " << oneLine(r.address) << kCrlf;
+        m << "Action: failed" << kCrlf;
+        m << "Status: " << oneLine(r.status) << kCrlf;
+        if (!r.remoteMta.empty())
+            m << "Remote-MTA: dns; " << oneLine(r.remoteMta) << kCrlf;
+        if (!r.diagnostic.empty())
+            m << "Diagnostic-Code: X-De-Mail; " << clip(r.diagnostic) << kCrlf;
+    }
+    m << kCrlf;
+
+    m << "--" << boundary << kCrlf;
+    m << "Content-Description: The provider's Meldung" << kCrlf;
+    m << "Content-Type: message/rfc822" << kCrlf;
+    m << "Content-Transfer-Encoding: 8bit" << kCrlf << kCrlf;
+    m << meldung;
+    if (!meldung.empty() && meldung.back() != '\n')
+        m << kCrlf;
+    m << kCrlf << "--" << boundary << "--" << kCrlf;
     return DsnMessage{report.envelopeSender, m.str()};
 }
 

@@ -85,6 +85,14 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
                 host_,
                 {},
                 prep.account};
+    // The gateway's own record (sent_journal.h): who sent it and what their application knows it
+    // by, so that confirmations and Meldungen go back to them with their own private-id.
+    SentRecord record;
+    record.sender = env.sender;
+    record.account = prep.account;
+    record.privateId = prep.senderPrivateId;
+    record.messageId = prep.messageId;
+    record.recipients = ctx.envelopeRecipients;
     connector::Submission sub;
     sub.idempotencyKey = env.queueId;
     sub.account = prep.account;
@@ -96,10 +104,10 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
                    prep.options.retrieveConfirmation};
     // "Never sent twice" with a provider that keeps no idempotency key: an earlier attempt whose
     // reply was lost (or that the daemon did not live to record) is found among the account's
-    // sent items by its private-id, which is our queue id. Asked before every attempt, not only
-    // after a known failure: an attempt cut short by a crash leaves no trace on our side.
+    // sent items by its private-id, which begins with our queue id. Asked before every attempt, not
+    // only after a known failure: an attempt cut short by a crash leaves no trace on our side.
     if (transport_.outcomeResolution() == connector::OutcomeResolution::LookupByPrivateId) {
-        const auto found = transport_.findSubmission(prep.account, env.queueId);
+        const auto found = transport_.findSubmission(prep.account, prep.privateId);
         if (!found) {
             connector::TransportError e = found.error();
             // Without an answer the message is never sent; a look-up the provider does not offer
@@ -111,7 +119,7 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
         }
         if (found.value()) {
             resumed(prep.account);
-            journal_.record(env.queueId, env.sender);
+            journal_.record(env.queueId, record);
             if (evidence)
                 evidence->answered(env, prep.account, true, {},
                                    "found among the account's sent items by private-id");
@@ -127,7 +135,7 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
     // before the submission's own reply arrives (the inbox is polled on its own thread), and it
     // must find its sender. A record for a submission that then fails costs one small file
     // until sent_retention.
-    journal_.record(env.queueId, env.sender);
+    journal_.record(env.queueId, record);
     if (evidence) {
         if (auto e = evidence->submitting(env, prep.account, sub.rfc5322, &body, sub.bodyLength);
             !e.empty())
@@ -146,6 +154,11 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
         evidence->answered(env, prep.account, false, {}, r.error().reason);
     if (r.ok()) {
         resumed(prep.account);
+        // The provider's message ids (its receipt), for linking confirmations to the original.
+        if (!r.value().messageIds.empty()) {
+            record.providerIds = r.value().messageIds;
+            journal_.record(env.queueId, record);
+        }
         std::string ids;
         for (const auto& id : r.value().messageIds)
             ids += (ids.empty() ? "" : ",") + id;
@@ -164,7 +177,7 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
         // cut short by our crash). That message went out; bouncing it would make the sender send
         // it again. Recorded as sent, and said loudly (docs/provider-api.md, "the same
         // submission").
-        journal_.record(env.queueId, env.sender);
+        journal_.record(env.queueId, record);
         return {SubmitOutcome::Kind::Accepted,
                 "already at the provider as an earlier attempt in another form (409 "
                 "idempotency_conflict): not sent again",

@@ -1,7 +1,7 @@
 #include "demail/gateway/sent_journal.h"
 
 #include <filesystem>
-#include <fstream>
+#include <sstream>
 
 #include "demail/gateway/durable_file.h"
 #include "demail/gateway/spool.h"
@@ -9,6 +9,87 @@
 
 namespace demail::gateway {
 namespace fs = std::filesystem;
+
+namespace {
+
+// 1024 (private-id) + 998 (Message-ID) + recipients and ids, escaped: far below this.
+constexpr std::size_t kMaxRecordSize = 256 * 1024;
+
+std::string escape(const std::string& v) {
+    static const char* hex = "0123456789ABCDEF";
+    std::string out;
+    for (const char c : v) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7f || c == '%') {
+            out += '%';
+            out += hex[u >> 4];
+            out += hex[u & 15];
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+std::string unescape(const std::string& v) {
+    const auto val = [](char c) {
+        return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    };
+    std::string out;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        if (v[i] == '%' && i + 2 < v.size() && val(v[i + 1]) >= 0 && val(v[i + 2]) >= 0) {
+            out += static_cast<char>(val(v[i + 1]) * 16 + val(v[i + 2]));
+            i += 2;
+        } else {
+            out += v[i];
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string encodeSentRecord(const SentRecord& r) {
+    std::string out = escape(r.sender) + "\n";
+    const auto line = [&](const char* key, const std::string& v) {
+        if (!v.empty())
+            out += std::string(key) + "=" + escape(v) + "\n";
+    };
+    line("account", r.account);
+    line("private-id", r.privateId);
+    line("message-id", r.messageId);
+    for (const auto& x : r.recipients)
+        line("recipient", x);
+    for (const auto& x : r.providerIds)
+        line("provider-id", x);
+    return out;
+}
+
+std::optional<SentRecord> decodeSentRecord(const std::string& text) {
+    std::istringstream in(text);
+    SentRecord r;
+    std::string line;
+    if (!std::getline(in, line) || line.empty())
+        return std::nullopt;
+    r.sender = unescape(line);
+    while (std::getline(in, line)) {
+        const auto eq = line.find('=');
+        if (eq == std::string::npos)
+            continue;
+        const std::string key = line.substr(0, eq), value = unescape(line.substr(eq + 1));
+        if (key == "account")
+            r.account = value;
+        else if (key == "private-id")
+            r.privateId = value;
+        else if (key == "message-id")
+            r.messageId = value;
+        else if (key == "recipient")
+            r.recipients.push_back(value);
+        else if (key == "provider-id")
+            r.providerIds.push_back(value);
+    }
+    return r;
+}
 
 SentJournal::SentJournal(std::string dir, std::chrono::seconds keep)
     : dir_(std::move(dir)), keep_(keep) {
@@ -22,18 +103,29 @@ std::size_t SentJournal::prune() {
 }
 
 void SentJournal::record(const std::string& queueId, const std::string& sender) {
+    SentRecord r;
+    r.sender = sender;
+    record(queueId, r);
+}
+
+void SentJournal::record(const std::string& queueId, const SentRecord& record) {
     if (Spool::validId(queueId))
-        writeFileDurably(dir_ + "/" + queueId, sender + "\n");
+        writeFileDurably(dir_ + "/" + queueId, encodeSentRecord(record));
+}
+
+std::optional<SentRecord> SentJournal::lookup(const std::string& queueId) const {
+    if (!Spool::validId(queueId))
+        return std::nullopt;
+    const auto text = readSmallFile(dir_ + "/" + queueId, kMaxRecordSize);
+    if (!text)
+        return std::nullopt;
+    return decodeSentRecord(*text);
 }
 
 std::optional<std::string> SentJournal::senderOf(const std::string& queueId) const {
-    if (!Spool::validId(queueId))
-        return std::nullopt;
-    std::ifstream in(dir_ + "/" + queueId);
-    std::string s;
-    if (!in || !std::getline(in, s) || s.empty())
-        return std::nullopt;
-    return s;
+    if (auto r = lookup(queueId))
+        return r->sender;
+    return std::nullopt;
 }
 
 }  // namespace demail::gateway

@@ -100,6 +100,20 @@ class ControlHandler : public Poco::Net::HTTPRequestHandler {
                 server_.state().addDomain(domain);
                 out = "{}";
             }
+        } else if (method == "POST" && path == "/control/meldung") {
+            std::string address, kind;
+            for (const auto& [k, v] : uri.getQueryParameters()) {
+                if (k == "address")
+                    address = v;
+                else if (k == "type")
+                    kind = v;
+            }
+            if (address.empty() || !server_.state().setMeldung(address, kind)) {
+                status = 400;
+                out = "{\"error\":\"address and a known Meldung type required\"}";
+            } else {
+                out = "{}";
+            }
         } else if (method == "POST" && path == "/control/idempotency") {
             bool enabled = true;
             for (const auto& [k, v] : uri.getQueryParameters())

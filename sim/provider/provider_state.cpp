@@ -1,5 +1,6 @@
 #include "provider_state.h"
 
+#include <Poco/Base64Encoder.h>
 #include <Poco/Exception.h>
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
@@ -407,6 +408,97 @@ void ProviderState::confirm(const std::string& kind, const std::string& toAccoun
     deliver(std::move(m));
 }
 
+bool ProviderState::setMeldung(const std::string& address, const std::string& type) {
+    static const std::set<std::string> types = {"unknown-recipient", "closed-account",
+                                                "invalid-format", "other", "malware-notification"};
+    std::lock_guard lock(mutex_);
+    if (type.empty()) {
+        meldungFor_.erase(lower(address));
+        return true;
+    }
+    if (!types.count(type))
+        return false;
+    meldungFor_[lower(address)] = type;
+    return true;
+}
+
+// A Meldungsnachricht (PVD_IO §3.5): Notification-Message XML (Subject, Text, Time, Sender),
+// here base64-encoded as some providers' mailers do; the private-id copied in the header (the TR
+// makes that optional for Meldungen, the simulator always copies it).
+void ProviderState::meldung(const std::string& type, const std::string& toAccount,
+                            const std::string& recipient, const std::string& origSubject,
+                            const std::string& privateId) {
+    const std::string systemSender = "Meldung@" + providerDomain_;
+    const bool malware = type == "malware-notification";
+    const std::string text =
+        malware ? "In Ihrer Nachricht an " + recipient + " wurde Schadsoftware gefunden."
+        : type == "unknown-recipient" ? "Der Empfänger " + recipient + " ist unbekannt."
+        : type == "closed-account" ? "Das Postfach des Empfängers " + recipient + " ist aufgelöst."
+        : type == "invalid-format"
+            ? "Ihre Nachricht an " + recipient + " hat ein ungültiges Format."
+            : "Ihre Nachricht an " + recipient + " konnte nicht zugestellt werden.";
+    auto esc = [](const std::string& v) {
+        std::string o;
+        for (char c : v)
+            o += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
+        return o;
+    };
+    const std::string xml =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n"
+        "<Notification-Message xmlns=\"urn:de-mail\">\r\n"
+        "  <Subject>" +
+        esc(origSubject) + "</Subject>\r\n  <Text>" + esc(text) + "</Text>\r\n  <Time>" +
+        isoTime() + "</Time>\r\n  <Sender>" + esc(systemSender) +
+        "</Sender>\r\n</Notification-Message>\r\n";
+    std::ostringstream b64;
+    {
+        Poco::Base64Encoder enc(b64);
+        enc.rdbuf()->setLineLength(76);
+        enc << xml;
+        enc.close();
+    }
+    std::string encoded;  // CRLF line ends whatever the encoder writes
+    for (char c : b64.str())
+        if (c != '\r')
+            encoded += c == '\n' ? std::string("\r\n") : std::string(1, c);
+    const std::string boundary = "=_demail-sim-meldung-" + std::to_string(counter_ + 1);
+    const std::string body = "--" + boundary +
+                             "\r\nContent-Type: text/plain; charset=UTF-8\r\n"
+                             "Content-Transfer-Encoding: 8bit\r\n\r\n" +
+                             text + "\r\n--" + boundary +
+                             "\r\nContent-Type: application/xml; charset=UTF-8\r\n"
+                             "Content-Transfer-Encoding: base64\r\n"
+                             "Content-Disposition: attachment; filename=\"meldung.xml\"\r\n\r\n" +
+                             encoded + "\r\n--" + boundary + "--\r\n";
+    StoredMessage m;
+    m.id = nextId("in-");
+    m.account = toAccount;
+    m.messageType = malware ? "malware-notification" : "notification";
+    const std::string msgId = "<" + m.id + "@" + providerDomain_ + ">";
+    std::vector<std::pair<std::string, std::string>> h = {
+        {"From", systemSender},
+        {"To", toAccount},
+        {"Subject", encodeWord("Ihre Nachricht konnte nicht zugestellt werden: " + origSubject)},
+        {"Date", rfc5322Date()},
+        {"Message-ID", msgId},
+        {"MIME-Version", "1.0"},
+        {"Content-Type", "multipart/mixed; boundary=\"" + boundary + "\""},
+        {"X-de-mail-sender", systemSender},
+        {"X-de-mail-chosen-recipient", "to=" + toAccount},
+        {"X-de-mail-actual-recipient", toAccount},
+        {"X-de-mail-message-type", m.messageType},
+        {"X-de-mail-message-id", msgId},
+        {"X-de-mail-originator-provider", providerDomain_},
+        {"X-de-mail-version", "1.8"}};
+    if (!malware)
+        h.emplace_back("X-de-mail-notification-type", type);
+    if (!privateId.empty())
+        h.emplace_back("X-de-mail-private-id", privateId);
+    h.emplace_back("X-de-mail-integrity", integrityHeader(h));
+    m.data = serialize(h, body);
+    deliver(std::move(m));
+}
+
 ApiReply ProviderState::submit(const std::vector<std::string>& bound, const SubmitRequest& req) {
     std::lock_guard lock(mutex_);
     const std::string bodyHash =
@@ -540,7 +632,13 @@ ApiReply ProviderState::submit(const std::vector<std::string>& bound, const Subm
         h.emplace_back("X-de-mail-message-id", deMailId);
         h.emplace_back("X-de-mail-version", "1.8");
         h.emplace_back("X-de-mail-account-holder", acc->address);
+        bool deliveredAny = false;
         for (const auto& r : actual) {
+            if (const auto it = meldungFor_.find(lower(r)); it != meldungFor_.end()) {
+                meldung(it->second, acc->address, r, subject, privateId);
+                continue;
+            }
+            deliveredAny = true;
             auto hr = h;
             hr.emplace_back("X-de-mail-actual-recipient", r);
             hr.emplace_back("X-de-mail-integrity", integrityHeader(hr));
@@ -563,7 +661,7 @@ ApiReply ProviderState::submit(const std::vector<std::string>& bound, const Subm
                 deliver(sm);
             }
         }
-        if (opt->receipt)  // one Eingangsbestätigung per delivered copy
+        if (opt->receipt && deliveredAny)  // one Eingangsbestätigung per delivered copy
             confirm("receipt", acc->address, acc->address, subject, privateId, deMailId,
                     req.message);
     }

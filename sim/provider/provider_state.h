@@ -105,12 +105,20 @@ class ProviderState {
                            DirectoryEntry entry);
     // POST /control/domain: one more De-Mail domain in the listing (GET /v1/accounts "domains").
     void addDomain(const std::string& domain);
+    // From now on a submission to `address` is accepted, then answered with a Meldung of `type`
+    // (unknown-recipient, closed-account, invalid-format, other, malware-notification) to the
+    // sender's account instead of being delivered, as a DMDA that finds out after acceptance.
+    // An empty type clears it. False for an unknown type.
+    bool setMeldung(const std::string& address, const std::string& type);
 
   private:
     std::string nextId(const char* prefix);
     const SimAccount* findAccount(const std::string& address) const;
     bool knownDomain(const std::string& domain) const;
     void deliver(StoredMessage msg);
+    void meldung(const std::string& type, const std::string& toAccount,
+                 const std::string& recipient, const std::string& origSubject,
+                 const std::string& privateId);
     void confirm(const std::string& kind, const std::string& toAccount,
                  const std::string& origSender, const std::string& origSubject,
                  const std::string& privateId, const std::string& deMailMessageId,
@@ -130,6 +138,7 @@ class ProviderState {
     };
     std::map<std::string, Idem> idempotency_;
     bool idempotencyEnabled_ = true;
+    std::map<std::string, std::string> meldungFor_;  // recipient -> Meldung type
     struct Sent {  // one accepted submission, for the sent-items look-up
         std::string account, privateId, id;
         std::vector<std::string> messageIds;

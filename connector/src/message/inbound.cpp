@@ -289,55 +289,159 @@ std::optional<ConfirmationXml> parseConfirmationXml(std::string_view xml, std::s
     return std::nullopt;
 }
 
-std::optional<ConfirmationXml> confirmationXmlOf(std::string_view message, std::string& error) {
-    auto h = HeaderBlock::parse(message, error);
+namespace {
+
+// RFC 2045 §6.8. Characters outside the alphabet (line breaks) are skipped; decoding stops at '='.
+std::string decodeBase64(std::string_view in) {
+    std::string out;
+    unsigned buffer = 0;
+    int bits = 0;
+    for (const char ch : in) {
+        int v;
+        if (ch >= 'A' && ch <= 'Z')
+            v = ch - 'A';
+        else if (ch >= 'a' && ch <= 'z')
+            v = ch - 'a' + 26;
+        else if (ch >= '0' && ch <= '9')
+            v = ch - '0' + 52;
+        else if (ch == '+')
+            v = 62;
+        else if (ch == '/')
+            v = 63;
+        else if (ch == '=')
+            break;
+        else
+            continue;
+        buffer = (buffer << 6) | static_cast<unsigned>(v);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out.push_back(static_cast<char>((buffer >> bits) & 0xff));
+        }
+    }
+    return out;
+}
+
+// RFC 2045 §6.7: "=XX" and soft line breaks ("=" at the end of a line); anything malformed is
+// kept as written.
+std::string decodeQuotedPrintable(std::string_view in) {
+    std::string out;
+    const auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9')
+            return c - '0';
+        if (c >= 'A' && c <= 'F')
+            return c - 'A' + 10;
+        if (c >= 'a' && c <= 'f')
+            return c - 'a' + 10;
+        return -1;
+    };
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        if (in[i] != '=') {
+            out.push_back(in[i]);
+            continue;
+        }
+        std::size_t j = i + 1;
+        while (j < in.size() && (in[j] == ' ' || in[j] == '\t'))
+            ++j;
+        if (j < in.size() && (in[j] == '\r' || in[j] == '\n')) {  // soft line break
+            i = (in[j] == '\r' && j + 1 < in.size() && in[j + 1] == '\n') ? j + 1 : j;
+            continue;
+        }
+        if (i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
+            out.push_back(static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2])));
+            i += 2;
+            continue;
+        }
+        out.push_back('=');
+    }
+    return out;
+}
+
+// A part's body with its Content-Transfer-Encoding undone (7bit, 8bit, binary: as it is).
+std::string decodedBody(const HeaderBlock& h, std::string_view body) {
+    const std::string* cte = h.get("Content-Transfer-Encoding");
+    const std::string enc = cte ? toLower(trim(*cte)) : "";
+    if (enc == "base64")
+        return decodeBase64(body);
+    if (enc == "quoted-printable")
+        return decodeQuotedPrintable(body);
+    return std::string(body);
+}
+
+std::string boundaryOf(const std::string& contentType) {
+    const auto b = toLower(contentType).find("boundary=");
+    if (b == std::string::npos)
+        return {};
+    std::string boundary = contentType.substr(b + 9);  // as written: case matters
+    if (!boundary.empty() && boundary[0] == '"')
+        return boundary.substr(1, boundary.find('"', 1) - 1);
+    return boundary.substr(0, boundary.find_first_of("; \t"));
+}
+
+constexpr int kMaxMimeDepth = 8;    // a confirmation nests 1 deep, a forwarded one 2 or 3
+constexpr int kMaxMimeParts = 100;  // over the whole message
+
+// Depth first, in order: the first text/xml or application/xml leaf (any nesting up to
+// kMaxMimeDepth) is decoded and parsed. Returns nothing and leaves error empty when the entity
+// holds no XML part.
+std::optional<ConfirmationXml> findXml(std::string_view entity, int depth, int& partsSeen,
+                                       std::string& error) {
+    std::string headerError;
+    auto h = HeaderBlock::parse(entity, headerError);
     if (!h)
         return std::nullopt;
     const std::string* ct = h->get("Content-Type");
     const std::string type = ct ? toLower(*ct) : "";
-    std::string_view body = message.substr(std::min(h->bodyOffset(), message.size()));
-    if (type.find("xml") != std::string::npos && type.find("multipart") == std::string::npos)
-        return parseConfirmationXml(body, error);
-    const auto b = type.find("boundary=");
-    if (type.find("multipart/") == std::string::npos || b == std::string::npos) {
-        error = "the message has no XML part";
+    const std::string_view body = entity.substr(std::min(h->bodyOffset(), entity.size()));
+    if (type.find("multipart/") == std::string::npos) {
+        if (type.find("xml") == std::string::npos)
+            return std::nullopt;
+        auto xml = parseConfirmationXml(decodedBody(*h, body), error);
+        if (!xml && error.empty())
+            error = "the XML part cannot be parsed";
+        return xml;
+    }
+    if (depth >= kMaxMimeDepth) {
+        error = "MIME parts nested deeper than " + std::to_string(kMaxMimeDepth) + " levels";
         return std::nullopt;
     }
-    // The boundary as written (case matters), quoted or not.
-    const auto bOrig = toLower(*ct).find("boundary=");
-    std::string boundary = ct->substr(bOrig + 9);
-    if (!boundary.empty() && boundary[0] == '"')
-        boundary = boundary.substr(1, boundary.find('"', 1) - 1);
-    else
-        boundary = boundary.substr(0, boundary.find_first_of("; \t"));
-    if (boundary.empty()) {
-        error = "empty MIME boundary";
+    const std::string boundary = boundaryOf(*ct);
+    if (boundary.empty())
         return std::nullopt;
-    }
     const std::string delim = "--" + boundary;
     std::size_t pos = body.find(delim);
-    for (int parts = 0; pos != std::string_view::npos && parts < 100; ++parts) {
+    while (pos != std::string_view::npos && partsSeen < kMaxMimeParts) {
+        ++partsSeen;
         std::size_t start = body.find('\n', pos);
         if (start == std::string_view::npos)
             break;
         ++start;
-        std::size_t end = body.find(delim, start);
+        const std::size_t end = body.find(delim, start);
         if (end == std::string_view::npos)
             break;
-        std::string_view part = body.substr(start, end - start);
-        std::string partError;
-        auto ph = HeaderBlock::parse(part, partError);
-        if (ph) {
-            const std::string* pct = ph->get("Content-Type");
-            if (pct && toLower(*pct).find("xml") != std::string::npos)
-                return parseConfirmationXml(part.substr(ph->bodyOffset()), error);
-        }
+        if (auto xml = findXml(body.substr(start, end - start), depth + 1, partsSeen, error))
+            return xml;
+        if (!error.empty())
+            return std::nullopt;  // the first XML part decides; a broken one is not skipped
         pos = end;
         if (body.substr(end + delim.size(), 2) == "--")
             break;
     }
-    error = "the message has no XML part";
     return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<ConfirmationXml> confirmationXmlOf(std::string_view message, std::string& error) {
+    error.clear();
+    auto h = HeaderBlock::parse(message, error);
+    if (!h)
+        return std::nullopt;
+    int partsSeen = 0;
+    auto xml = findXml(message, 0, partsSeen, error);
+    if (!xml && error.empty())
+        error = "the message has no XML part";
+    return xml;
 }
 
 std::optional<std::string> correlate(const InboundClassification& c,

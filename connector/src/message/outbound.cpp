@@ -111,6 +111,17 @@ std::optional<std::string> AccountMap::inboxFor(std::string_view account) const 
     return std::nullopt;
 }
 
+std::string composePrivateId(std::string_view queueId, std::string_view senderValue) {
+    std::string id(queueId);
+    if (!senderValue.empty())
+        id += "." + std::string(senderValue);
+    return id;
+}
+
+std::string queueIdOfPrivateId(std::string_view privateId) {
+    return std::string(privateId.substr(0, privateId.find('.')));
+}
+
 OutboundPreparation checkEnvelope(const OutboundContext& c) {
     OutboundPreparation p;
     const auto account = c.accounts.accountFor(c.envelopeSender);
@@ -188,6 +199,28 @@ OutboundPreparation prepareOutbound(std::string_view message, const OutboundCont
         if (!contains(p.recipients.to, r) && !contains(p.recipients.cc, r))
             p.recipients.bcc.push_back(toLower(r));
 
+    // The sender's own private-id (a file number, say) is kept: sent after our queue id, and
+    // recorded so that its confirmations come back with it (TR PVD_IO §3.1.17 names exactly this
+    // purpose). Control characters other than TAB (folding white space) are refused, not sent.
+    if (const std::string* own = headers->get(header::kPrivateId)) {
+        p.senderPrivateId = trim(*own);
+        for (const char ch : p.senderPrivateId)
+            if ((static_cast<unsigned char>(ch) < 0x20 && ch != '\t') || ch == 0x7f)
+                return refuse(RefusalKind::MalformedMessage,
+                              std::string(header::kPrivateId) + " holds a control character",
+                              header::kPrivateId);
+    }
+    p.privateId = composePrivateId(c.queueId, p.senderPrivateId);
+    if (p.privateId.size() > kMaxPrivateIdLength)
+        return refuse(RefusalKind::PrivateIdTooLong,
+                      std::string(header::kPrivateId) + " longer than " +
+                          std::to_string(kMaxPrivateIdLength - c.queueId.size() - 1) +
+                          " characters (the provider takes 1024, the gateway's queue id and a "
+                          "'.' come first)",
+                      header::kPrivateId);
+    if (const std::string* mid = headers->get("Message-ID"))
+        p.messageId = trim(*mid);
+
     // What an internal sender must not set: provider headers, any X-de-mail-* of its own,
     // our internal marker, Bcc (never shown), a Reply-To outside De-Mail (TR step 12).
     for (const auto& name : providerSetHeaders())
@@ -232,7 +265,7 @@ OutboundPreparation prepareOutbound(std::string_view message, const OutboundCont
     headers->add(header::kPrivate, yesNo(p.options.personal));
     headers->add(header::kSender, p.account);
     headers->add(header::kChosenRecipient, formatChosenRecipient(p.recipients));
-    headers->add(header::kPrivateId, c.queueId);
+    headers->add(header::kPrivateId, p.privateId);
 
     p.headers = headers->serialize();
     // RFC 5322 §2.1.1: a header line over 998 characters that cannot be folded (no white space

@@ -240,6 +240,62 @@ TEST(Outbound, ForeignSubjectTagsStay) {
     EXPECT_NE(p.headers.find("Subject: [EXTERN] [persoenlich] Frage\r\n"), std::string::npos);
 }
 
+TEST(Outbound, TheSendersOwnPrivateIdIsKeptAfterTheQueueId) {
+    // No private-id of its own: the queue id alone, as before.
+    auto p = prepareOutbound(kInternalMessage, context());
+    ASSERT_TRUE(p.ok()) << p.reason;
+    EXPECT_EQ(p.privateId, "Q20261122A1B2C3");
+    EXPECT_EQ(p.senderPrivateId, "");
+    // A file number of a case-management system: sent as "<queue id>.<value>", kept for the
+    // confirmations, and the Message-ID noted for linking them.
+    const std::string withId =
+        "From: sachbearbeiter@firma.de\r\n"
+        "To: poststelle@behoerde.de-mail.de\r\n"
+        "Subject: Antrag\r\n"
+        "Message-ID:  <az4711@fachverfahren.firma.de>\r\n"
+        "x-de-mail-private-id:  AZ-2026/4711 \r\n"
+        "X-de-mail-private-id: second-ignored\r\n\r\nbody";
+    p = prepareOutbound(withId, context());
+    ASSERT_TRUE(p.ok()) << p.reason;
+    EXPECT_EQ(p.senderPrivateId, "AZ-2026/4711");
+    EXPECT_EQ(p.privateId, "Q20261122A1B2C3.AZ-2026/4711");
+    EXPECT_EQ(p.messageId, "<az4711@fachverfahren.firma.de>");
+    std::string err;
+    auto h = HeaderBlock::parse(p.headers, err);
+    ASSERT_TRUE(h) << err;
+    EXPECT_EQ(h->count("X-de-mail-private-id"), 1u);
+    EXPECT_EQ(*h->get("X-de-mail-private-id"), "Q20261122A1B2C3.AZ-2026/4711");
+    EXPECT_EQ(queueIdOfPrivateId(*h->get("X-de-mail-private-id")), "Q20261122A1B2C3");
+    EXPECT_EQ(queueIdOfPrivateId("Q20261122A1B2C3"), "Q20261122A1B2C3");
+
+    // The whole value must fit the TR's 1024 characters: queue id (15 here) + '.' + 1008 fits,
+    // one more is refused (at the end of DATA, through the same function).
+    const auto withValue = [](const std::string& v) {
+        return "From: sachbearbeiter@firma.de\r\nTo: poststelle@behoerde.de-mail.de\r\n"
+               "Subject: x\r\nX-de-mail-private-id: " +
+               v + "\r\n\r\nbody";
+    };
+    std::string fits;
+    while (fits.size() < 1008)
+        fits +=
+            "AZ 4711 ";  // white space to fold at: the 998-character line limit is not the point
+    fits.resize(1008);
+    fits.back() = 'Z';  // trailing white space would be trimmed
+    p = prepareOutbound(withValue(fits), context());
+    ASSERT_TRUE(p.ok()) << p.reason;
+    EXPECT_EQ(p.privateId.size(), 1024u);
+    p = prepareOutbound(withValue(fits + "X"), context());
+    EXPECT_EQ(p.refusal, RefusalKind::PrivateIdTooLong);
+    EXPECT_NE(p.reason.find("longer than 1008 characters"), std::string::npos) << p.reason;
+    p = prepareOutbound(withValue("AZ\x01"
+                                  "4711"),
+                        context());
+    EXPECT_EQ(p.refusal, RefusalKind::MalformedMessage);
+    p = prepareOutbound(withValue("AZ-2026/\r\n\t4711"), context());  // folded: kept unfolded
+    ASSERT_TRUE(p.ok()) << p.reason;
+    EXPECT_EQ(p.senderPrivateId, "AZ-2026/ 4711");
+}
+
 TEST(Inbound, ClassifiesEveryMessageType) {
     const std::pair<const char*, InboundKind> cases[] = {
         {"normal", InboundKind::Normal},
@@ -303,6 +359,45 @@ TEST(Golden, EveryFileIsClassifiedParsedAndCorrelated) {
     const auto normal = classifyInbound(readFile(kDir / "golden" / "normal-message.eml"));
     EXPECT_EQ(normal.kind, InboundKind::Normal) << "the first X-de-mail-message-type wins";
     EXPECT_FALSE(correlate(normal, std::nullopt));
+}
+
+TEST(Golden, EncodedAndNestedXmlPartsAreDecoded) {
+    // base64 inside multipart/related inside multipart/mixed, after a multipart/alternative.
+    std::string err;
+    const std::string b64 = readFile(kDir / "golden" / "dispatch-confirmation-base64-nested.eml");
+    const auto c = classifyInbound(b64);
+    EXPECT_EQ(c.kind, InboundKind::DispatchConfirmation);
+    auto xml = confirmationXmlOf(b64, err);
+    ASSERT_TRUE(xml) << err;
+    EXPECT_EQ(xml->rootElement, "Acknowledge-Message");
+    EXPECT_EQ(xml->subject, "Antrag auf Baugenehmigung");
+    EXPECT_EQ(xml->metadataValue("X-de-mail-sender"), "poststelle@firma.de-mail.de");
+    EXPECT_EQ(xml->metadataValue("X-de-mail-private-id"), "Q20261122A1B2C3.AZ-2026/4711");
+    EXPECT_NE(xml->text.find("Versandbestätigung für"), std::string::npos) << xml->text;
+    EXPECT_EQ(correlate(c, xml), "Q20261122A1B2C3.AZ-2026/4711");
+
+    // quoted-printable with soft line breaks inside values, =3D and UTF-8 octets; the private-id
+    // only in the XML.
+    const std::string qp = readFile(kDir / "golden" / "receipt-confirmation-qp.eml");
+    const auto cq = classifyInbound(qp);
+    EXPECT_EQ(cq.privateId, "");
+    xml = confirmationXmlOf(qp, err);
+    ASSERT_TRUE(xml) << err;
+    EXPECT_EQ(xml->sender, "Eingangsbestaetigung@mentana.de-mail.de");
+    EXPECT_EQ(xml->metadataValue("X-de-mail-message-id"), "4714.1795348609@mentana.de-mail.de");
+    EXPECT_NE(xml->text.find("Eingangsbestätigung für"), std::string::npos) << xml->text;
+    EXPECT_EQ(xml->hash, "sha256:0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0");
+    EXPECT_EQ(correlate(cq, xml), "Q20261122A1B2C3.AZ-2026/4711");
+
+    // Nesting is bounded: 9 levels of multipart around the XML are not searched.
+    std::string deep =
+        "Content-Type: application/xml\r\n\r\n<Notification-Message "
+        "xmlns=\"urn:de-mail\"><Subject>s</Subject></Notification-Message>\r\n";
+    for (int i = 0; i < 9; ++i)
+        deep = "Content-Type: multipart/mixed; boundary=b" + std::to_string(i) + "\r\n\r\n--b" +
+               std::to_string(i) + "\r\n" + deep + "--b" + std::to_string(i) + "--\r\n";
+    EXPECT_FALSE(confirmationXmlOf(deep, err));
+    EXPECT_NE(err.find("nested deeper"), std::string::npos) << err;
 }
 
 TEST(Corpus, HostileInputsGiveCleanErrorsAndNoCrash) {

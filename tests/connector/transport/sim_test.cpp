@@ -221,8 +221,9 @@ TEST_F(TransportSim, SubmissionChecksArePermanentErrorsWithReason) {
     EXPECT_EQ(lowLevel.error().code, "option_not_allowed");
 
     Submission big = submission("k4", "to=buerger@example.de-mail.de");
-    big.rfc5322 = message(kSender, "to=buerger@example.de-mail.de", "p",
-                          std::string(20u * 1024u * 1024u, 'x'));
+    big.rfc5322 =
+        message(kSender, "to=buerger@example.de-mail.de", "p",
+                std::string(45u * 1024u * 1024u, 'x'));  // over the contract's 45 MiB gross
     auto tooLarge = transport->submit(big);
     ASSERT_FALSE(tooLarge.ok());
     EXPECT_EQ(tooLarge.error().kind, ErrorKind::Permanent);

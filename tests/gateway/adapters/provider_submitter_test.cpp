@@ -2,6 +2,7 @@
 // header section is held in memory while the body is streamed.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "demail/gateway/provider_submitter.h"
@@ -74,9 +75,10 @@ class ProviderSubmission : public ::testing::Test {
         return ::testing::TempDir() + "/submitter-journal-" +
                ::testing::UnitTest::GetInstance()->current_test_info()->name();
     }
-    SubmitOutcome submit(const std::string& message) {
+    SubmitOutcome submit(const std::string& message,
+                         const std::string& queueId = "20261123T120000-abcdef") {
         Envelope env;
-        env.queueId = "20261123T120000-abcdef";
+        env.queueId = queueId;
         env.sender = "sachbearbeiter@firma.de";
         env.recipients = {{"amt@behoerde.de-mail.de", "", ""}};
         env.size = message.size();
@@ -205,4 +207,49 @@ TEST_F(ProviderSubmission, RefusedCertificateStillPausesEverything) {
     EXPECT_EQ(out.kind, SubmitOutcome::Kind::OperatorAction) << out.detail;
     EXPECT_TRUE(out.providerRefused);  // an HTTP answer: no use logging in to the card again
     EXPECT_TRUE(pauses.all().empty());
+}
+
+TEST_F(ProviderSubmission, TheSentRecordKeepsWhatTheSendersApplicationKnowsItBy) {
+    // The gateway's own record (sent/<id>): sender, account, the sender's own private-id (sent as
+    // "<queue id>.<value>"), its Message-ID, the recipients and the provider's message ids.
+    const std::string id = "4KX2M9QZ7R1B3C5D6E8F0G";
+    transport.resolution = connector::OutcomeResolution::LookupByPrivateId;
+    const auto out = submit(
+        "From: sachbearbeiter@firma.de\r\nTo: amt@behoerde.de-mail.de\r\n"
+        "Message-ID: <az4711@fv.firma.de>\r\n"
+        "X-de-mail-private-id: AZ-2026/4711\r\nSubject: Antrag\r\n\r\nbody\r\n",
+        id);
+    ASSERT_EQ(out.kind, SubmitOutcome::Kind::Accepted) << out.detail;
+    EXPECT_NE(transport.sent.find("X-de-mail-private-id: " + id + ".AZ-2026/4711\r\n"),
+              std::string::npos);
+    ASSERT_EQ(transport.lookups.size(), 1u);
+    EXPECT_EQ(transport.lookups[0], "poststelle@firma.de-mail.de " + id + ".AZ-2026/4711")
+        << "the look-up asks for what was sent";
+    const auto r = journal.lookup(id);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->sender, "sachbearbeiter@firma.de");
+    EXPECT_EQ(r->account, "poststelle@firma.de-mail.de");
+    EXPECT_EQ(r->privateId, "AZ-2026/4711");
+    EXPECT_EQ(r->messageId, "<az4711@fv.firma.de>");
+    EXPECT_EQ(r->recipients, std::vector<std::string>{"amt@behoerde.de-mail.de"});
+    EXPECT_EQ(r->providerIds, std::vector<std::string>{"id-1"});
+}
+
+TEST(SentRecord, RoundTripsEscapedValuesAndReadsTheOldFormat) {
+    SentRecord r;
+    r.sender = "a@firma.de";
+    r.account = "poststelle@firma.de-mail.de";
+    r.privateId = "AZ 100% =\n\rneu";
+    r.providerIds = {"<x@p>", "<y@p>"};
+    const std::string text = encodeSentRecord(r);
+    EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 5) << text;
+    const auto back = decodeSentRecord(text);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->privateId, r.privateId);
+    EXPECT_EQ(back->providerIds, r.providerIds);
+    const auto old = decodeSentRecord("sachbearbeiter@firma.de\n");  // before issue 21
+    ASSERT_TRUE(old);
+    EXPECT_EQ(old->sender, "sachbearbeiter@firma.de");
+    EXPECT_TRUE(old->account.empty());
+    EXPECT_FALSE(decodeSentRecord(""));
 }

@@ -1,9 +1,12 @@
-// Confirmations go to the sender of the message they confirm; everything else to the account's
-// internal mailbox; failing both, the postmaster. The Internet -> internal boundary is here: the
-// message is prepared (connector/message/inbound_prepare.h: CRLF, 998-octet lines, header
-// hygiene, the verdict header) and the envelope validated (an invalid sender becomes <>, an
-// invalid recipient the postmaster, or the item is parked). A confirmation whose XML is refused
-// (too deep, a DTD, not UTF-8) is parked: the provider never sends such a thing.
+// Confirmations go to the sender of the message they confirm (found through the sent journal by
+// the queue id part of the private-id, and only when the confirmation is about a message the
+// account sent), with the sender's own private-id restored and linked to the original; a Meldung
+// about one of our submissions becomes a multipart/report to its sender (dsn.h); everything else
+// goes to the account's internal mailbox; failing both, the postmaster. The Internet -> internal
+// boundary is here: the message is prepared (connector/message/inbound_prepare.h: CRLF, 998-octet
+// lines, header hygiene, the verdict header) and the envelope validated (an invalid sender becomes
+// <>, an invalid recipient the postmaster, or the item is parked). A confirmation whose XML is
+// refused (too deep, a DTD, not UTF-8) is parked: the provider never sends such a thing.
 #pragma once
 
 #include <functional>

@@ -52,6 +52,30 @@ std::optional<DsnMessage> buildDsn(const DsnReport& report, std::istream& origin
                                    std::uint64_t originalSize,
                                    std::chrono::system_clock::time_point now);
 
+// A Meldung (TR PVD_IO §3.5: unknown-recipient, closed-account, invalid-format, other, or a
+// malware-notification) about one of our submissions, told to its internal sender as a
+// multipart/report like a DSN: a text part, a message/delivery-status part (Action: failed, the
+// status from meldungStatus) and the Meldung itself as message/rfc822.
+struct MeldungReport {
+    std::string reportingHost;
+    std::string queueId;
+    std::string envelopeSender;    // the original sender: the report goes there
+    std::string kind;              // "notification" or "malware-notification"
+    std::string notificationType;  // unknown-recipient, closed-account, invalid-format, other
+    std::string text;              // what the Meldung says (its XML Text), one line
+    std::string originalSubject;
+    std::string privateId;      // the sender's own X-de-mail-private-id, restored; empty if none
+    std::string queueIdHeader;  // value for X-Demail-Gateway-Queue-Id
+    std::string inReplyTo;      // the original's Message-ID; empty if none
+    std::string references;     // msg-ids, space-separated
+    std::vector<DsnRecipient> recipients;
+};
+// The RFC 3463 status a Meldung stands for.
+std::string meldungStatus(std::string_view kind, std::string_view notificationType);
+// meldung: the Meldung as prepared for the relay (CRLF, lines <= 998 octets).
+DsnMessage buildMeldungReport(const MeldungReport& report, std::string_view meldung,
+                              std::chrono::system_clock::time_point now);
+
 // Whether the RFC 3461 NOTIFY parameter asks for a notification of this kind. An absent NOTIFY
 // means FAILURE,DELAY (RFC 3461 §4.1 leaves the default to us; Postfix does the same).
 bool notifyWants(std::string_view notifyParameter, DsnAction action);

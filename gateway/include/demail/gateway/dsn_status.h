@@ -20,8 +20,13 @@ inline constexpr Code kOperatorAction{"4.7.0", "the card, PIN or account needs t
 // 5.x.x: refused for good
 inline constexpr Code kPermanent{"5.0.0", "refused by the provider"};
 inline constexpr Code kRecipientUnknown{"5.1.1", "the provider knows no such De-Mail recipient"};
+inline constexpr Code kAccountClosed{"5.2.1", "the recipient's De-Mail account is closed"};
 inline constexpr Code kNotDeMail{"5.6.0", "not a De-Mail message the gateway can submit"};
 inline constexpr Code kProviderRefused{"5.7.0", "the provider refused the submission"};
 inline constexpr Code kNotAllowed{"5.7.1", "the sender or a recipient is not allowed for De-Mail"};
+inline constexpr Code kMalware{"5.7.1", "the provider found malware in the message"};
+// A Meldung the provider sent after accepting the message (unknown-recipient, closed-account,
+// invalid-format, other; malware-notification): reported to the sender like a late bounce.
+inline constexpr Code kInvalidFormat{"5.6.0", "the provider found the message's format invalid"};
 
 }  // namespace demail::gateway::dsn_status

@@ -47,10 +47,12 @@ struct ConfirmationXml {
 
 // Parses the XML (namespace urn:de-mail). DTDs and external entities are refused.
 std::optional<ConfirmationXml> parseConfirmationXml(std::string_view xml, std::string& error);
-// Finds the first text/xml or application/xml part of a multipart message and parses it.
+// Finds the first text/xml or application/xml part (depth first, nested multiparts up to 8
+// levels), undoes its base64 or quoted-printable transfer encoding, and parses it.
 std::optional<ConfirmationXml> confirmationXmlOf(std::string_view message, std::string& error);
 
-// The queue id of the job a confirmation belongs to: the private-id header, else the
+// The private-id a confirmation carries (the queue id of the job, maybe followed by '.' and the
+// sender's own value: queueIdOfPrivateId in outbound.h): the private-id header, else the
 // X-de-mail-private-id inside the XML metadata. Nothing if neither is there.
 std::optional<std::string> correlate(const InboundClassification& c,
                                      const std::optional<ConfirmationXml>& xml);

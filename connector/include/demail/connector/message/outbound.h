@@ -58,9 +58,25 @@ struct OutboundPreparation {
     std::string headers;             // the new header section (CRLF, ends with the empty line)
     std::size_t bodyOffset = 0;      // the body is the original message from here, unchanged
     std::vector<std::string> notes;  // what was changed, for the log ("Reply-To removed ...")
+
+    // Correlation (docs/demail-message.md "Private-id"): what goes to the provider as
+    // X-de-mail-private-id ("<queue id>" or "<queue id>.<the sender's own value>"), the sender's
+    // own value (empty if none) and the message's Message-ID as the sender wrote it (empty if
+    // none), both kept by the gateway to give confirmations back to the sender.
+    std::string privateId;
+    std::string senderPrivateId;
+    std::string messageId;
 };
 
 inline constexpr std::size_t kMaxPrivateIdLength = 1024;  // TR_De_Mail_PVD_IO, X-de-mail-private-id
+
+// The private-id the gateway sends: the queue id alone, or "<queue id>.<sender's value>" when the
+// internal sender set an X-de-mail-private-id of its own (a file number, say). Queue ids never
+// hold a '.', so the split is unambiguous.
+std::string composePrivateId(std::string_view queueId, std::string_view senderValue);
+// The part before the first '.': the queue id the gateway correlates by. The rest is never
+// trusted; the sender's value is restored from the gateway's own record.
+std::string queueIdOfPrivateId(std::string_view privateId);
 
 // Checks only the envelope (sender mapping, recipients' domains): what the SMTP intake can
 // decide at MAIL FROM / RCPT TO time, before the message is accepted.
