@@ -18,13 +18,20 @@ std::string loadAccountsFile(const std::string& path, connector::AccountMap& out
         if (hash != std::string::npos)
             line.resize(hash);
         std::istringstream f(line);
-        std::string internal, account, extra;
+        std::string internal, account, flag, extra;
         if (!(f >> internal))
             continue;
-        if (!(f >> account) || (f >> extra) || !connector::isValidDeMailAddress(account) ||
-            (internal[0] != '@' && internal.find('@') == std::string::npos))
+        f >> account >> flag;
+        const bool personal = flag == "personal";
+        if (account.empty() || (!flag.empty() && !personal) || (f >> extra) ||
+            !connector::isValidDeMailAddress(account) ||
+            (internal[0] != '@' && internal.find('@') == std::string::npos) ||
+            (personal && internal[0] == '@'))
             return path + " line " + std::to_string(n) +
-                   ": expected '<internal address or @domain> <De-Mail account>'";
+                   ": expected '<internal address or @domain> <De-Mail account>' or "
+                   "'<person's address> <De-Mail account> personal'";
+        if (personal)  // receives the account's Persönlich mail; sends as the account too
+            map.persons.push_back({connector::toLower(internal), connector::toLower(account)});
         map.entries.push_back({connector::toLower(internal), connector::toLower(account)});
     }
     out = std::move(map);

@@ -56,9 +56,15 @@ void ArchiveEvidence::answered(const Envelope& envelope, const std::string& acco
                                            " reason=\"" + e + "\"");
 }
 
-std::string ArchiveEvidence::retrieved(const InboxItem& item, const std::string& bytes) {
-    return archive_.append("retrieved", {{"account", item.account}, {"provider_id", item.id}},
-                           {bytes, nullptr, 0});
+std::string ArchiveEvidence::retrieved(const InboxItem& item, const std::string& bytes,
+                                       std::string& record) {
+    archive::Record r;
+    auto e = archive_.append("retrieved", {{"account", item.account}, {"provider_id", item.id}},
+                             {bytes, nullptr, 0}, &r);
+    if (e.empty())
+        record = r.time + "; archive=" + std::to_string(r.seq) +
+                 (r.clockSynchronized ? "" : "; clock=unsynchronised");
+    return e;
 }
 
 }  // namespace demail::gateway

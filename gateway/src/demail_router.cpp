@@ -137,6 +137,18 @@ InboundRoute DeMailRouter::route(const InboxItem& item, const std::string& raw) 
     if (!c.sender.empty() && r.mailFrom.empty())
         log().warning("event=inbound_sender_invalid provider_id=" + item.id +
                       " action=null_sender");
+    // The options the sender chose (first occurrence wins, as everywhere inbound).
+    {
+        std::string err;
+        if (const auto h = connector::HeaderBlock::parse(message, err)) {
+            r.personal = connector::parseYesNo(h->get(connector::header::kPrivate)).value_or(false);
+            r.retrieveConfirmation =
+                connector::parseYesNo(h->get(connector::header::kRetrieveConfirmation))
+                    .value_or(false);
+        }
+    }
+    // Persönlich only for ordinary messages: confirmations about it go to its sender as usual.
+    r.personal = r.personal && c.kind == connector::InboundKind::Normal;
     std::optional<SentRecord> record;  // set: one of our submissions, routed to its sender
     std::optional<connector::ConfirmationXml> xml;
     const auto choose = [&]() -> std::vector<std::string> {
@@ -165,6 +177,16 @@ InboundRoute DeMailRouter::route(const InboxItem& item, const std::string& raw) 
                 }
             }
         }
+        if (r.personal) {
+            // PVD_FU §3.1.2.3: only the addressee may read it. Its person, mapped by name; else
+            // held with an alarm, never a catch-all inbox or the postmaster.
+            if (const auto person = accounts_().personFor(item.account))
+                return {*person};
+            r.park = std::string(kHeldPersonal) + " mail for " + item.account +
+                     ": no person is mapped for it (accounts file: '<person> " + item.account +
+                     " personal'); held, never sent to a catch-all or the postmaster";
+            return {};
+        }
         if (const auto inbox = accounts_().inboxFor(item.account))
             return {*inbox};
         if (!postmaster_.empty())
@@ -174,6 +196,9 @@ InboundRoute DeMailRouter::route(const InboxItem& item, const std::string& raw) 
     for (auto& rcpt : choose()) {
         if (connector::isSmtpMailbox(rcpt)) {
             r.recipients.push_back(rcpt);
+        } else if (r.personal) {
+            r.park = std::string(kHeldPersonal) + " mail for " + item.account +
+                     ": its person's address is invalid; held";
         } else if (connector::isSmtpMailbox(postmaster_)) {
             log().warning("event=inbound_recipient_invalid provider_id=" + item.id +
                           " action=postmaster");

@@ -1,5 +1,8 @@
 #include "demail/gateway/inbound.h"
 
+#include <chrono>
+#include <ctime>
+
 #include <Poco/Logger.h>
 
 #include <exception>
@@ -7,6 +10,19 @@
 #include "demail/connector/message/inbound_prepare.h"
 
 namespace demail::gateway {
+namespace {
+
+std::string utcNow() {
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t t = std::chrono::system_clock::to_time_t(now);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[40];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+}  // namespace
 namespace {
 Poco::Logger& log() {
     return Poco::Logger::get("inbound");
@@ -82,8 +98,11 @@ void InboundPoller::handle(const InboxItem& item, InboundCounts& counts) {
             failed(item, nullptr, "fetching failed: " + error, counts);
         return;
     }
+    // The moment of retrieval: for mail that asked for an Abholbestätigung it starts legal time
+    // limits (VwZG §5a), so the recipient is told it, from the archive's record when there is one.
+    std::string retrieval;
     if (evidence) {
-        if (auto e = evidence->retrieved(item, *message); !e.empty()) {
+        if (auto e = evidence->retrieved(item, *message, retrieval); !e.empty()) {
             ++counts.deferred;
             counts.lastError = "the evidence archive cannot keep " + item.id + ": " + e;
             return;
@@ -96,13 +115,31 @@ void InboundPoller::handle(const InboxItem& item, InboundCounts& counts) {
         park(item, &*message, route.park, counts);
         return;
     }
-    const std::string& out = route.message.empty() ? *message : route.message;
+    if (retrieval.empty())
+        retrieval = utcNow();
+    // A header only the gateway sets (any copy from outside is stripped as X-Demail-Gateway-*).
+    const std::string out =
+        std::string("X-Demail-Gateway-Retrieved: ") + retrieval + "; account=" +
+        (connector::isSmtpMailbox(item.account) ? item.account : std::string("invalid")) +
+        (route.retrieveConfirmation
+             ? "; retrieve-confirmation=yes (the sender's Abholbestaetigung dates from this)"
+             : "") +
+        "\r\n" + (route.message.empty() ? *message : route.message);
     if (!connector::isSafeForSmtp(out)) {  // fail closed whatever the router did
         attempts_.end();
         park(item, &*message, "not SMTP-safe after preparation", counts);
         return;
     }
     DeliveryResult r = delivery_.deliver(route, out);
+    if (r.outcome == DeliveryOutcome::Permanent && route.personal) {
+        // Persönlich never goes to the postmaster: held, with an alarm, for the operator.
+        attempts_.end();
+        park(item, &*message,
+             std::string(kHeldPersonal) + ": the relay refused it for its person (" + r.detail +
+                 "); held, never sent to the postmaster",
+             counts);
+        return;
+    }
     if (r.outcome == DeliveryOutcome::Permanent && !postmaster_.empty()) {
         // The internal server will never take it for these recipients. It must not be
         // lost, and it cannot go back to the De-Mail sender: the postmaster gets it.

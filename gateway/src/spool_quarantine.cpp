@@ -60,12 +60,16 @@ bool SpoolQuarantine::park(const InboxItem& item, const std::string* raw, const 
         return false;
     if (!connector::isSmtpMailbox(postmaster_))
         return true;
-    // The notice: our own text plus the raw bytes as base64, 76-column lines.
+    // The notice: our own text plus the raw bytes as base64, 76-column lines. Persönlich mail is
+    // for its addressee alone: the postmaster is told that it is held, not what it says.
+    const bool personal = reason.rfind(kHeldPersonal, 0) == 0;
     std::ostringstream b64;
     {
         Poco::Base64Encoder enc(b64);
         enc.rdbuf()->setLineLength(76);
-        enc << content;
+        enc << (personal
+                    ? "(Persönlich: the content is held in " + dir_ + " for its addressee alone)\n"
+                    : content);
         enc.close();
     }
     std::string encoded;

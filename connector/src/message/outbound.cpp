@@ -122,6 +122,13 @@ std::string queueIdOfPrivateId(std::string_view privateId) {
     return std::string(privateId.substr(0, privateId.find('.')));
 }
 
+std::optional<std::string> AccountMap::personFor(std::string_view account) const {
+    for (const auto& e : persons)
+        if (equalsIgnoreCase(e.account, account))
+            return e.internal;
+    return std::nullopt;
+}
+
 OutboundPreparation checkEnvelope(const OutboundContext& c) {
     OutboundPreparation p;
     const auto account = c.accounts.accountFor(c.envelopeSender);

@@ -58,6 +58,12 @@ void Housekeeping::checkArchive() {
     const bool synced = archive::clockSynchronized();
     if (watch_.clockSynchronized)
         watch_.clockSynchronized->set(synced ? 1 : 0);
+    // Reported, never a reason to stop mail: the archive marks each record with it.
+    if (watch_.health)
+        watch_.health->set("clock", true,
+                           synced ? "synchronised (NTP)"
+                                  : "NOT synchronised: archive records and retrieval times are "
+                                    "marked unsynchronised; run systemd-timesyncd or chrony");
     struct statvfs fs {};
     if (::statvfs(watch_.archive->dir().c_str(), &fs) == 0) {
         const auto free = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;

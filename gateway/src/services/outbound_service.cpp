@@ -150,9 +150,10 @@ void OutboundService::run() {
         if (dispatcher_.pausedForCard())
             health_.set("card", false, dispatcher_.pauseReason());
         else if (dispatcher_.paused())  // the provider refused our credentials: not the card
-            health_.set("provider", false,
-                        dispatcher_.pauseReason() +
-                            "; sending is paused until the card is changed or the gateway reloaded");
+            health_.set(
+                "provider", false,
+                dispatcher_.pauseReason() +
+                    "; sending is paused until the card is changed or the gateway reloaded");
         if (full)
             updateQueueMetrics();
     }

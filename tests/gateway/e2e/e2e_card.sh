@@ -51,7 +51,7 @@ grep -qx "demail_card_absent 0" <<<"$metrics" || fail "/metrics: a rejected PIN 
 sleep 5
 after=$(tries)
 [ "$after" = $((before - 1)) ] || fail "a rejected PIN must cost exactly one try ($before -> $after)"
-if grep -q 000000 "$STACK/gatewayd.log"; then fail "the PIN is in the log"; fi
+if grep -qw 000000 "$STACK/gatewayd.log"; then fail "the PIN is in the log"; fi
 pass "wrong PIN: one try spent ($before -> $after), never retried (not even after re-insertion), reported as '$ready'"
 
 echo 123456 >"$STACK/card.pin"

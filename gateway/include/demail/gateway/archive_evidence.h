@@ -20,7 +20,8 @@ class ArchiveEvidence final : public Evidence {
                            std::uint64_t bodyLength) override;
     void answered(const Envelope& envelope, const std::string& account, bool accepted,
                   const std::vector<std::string>& providerIds, const std::string& detail) override;
-    std::string retrieved(const InboxItem& item, const std::string& bytes) override;
+    std::string retrieved(const InboxItem& item, const std::string& bytes,
+                          std::string& record) override;
 
   private:
     archive::Archive& archive_;

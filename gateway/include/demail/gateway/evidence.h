@@ -29,8 +29,10 @@ class Evidence {
     virtual void answered(const Envelope& envelope, const std::string& account, bool accepted,
                           const std::vector<std::string>& providerIds,
                           const std::string& detail) = 0;
-    // An inbound item as the provider handed it over. "" or why it could not be kept.
-    virtual std::string retrieved(const InboxItem& item, const std::string& bytes) = 0;
+    // An inbound item as the provider handed it over. "" or why it could not be kept; `record`
+    // names the record ("2026-11-29T21:10:00.123Z; archive=47").
+    virtual std::string retrieved(const InboxItem& item, const std::string& bytes,
+                                  std::string& record) = 0;
 };
 
 }  // namespace demail::gateway

@@ -40,7 +40,16 @@ struct InboundRoute {
     std::string message;  // what goes to the relay (normalised, header hygiene); empty: as fetched
     std::string park;     // set: the item must not be delivered (why); it is quarantined
     std::string queueId;  // a confirmation of one of our messages: its queue id (the log trail)
+    // Persönlich (X-de-mail-private: yes): only for the person mapped to the account; never the
+    // postmaster: held (quarantined without its content in the notice) when it cannot go there.
+    bool personal = false;
+    // The sender asked for an Abholbestätigung: this retrieval is the moment of formal service.
+    bool retrieveConfirmation = false;
 };
+
+// Parked items whose reason begins with this are Persönlich: the quarantine notice to the
+// postmaster carries no content.
+inline constexpr const char* kHeldPersonal = "Persönlich";
 
 class InboundRouter {
   public:

@@ -14,8 +14,8 @@
 
 #include "demail/connector/message/outbound.h"
 #include "demail/connector/transport/provider_transport.h"
-#include "demail/gateway/evidence.h"
 #include "demail/gateway/account_pauses.h"
+#include "demail/gateway/evidence.h"
 #include "demail/gateway/outbound.h"
 #include "demail/gateway/sent_journal.h"
 

@@ -24,7 +24,11 @@ struct AccountMap {
     // The accounts the provider lists for our card: each may send as itself even when the
     // accounts file does not name it (an empty accounts file means exactly that).
     std::vector<std::string> ownAccounts;
+    // Who receives an account's Persönlich mail: explicit "<person> <account> personal" lines of
+    // the accounts file, never a domain mapping, never the postmaster (PVD_FU §3.1.2.3).
+    std::vector<AccountMapping> persons;
     std::optional<std::string> accountFor(std::string_view sender) const;
+    std::optional<std::string> personFor(std::string_view account) const;
     // Where inbound mail for an account goes: the first plain address mapped to it.
     std::optional<std::string> inboxFor(std::string_view account) const;
 };

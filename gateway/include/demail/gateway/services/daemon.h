@@ -16,8 +16,8 @@
 #include <memory>
 #include <string>
 
-#include "demail/gateway/archive_evidence.h"
 #include "demail/gateway/account_pauses.h"
+#include "demail/gateway/archive_evidence.h"
 #include "demail/gateway/config.h"
 #include "demail/gateway/credentials.h"
 #include "demail/gateway/health.h"
