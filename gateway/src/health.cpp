@@ -116,21 +116,6 @@ void gaugeHeader(std::ostream& out, const char* name, const char* help) {
     out << "# HELP " << name << " " << help << "\n# TYPE " << name << " gauge\n";
 }
 
-// A label value in the Prometheus text format: backslash, double quote and newline escaped.
-std::string labelValue(const std::string& v) {
-    std::string out;
-    for (char c : v) {
-        if (c == '\\' || c == '"')
-            out += '\\';
-        if (c == '\n') {
-            out += "\\n";
-            continue;
-        }
-        out += c;
-    }
-    return out;
-}
-
 }  // namespace
 
 std::string healthMetricsText(const HealthState& health,
@@ -173,12 +158,12 @@ std::string healthMetricsText(const HealthState& health,
                     "1 while this De-Mail account's sending is paused (blocked at the provider, "
                     "not bound to the certificate); the other accounts go on");
         for (const auto& [name, a] : accounts)
-            out << "demail_account_paused{account=\"" << labelValue(name) << "\"} "
+            out << "demail_account_paused{account=\"" << escapeLabel(name) << "\"} "
                 << (a.sendingPaused.empty() ? 0 : 1) << "\n";
         gaugeHeader(out, "demail_account_listing_failed",
                     "1 when the last inbox listing of this De-Mail account was refused");
         for (const auto& [name, a] : accounts)
-            out << "demail_account_listing_failed{account=\"" << labelValue(name) << "\"} "
+            out << "demail_account_listing_failed{account=\"" << escapeLabel(name) << "\"} "
                 << (a.listingFailed.empty() ? 0 : 1) << "\n";
     }
     return out.str();

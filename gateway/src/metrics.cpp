@@ -4,7 +4,6 @@
 #include <sstream>
 
 namespace demail::gateway {
-namespace {
 
 std::string escapeLabel(const std::string& v) {
     std::string out;
@@ -19,6 +18,8 @@ std::string escapeLabel(const std::string& v) {
     }
     return out;
 }
+
+namespace {
 
 std::string formatValue(double v) {
     if (std::isnan(v))

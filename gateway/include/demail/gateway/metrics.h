@@ -12,6 +12,9 @@
 
 namespace demail::gateway {
 
+// A label value in the Prometheus text format: backslash, double quote and newline escaped.
+std::string escapeLabel(const std::string& v);
+
 class Metrics {
   public:
     class Counter {
