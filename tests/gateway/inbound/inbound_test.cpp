@@ -89,14 +89,22 @@ class FakeRelay : public InboundDelivery {
         DeliveryResult r;
         const bool refuse = refused.count(route.recipients.front()) > 0;
         r.outcome = refuse ? DeliveryOutcome::Permanent : next;
+        // The poller stamps the retrieval time first; kept apart, so that the rest reads as sent.
+        std::string body = message;
+        const std::string stamp = "X-Demail-Gateway-Retrieved: ";
+        if (body.rfind(stamp, 0) == 0) {
+            stamps.push_back(body.substr(0, body.find("\r\n")));
+            body.erase(0, body.find("\r\n") + 2);
+        }
         if (r.outcome == DeliveryOutcome::Delivered)
-            delivered.push_back(route.recipients.front() + ":" + message);
+            delivered.push_back(route.recipients.front() + ":" + body);
         r.detail = "relay said " + std::to_string(static_cast<int>(r.outcome));
         return r;
     }
     DeliveryOutcome next = DeliveryOutcome::Delivered;
     std::set<std::string> refused;
     std::vector<std::string> delivered;
+    std::vector<std::string> stamps;  // the X-Demail-Gateway-Retrieved line of each attempt
 };
 
 class MemoryLedger : public DeliveredLedger {
@@ -138,6 +146,10 @@ TEST_F(Inbound, DeliversThenAcknowledges) {
     EXPECT_EQ(relay.delivered,
               (std::vector<std::string>{"poststelle@firma.de:one", "poststelle@firma.de:two"}));
     EXPECT_TRUE(inbox.messages.empty());
+    // Each carries the moment of its retrieval (no archive here: the time alone) and its account.
+    ASSERT_EQ(relay.stamps.size(), 2u);
+    EXPECT_NE(relay.stamps[0].find("Z; account=poststelle@firma.de-mail.de"), std::string::npos)
+        << relay.stamps[0];
 }
 
 TEST_F(Inbound, InternalServerDownMeansNoAcknowledgement) {
