@@ -92,50 +92,62 @@ std::uint64_t SendingAuthority::accountLimit(const Standing& s, const std::strin
 
 Decision SendingAuthority::checkSender(const smtp::SessionInfo& session,
                                        const std::string& sender) {
-    return checkSender(standing(), session, sender);
+    return authorise(standing(), session, sender).decision;
 }
 
-Decision SendingAuthority::checkSender(const Standing& s, const smtp::SessionInfo& session,
-                                       const std::string& sender) {
-    if (sender.empty())
-        return Decision::refuse(Reply::SenderRefused, "<>: a bounce cannot be sent as De-Mail");
+SendingAuthority::Authorised SendingAuthority::authorise(const Standing& s,
+                                                         const smtp::SessionInfo& session,
+                                                         const std::string& sender) {
+    Authorised a;
+    if (sender.empty()) {
+        a.decision =
+            Decision::refuse(Reply::SenderRefused, "<>: a bounce cannot be sent as De-Mail");
+        return a;
+    }
     const auto account = s.accounts->map.accountFor(sender);
-    if (!account && !s.accounts->providerListed)
-        return Decision::refuse(
+    if (!account && !s.accounts->providerListed) {
+        a.decision = Decision::refuse(
             Reply::TryLater,
             angle(sender) +
                 ": the gateway does not know its De-Mail accounts yet (provider not reached); "
                 "try again later");
-    if (!account)
-        return Decision::refuse(
+        return a;
+    }
+    if (!account) {
+        a.decision = Decision::refuse(
             Reply::SenderRefused,
             angle(sender) + ": sender is not mapped to a De-Mail account of this gateway");
-    const SendingRule* rule =
-        s.policy->match(sender, *account, session.clientAddress, session.authUser);
-    if (!rule)
-        return Decision::refuse(Reply::SenderRefused,
-                                angle(sender) + " may not send De-Mail as " + angle(*account) +
-                                    " " + wayIn(session) +
-                                    " (sending policy); ask the De-Mail administrator");
-    if (s.accounts->providerListed && !findListed(*s.accounts, *account))
-        return notBound(*account);
-    const std::uint64_t senderLimit = rule->daily.value_or(s.limits.senderDaily);
-    const std::uint64_t acctLimit = accountLimit(s, *account);
-    const auto v = counter_.wouldFit(sender, *account, senderLimit, acctLimit);
+        return a;
+    }
+    a.account = *account;
+    a.rule = s.policy->match(sender, a.account, session.clientAddress, session.authUser);
+    if (!a.rule) {
+        a.decision = Decision::refuse(
+            Reply::SenderRefused, angle(sender) + " may not send De-Mail as " + angle(a.account) +
+                                      " " + wayIn(session) +
+                                      " (sending policy); ask the De-Mail administrator");
+        return a;
+    }
+    if (s.accounts->providerListed && !findListed(*s.accounts, a.account)) {
+        a.decision = notBound(a.account);
+        return a;
+    }
+    a.senderLimit = a.rule->daily.value_or(s.limits.senderDaily);
+    a.accountLimit = accountLimit(s, a.account);
+    const auto v = counter_.wouldFit(sender, a.account, a.senderLimit, a.accountLimit);
     if (v != DailyCounter::Verdict::Ok)
-        return limitRefusal(v, sender, *account, senderLimit, acctLimit);
-    return Decision::accept();
+        a.decision = limitRefusal(v, sender, a.account, a.senderLimit, a.accountLimit);
+    return a;
 }
 
 Decision SendingAuthority::checkMessage(const smtp::Envelope& envelope, std::string_view headers,
                                         const std::string& queueId, DailyCounter::Ticket& ticket) {
     // The sender was checked at MAIL FROM; the policy or the accounts may have changed since.
     const Standing s = standing();
-    if (auto d = checkSender(s, envelope.session, envelope.sender); !d.accepted)
-        return d;
-    const std::string account = *s.accounts->map.accountFor(envelope.sender);
-    const SendingRule* rule = s.policy->match(
-        envelope.sender, account, envelope.session.clientAddress, envelope.session.authUser);
+    const Authorised a = authorise(s, envelope.session, envelope.sender);
+    if (!a.decision.accepted)
+        return a.decision;
+    const std::string& account = a.account;
 
     // Prepared as the dispatcher will prepare it: what it would refuse is refused now.
     connector::OutboundContext context;
@@ -158,7 +170,7 @@ Decision SendingAuthority::checkMessage(const smtp::Envelope& envelope, std::str
     }
 
     const auto& asked = prepared.options;
-    if (const auto beyond = optionsBeyond(asked, rule->options); !beyond.empty()) {
+    if (const auto beyond = optionsBeyond(asked, a.rule->options); !beyond.empty()) {
         std::string names;
         for (const auto& b : beyond)
             names += (names.empty() ? "" : ", ") + b;
@@ -190,11 +202,9 @@ Decision SendingAuthority::checkMessage(const smtp::Envelope& envelope, std::str
                                         "grants it to public bodies only)");
     }
 
-    const std::uint64_t senderLimit = rule->daily.value_or(s.limits.senderDaily);
-    const std::uint64_t acctLimit = accountLimit(s, account);
-    const auto v = counter_.take(envelope.sender, account, senderLimit, acctLimit, ticket);
+    const auto v = counter_.take(envelope.sender, account, a.senderLimit, a.accountLimit, ticket);
     if (v != DailyCounter::Verdict::Ok)
-        return limitRefusal(v, envelope.sender, account, senderLimit, acctLimit);
+        return limitRefusal(v, envelope.sender, account, a.senderLimit, a.accountLimit);
     return Decision::accept();
 }
 

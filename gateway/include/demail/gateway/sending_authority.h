@@ -56,8 +56,15 @@ class SendingAuthority {
         std::shared_ptr<const AccountSnapshot> accounts;
     };
     Standing standing() const;
-    smtp::Decision checkSender(const Standing& s, const smtp::SessionInfo& session,
-                               const std::string& sender);
+    // What MAIL FROM decides, again at the end of DATA: the account, the rule, the limits.
+    struct Authorised {
+        smtp::Decision decision;
+        std::string account;
+        const SendingRule* rule = nullptr;
+        std::uint64_t senderLimit = 0, accountLimit = 0;
+    };
+    Authorised authorise(const Standing& s, const smtp::SessionInfo& session,
+                         const std::string& sender);
     std::uint64_t accountLimit(const Standing& s, const std::string& account) const;
 
     mutable std::mutex mutex_;
