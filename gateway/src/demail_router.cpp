@@ -137,18 +137,9 @@ InboundRoute DeMailRouter::route(const InboxItem& item, const std::string& raw) 
     if (!c.sender.empty() && r.mailFrom.empty())
         log().warning("event=inbound_sender_invalid provider_id=" + item.id +
                       " action=null_sender");
-    // The options the sender chose (first occurrence wins, as everywhere inbound).
-    {
-        std::string err;
-        if (const auto h = connector::HeaderBlock::parse(message, err)) {
-            r.personal = connector::parseYesNo(h->get(connector::header::kPrivate)).value_or(false);
-            r.retrieveConfirmation =
-                connector::parseYesNo(h->get(connector::header::kRetrieveConfirmation))
-                    .value_or(false);
-        }
-    }
+    r.retrieveConfirmation = c.retrieveConfirmation;
     // Persönlich only for ordinary messages: confirmations about it go to its sender as usual.
-    r.personal = r.personal && c.kind == connector::InboundKind::Normal;
+    r.personal = c.personal && c.kind == connector::InboundKind::Normal;
     std::optional<SentRecord> record;  // set: one of our submissions, routed to its sender
     std::optional<connector::ConfirmationXml> xml;
     const auto choose = [&]() -> std::vector<std::string> {

@@ -22,8 +22,6 @@ std::string utcNow() {
     return buf;
 }
 
-}  // namespace
-namespace {
 Poco::Logger& log() {
     return Poco::Logger::get("inbound");
 }

@@ -85,6 +85,8 @@ InboundClassification classifyInbound(std::string_view message) {
         c.sender = *s;
     if (const std::string* s = h->get("Subject"))
         c.subject = *s;
+    c.personal = parseYesNo(h->get(header::kPrivate)).value_or(false);
+    c.retrieveConfirmation = parseYesNo(h->get(header::kRetrieveConfirmation)).value_or(false);
     return c;
 }
 

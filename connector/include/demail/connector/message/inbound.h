@@ -32,7 +32,9 @@ struct InboundClassification {
     std::string privateId;         // X-de-mail-private-id, if any
     std::string sender;            // X-de-mail-sender
     std::string subject;
-    std::string error;  // set when the message could not be parsed at all
+    bool personal = false;              // X-de-mail-private: yes (Persönlich)
+    bool retrieveConfirmation = false;  // X-de-mail-confirmation-of-retrieve: yes
+    std::string error;                  // set when the message could not be parsed at all
 };
 
 InboundClassification classifyInbound(std::string_view message);
