@@ -173,14 +173,17 @@ std::optional<Record> parseLine(const std::string& line, std::string& error) {
     return std::nullopt;
 }
 
-// The lines of one month's index; a last line without its newline (a torn write) is left out.
-std::vector<std::string> indexLines(const std::string& path) {
+// The lines of an index's text; a last line without its newline (a torn write) is left out.
+std::vector<std::string> linesOf(const std::string& text) {
     std::vector<std::string> lines;
-    const std::string text = readFile(path);
     std::size_t at = 0;
     for (std::size_t nl; (nl = text.find('\n', at)) != std::string::npos; at = nl + 1)
         lines.push_back(text.substr(at, nl - at));
     return lines;
+}
+
+std::vector<std::string> indexLines(const std::string& path) {
+    return linesOf(readFile(path));
 }
 
 }  // namespace
@@ -205,17 +208,14 @@ std::string Archive::open() {
     for (auto m = ms.rbegin(); m != ms.rend(); ++m) {
         const std::string path = dir_ + "/" + *m + "/" + kIndex;
         // A torn last line (a crash mid-append) is cut: that record was never completed.
-        struct stat st {};
-        if (::stat(path.c_str(), &st) == 0 && st.st_size > 0) {
-            const std::string text = readFile(path);
-            if (text.back() != '\n') {
-                const auto keep = text.rfind('\n');
-                if (::truncate(path.c_str(),
-                               keep == std::string::npos ? 0 : static_cast<off_t>(keep + 1)) != 0)
-                    return sysError("cannot cut the torn last line of " + path);
-            }
+        const std::string text = readFile(path);
+        if (!text.empty() && text.back() != '\n') {
+            const auto keep = text.rfind('\n');
+            if (::truncate(path.c_str(),
+                           keep == std::string::npos ? 0 : static_cast<off_t>(keep + 1)) != 0)
+                return sysError("cannot cut the torn last line of " + path);
         }
-        const auto lines = indexLines(path);
+        const auto lines = linesOf(text);
         if (lines.empty())
             continue;
         std::string error;
@@ -391,21 +391,23 @@ Verification verify(const std::string& dir) {
     Verification v;
     std::string prevHash;
     std::uint64_t prevSeq = 0;
-    // Hashes of removed months, as the "pruned" records name them: the only allowed gap.
+    // Every line parsed once; the hashes of removed months, as the "pruned" records name them,
+    // are the only allowed gap at the start.
+    struct Line {
+        std::string month, text, error;
+        std::optional<Record> record;
+    };
+    std::vector<Line> lines;
     std::vector<std::string> prunedHeads;
-    std::vector<std::pair<std::string, std::string>> lines;  // month, line
     for (const auto& m : months(dir))
-        for (auto& l : indexLines(dir + "/" + m + "/" + kIndex))
-            lines.emplace_back(m, std::move(l));
-    for (const auto& [m, line] : lines) {
-        std::string error;
-        auto r = parseLine(line, error);
-        if (r && r->kind == "pruned")
-            prunedHeads.push_back(r->fields["last_hash"]);
-    }
-    for (const auto& [m, line] : lines) {
-        std::string error;
-        auto r = parseLine(line, error);
+        for (auto& l : indexLines(dir + "/" + m + "/" + kIndex)) {
+            Line line{m, std::move(l), {}, std::nullopt};
+            line.record = parseLine(line.text, line.error);
+            if (line.record && line.record->kind == "pruned")
+                prunedHeads.push_back(line.record->fields["last_hash"]);
+            lines.push_back(std::move(line));
+        }
+    for (auto& [m, line, error, r] : lines) {
         if (!r) {
             v.problems.push_back(m + ": a line is not a record (" + error + ")");
             prevHash.clear();
