@@ -66,6 +66,32 @@ std::string headerLine(std::string_view name, std::string_view value) {
     return out + line.substr(start) + kCrlf;
 }
 
+// The multipart/report from MIME-Version to the first line of the notification part, and the
+// head of the delivery-status part (RFC 3464 §2): the same for a DSN and a Meldung report.
+void beginReport(std::ostream& m, const std::string& boundary, const std::string& messageId,
+                 const std::string& host) {
+    m << "MIME-Version: 1.0" << kCrlf;
+    m << "Content-Type: multipart/report; report-type=delivery-status;" << kCrlf;
+    m << "\tboundary=\"" << boundary << "\"" << kCrlf;
+    m << "Content-Transfer-Encoding: 8bit" << kCrlf;
+    m << "Message-Id: " << messageId << kCrlf;
+    m << kCrlf << "This is a MIME-encapsulated message." << kCrlf << kCrlf;
+    m << "--" << boundary << kCrlf;
+    m << "Content-Description: Notification" << kCrlf;
+    m << "Content-Type: text/plain; charset=utf-8" << kCrlf;
+    m << "Content-Transfer-Encoding: 8bit" << kCrlf << kCrlf;
+    m << "This is the De-Mail gateway at host " << host << "." << kCrlf << kCrlf;
+}
+
+void beginDeliveryStatus(std::ostream& m, const std::string& boundary, const std::string& host,
+                         const std::string& queueId) {
+    m << "--" << boundary << kCrlf;
+    m << "Content-Description: Delivery report" << kCrlf;
+    m << "Content-Type: message/delivery-status" << kCrlf << kCrlf;
+    m << "Reporting-MTA: dns; " << host << kCrlf;
+    m << "X-Demail-Queue-ID: " << queueId << kCrlf;
+}
+
 }  // namespace
 
 std::string rfc5322Date(std::chrono::system_clock::time_point t) {
@@ -134,19 +160,9 @@ std::optional<DsnMessage> buildDsn(const DsnReport& report, std::istream& origin
       << kCrlf;
     m << "To: " << oneLine(report.envelopeSender) << kCrlf;
     m << "Auto-Submitted: auto-replied" << kCrlf;
-    m << "MIME-Version: 1.0" << kCrlf;
-    m << "Content-Type: multipart/report; report-type=delivery-status;" << kCrlf;
-    m << "\tboundary=\"" << boundary << "\"" << kCrlf;
-    m << "Content-Transfer-Encoding: 8bit" << kCrlf;
-    m << "Message-Id: <" << epoch << "." << queueId << ".dsn@" << host << ">" << kCrlf;
-    m << kCrlf << "This is a MIME-encapsulated message." << kCrlf << kCrlf;
-
     // Part 1: for the person.
-    m << "--" << boundary << kCrlf;
-    m << "Content-Description: Notification" << kCrlf;
-    m << "Content-Type: text/plain; charset=utf-8" << kCrlf;
-    m << "Content-Transfer-Encoding: 8bit" << kCrlf << kCrlf;
-    m << "This is the De-Mail gateway at host " << host << "." << kCrlf << kCrlf;
+    beginReport(m, boundary, "<" + std::to_string(epoch) + "." + queueId + ".dsn@" + host + ">",
+                host);
     if (delayed) {
         m << "####################################################################" << kCrlf;
         m << "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #" << kCrlf;
@@ -172,11 +188,7 @@ std::optional<DsnMessage> buildDsn(const DsnReport& report, std::istream& origin
     m << kCrlf;
 
     // Part 2: for the machine (RFC 3464 §2).
-    m << "--" << boundary << kCrlf;
-    m << "Content-Description: Delivery report" << kCrlf;
-    m << "Content-Type: message/delivery-status" << kCrlf << kCrlf;
-    m << "Reporting-MTA: dns; " << host << kCrlf;
-    m << "X-Demail-Queue-ID: " << queueId << kCrlf;
+    beginDeliveryStatus(m, boundary, host, queueId);
     if (!report.envid.empty())
         m << "Original-Envelope-Id: " << oneLine(report.envid) << kCrlf;
     m << "Arrival-Date: " << rfc5322Date(report.arrival) << kCrlf;
@@ -253,18 +265,8 @@ DsnMessage buildMeldungReport(const MeldungReport& report, std::string_view meld
         m << headerLine("X-de-mail-private-id", report.privateId);
     if (!report.queueIdHeader.empty())
         m << headerLine("X-Demail-Gateway-Queue-Id", report.queueIdHeader);
-    m << "MIME-Version: 1.0" << kCrlf;
-    m << "Content-Type: multipart/report; report-type=delivery-status;" << kCrlf;
-    m << "\tboundary=\"" << boundary << "\"" << kCrlf;
-    m << "Content-Transfer-Encoding: 8bit" << kCrlf;
-    m << "Message-Id: <" << epoch << "." << queueId << ".meldung@" << host << ">" << kCrlf;
-    m << kCrlf << "This is a MIME-encapsulated message." << kCrlf << kCrlf;
-
-    m << "--" << boundary << kCrlf;
-    m << "Content-Description: Notification" << kCrlf;
-    m << "Content-Type: text/plain; charset=utf-8" << kCrlf;
-    m << "Content-Transfer-Encoding: 8bit" << kCrlf << kCrlf;
-    m << "This is the De-Mail gateway at host " << host << "." << kCrlf << kCrlf;
+    beginReport(m, boundary, "<" + std::to_string(epoch) + "." + queueId + ".meldung@" + host + ">",
+                host);
     m << "The De-Mail provider accepted your message, and then reported that it could" << kCrlf
       << "not be delivered (" << oneLine(what) << "). The provider's Meldung is attached." << kCrlf;
     m << "Der De-Mail-Anbieter hat Ihre Nachricht angenommen und danach gemeldet, dass sie" << kCrlf
@@ -281,11 +283,7 @@ DsnMessage buildMeldungReport(const MeldungReport& report, std::string_view meld
         m << "<" << oneLine(r.address) << ">: " << clip(r.diagnostic) << kCrlf;
     m << kCrlf;
 
-    m << "--" << boundary << kCrlf;
-    m << "Content-Description: Delivery report" << kCrlf;
-    m << "Content-Type: message/delivery-status" << kCrlf << kCrlf;
-    m << "Reporting-MTA: dns; " << host << kCrlf;
-    m << "X-Demail-Queue-ID: " << queueId << kCrlf;
+    beginDeliveryStatus(m, boundary, host, queueId);
     for (const auto& r : report.recipients) {
         m << kCrlf;
         m << "Final-Recipient: rfc822; " << oneLine(r.address) << kCrlf;
