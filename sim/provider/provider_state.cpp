@@ -129,6 +129,14 @@ const char* yesNo(bool b) {
     return b ? "yes" : "no";
 }
 
+// Text inside an XML element of a confirmation or Meldung.
+std::string xmlEscape(const std::string& s) {
+    std::string o;
+    for (char c : s)
+        o += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
+    return o;
+}
+
 }  // namespace
 
 std::optional<std::string> ProviderState::load(const std::string& accountsFile) {
@@ -338,34 +346,20 @@ void ProviderState::confirm(const std::string& kind, const std::string& toAccoun
     }
     const std::string now = isoTime();
     std::ostringstream xml;
-    auto esc = [](const std::string& s) {
-        std::string o;
-        for (char c : s) {
-            if (c == '<')
-                o += "&lt;";
-            else if (c == '>')
-                o += "&gt;";
-            else if (c == '&')
-                o += "&amp;";
-            else
-                o += c;
-        }
-        return o;
-    };
     xml << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n"
         << "<Acknowledge-Message xmlns=\"urn:de-mail\">\r\n"
-        << "  <Sender>" << esc(systemSender) << "</Sender>\r\n"
+        << "  <Sender>" << xmlEscape(systemSender) << "</Sender>\r\n"
         << "  <Metadata>\r\n"
-        << "    <Metadate><Name>X-de-mail-message-id</Name><Value>" << esc(deMailMessageId)
+        << "    <Metadate><Name>X-de-mail-message-id</Name><Value>" << xmlEscape(deMailMessageId)
         << "</Value><OriginalHeader>X-de-mail-message-id</OriginalHeader></Metadate>\r\n"
-        << "    <Metadate><Name>X-de-mail-sender</Name><Value>" << esc(origSender)
+        << "    <Metadate><Name>X-de-mail-sender</Name><Value>" << xmlEscape(origSender)
         << "</Value><OriginalHeader>X-de-mail-sender</OriginalHeader></Metadate>\r\n";
     if (!privateId.empty())
-        xml << "    <Metadate><Name>X-de-mail-private-id</Name><Value>" << esc(privateId)
+        xml << "    <Metadate><Name>X-de-mail-private-id</Name><Value>" << xmlEscape(privateId)
             << "</Value><OriginalHeader>X-de-mail-private-id</OriginalHeader></Metadate>\r\n";
     xml << "  </Metadata>\r\n"
-        << "  <Subject>" << esc(subjectTag + " " + origSubject) << "</Subject>\r\n"
-        << "  <Text>" << esc(text) << "</Text>\r\n"
+        << "  <Subject>" << xmlEscape(subjectTag + " " + origSubject) << "</Subject>\r\n"
+        << "  <Text>" << xmlEscape(text) << "</Text>\r\n"
         << "  <Hash>" << sha256Base64(origMessage) << "</Hash>\r\n"
         << "  <Time>" << now << "</Time>\r\n";
     if (kind == "retrieve")
@@ -385,27 +379,8 @@ void ProviderState::confirm(const std::string& kind, const std::string& toAccoun
     m.id = nextId("in-");
     m.account = toAccount;
     m.messageType = type;
-    std::string msgId = "<" + m.id + "@" + providerDomain_ + ">";
-    std::vector<std::pair<std::string, std::string>> h = {
-        {"From", systemSender},
-        {"To", toAccount},
-        {"Subject", encodeWord(subjectTag + " " + origSubject)},
-        {"Date", rfc5322Date()},
-        {"Message-ID", msgId},
-        {"MIME-Version", "1.0"},
-        {"Content-Type", "multipart/mixed; boundary=\"" + boundary + "\""},
-        {"X-de-mail-sender", systemSender},
-        {"X-de-mail-chosen-recipient", "to=" + toAccount},
-        {"X-de-mail-actual-recipient", toAccount},
-        {"X-de-mail-message-type", type},
-        {"X-de-mail-message-id", msgId},
-        {"X-de-mail-originator-provider", providerDomain_},
-        {"X-de-mail-version", "1.8"}};
-    if (!privateId.empty())
-        h.emplace_back("X-de-mail-private-id", privateId);
-    h.emplace_back("X-de-mail-integrity", integrityHeader(h));
-    m.data = serialize(h, body);
-    deliver(std::move(m));
+    deliverSystemMessage(std::move(m), systemSender, subjectTag + " " + origSubject, boundary, {},
+                         privateId, body);
 }
 
 bool ProviderState::setMeldung(const std::string& address, const std::string& type) {
@@ -437,18 +412,12 @@ void ProviderState::meldung(const std::string& type, const std::string& toAccoun
         : type == "invalid-format"
             ? "Ihre Nachricht an " + recipient + " hat ein ungültiges Format."
             : "Ihre Nachricht an " + recipient + " konnte nicht zugestellt werden.";
-    auto esc = [](const std::string& v) {
-        std::string o;
-        for (char c : v)
-            o += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
-        return o;
-    };
     const std::string xml =
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n"
         "<Notification-Message xmlns=\"urn:de-mail\">\r\n"
         "  <Subject>" +
-        esc(origSubject) + "</Subject>\r\n  <Text>" + esc(text) + "</Text>\r\n  <Time>" +
-        isoTime() + "</Time>\r\n  <Sender>" + esc(systemSender) +
+        xmlEscape(origSubject) + "</Subject>\r\n  <Text>" + xmlEscape(text) +
+        "</Text>\r\n  <Time>" + isoTime() + "</Time>\r\n  <Sender>" + xmlEscape(systemSender) +
         "</Sender>\r\n</Notification-Message>\r\n";
     std::ostringstream b64;
     {
@@ -474,24 +443,36 @@ void ProviderState::meldung(const std::string& type, const std::string& toAccoun
     m.id = nextId("in-");
     m.account = toAccount;
     m.messageType = malware ? "malware-notification" : "notification";
+    std::vector<std::pair<std::string, std::string>> extra;
+    if (!malware)
+        extra.emplace_back("X-de-mail-notification-type", type);
+    deliverSystemMessage(std::move(m), systemSender,
+                         "Ihre Nachricht konnte nicht zugestellt werden: " + origSubject, boundary,
+                         std::move(extra), privateId, body);
+}
+
+void ProviderState::deliverSystemMessage(StoredMessage m, const std::string& systemSender,
+                                         const std::string& subject, const std::string& boundary,
+                                         std::vector<std::pair<std::string, std::string>> extra,
+                                         const std::string& privateId, const std::string& body) {
     const std::string msgId = "<" + m.id + "@" + providerDomain_ + ">";
     std::vector<std::pair<std::string, std::string>> h = {
         {"From", systemSender},
-        {"To", toAccount},
-        {"Subject", encodeWord("Ihre Nachricht konnte nicht zugestellt werden: " + origSubject)},
+        {"To", m.account},
+        {"Subject", encodeWord(subject)},
         {"Date", rfc5322Date()},
         {"Message-ID", msgId},
         {"MIME-Version", "1.0"},
         {"Content-Type", "multipart/mixed; boundary=\"" + boundary + "\""},
         {"X-de-mail-sender", systemSender},
-        {"X-de-mail-chosen-recipient", "to=" + toAccount},
-        {"X-de-mail-actual-recipient", toAccount},
+        {"X-de-mail-chosen-recipient", "to=" + m.account},
+        {"X-de-mail-actual-recipient", m.account},
         {"X-de-mail-message-type", m.messageType},
         {"X-de-mail-message-id", msgId},
         {"X-de-mail-originator-provider", providerDomain_},
         {"X-de-mail-version", "1.8"}};
-    if (!malware)
-        h.emplace_back("X-de-mail-notification-type", type);
+    for (auto& e : extra)
+        h.push_back(std::move(e));
     if (!privateId.empty())
         h.emplace_back("X-de-mail-private-id", privateId);
     h.emplace_back("X-de-mail-integrity", integrityHeader(h));

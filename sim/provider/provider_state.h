@@ -116,6 +116,12 @@ class ProviderState {
     const SimAccount* findAccount(const std::string& address) const;
     bool knownDomain(const std::string& domain) const;
     void deliver(StoredMessage msg);
+    // A message from the provider itself (confirmation, Meldung) into m.account's inbox: the
+    // provider's headers, `extra` after them, the private-id, the integrity header.
+    void deliverSystemMessage(StoredMessage m, const std::string& systemSender,
+                              const std::string& subject, const std::string& boundary,
+                              std::vector<std::pair<std::string, std::string>> extra,
+                              const std::string& privateId, const std::string& body);
     void meldung(const std::string& type, const std::string& toAccount,
                  const std::string& recipient, const std::string& origSubject,
                  const std::string& privateId);
