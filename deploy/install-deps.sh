@@ -9,6 +9,8 @@ packages=(
   # libraries (DESIGN.md "Dependencies")
   libpcsclite-dev libssl-dev libpoco-dev libcurl4-openssl-dev libacl1-dev libsystemd-dev
   libgtest-dev libgmock-dev googletest libp11-kit-dev
+  # provider signatures: XML-DSig of confirmations (verified by the gateway, made by the simulator)
+  libxmlsec1-dev
   # the card stack: pcscd, OpenSC as the PKCS#11 module, libp11 as the OpenSSL engine
   pcscd opensc opensc-pkcs11 libengine-pkcs11-openssl openssl
   # tests and demo: the virtual reader driver (never on a production host: it listens on all

@@ -114,6 +114,23 @@ class ControlHandler : public Poco::Net::HTTPRequestHandler {
             } else {
                 out = "{}";
             }
+        } else if (method == "POST" && path == "/control/signing") {
+            // ?revoked=true puts the signer's certificate on the CRL (SIGNING_CRL in sim.env).
+            bool revoked = false;
+            for (const auto& [k, v] : uri.getQueryParameters())
+                if (k == "revoked")
+                    revoked = v == "true" || v == "1";
+            std::string error;
+            auto* signer = server_.state().signer();
+            if (!signer) {
+                status = 409;
+                out = "{\"error\":\"no signing key (start the simulator with --state)\"}";
+            } else if (!signer->setRevoked(revoked, error)) {
+                status = 500;
+                out = "{\"error\":\"" + error + "\"}";
+            } else {
+                out = std::string("{\"revoked\":") + (revoked ? "true" : "false") + "}";
+            }
         } else if (method == "POST" && path == "/control/idempotency") {
             bool enabled = true;
             for (const auto& [k, v] : uri.getQueryParameters())

@@ -143,24 +143,31 @@ std::string formatChosenRecipients(const ChosenRecipients& r) {
     return out;
 }
 
+std::string serializeField(const std::string& name, const std::string& value) {
+    const std::string line = name + ": " + value;
+    if (line.find("\r\n") != std::string::npos)  // folded by its maker (a signed header)
+        return line + "\r\n";
+    // Folded at white space so that no line exceeds 998 characters (RFC 5322 §2.1.1).
+    std::string out;
+    std::size_t start = 0;
+    while (line.size() - start > 998) {
+        const auto cut = line.find_last_of(" \t", start + 998);
+        if (cut == std::string::npos || cut <= start)
+            break;
+        out.append(line, start, cut - start);
+        out += "\r\n";
+        start = cut;
+    }
+    out.append(line, start, std::string::npos);
+    out += "\r\n";
+    return out;
+}
+
 std::string serialize(const std::vector<std::pair<std::string, std::string>>& headers,
                       const std::string& body) {
     std::string out;
-    for (const auto& [n, v] : headers) {
-        // Folded at white space so that no line exceeds 998 characters (RFC 5322 §2.1.1).
-        const std::string line = n + ": " + v;
-        std::size_t start = 0;
-        while (line.size() - start > 998) {
-            const auto cut = line.find_last_of(" \t", start + 998);
-            if (cut == std::string::npos || cut <= start)
-                break;
-            out.append(line, start, cut - start);
-            out += "\r\n";
-            start = cut;
-        }
-        out.append(line, start, std::string::npos);
-        out += "\r\n";
-    }
+    for (const auto& [n, v] : headers)
+        out += serializeField(n, v);
     out += "\r\n";
     out += body;
     return out;

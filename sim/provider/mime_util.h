@@ -28,6 +28,9 @@ struct ChosenRecipients {
 ChosenRecipients chosenRecipients(const ParsedMessage& m);
 std::string formatChosenRecipients(const ChosenRecipients& r);
 
+// One header field as written (folded to 998-character lines, or as its maker folded it when the
+// value holds CRLF), with its CRLF: also the field's "simple" canonical form (RFC 6376 §3.4.1).
+std::string serializeField(const std::string& name, const std::string& value);
 // Serialises headers + body with CRLF line ends.
 std::string serialize(const std::vector<std::pair<std::string, std::string>>& headers,
                       const std::string& body);

@@ -147,6 +147,19 @@ int provider_main(int argc, char** argv) {
         std::fprintf(stderr, "demail-sim provider: %s\n", err->c_str());
         return 2;
     }
+    std::string signingCa, signingCrl;
+    if (!stateDir.empty()) {  // the provider's signing key lives with its state
+        ::mkdir(stateDir.c_str(), 0700);
+        std::string error;
+        auto signer = provider::ProviderSigner::open(stateDir, error);
+        if (!signer) {
+            std::fprintf(stderr, "demail-sim provider: %s\n", error.c_str());
+            return 1;
+        }
+        signingCa = signer->caPath();
+        signingCrl = signer->crlPath();
+        state.setSigner(std::move(signer));
+    }
 
     // Block the stop signals in every thread; the main thread waits for them.
     sigset_t stopSignals;
@@ -164,13 +177,15 @@ int provider_main(int argc, char** argv) {
         return 1;
     }
     const std::string host = config.listen.host().toString();
-    char line[1024];
+    char line[2048];
     std::snprintf(line, sizeof line,
                   "HTTPS_PORT=%u\nCONTROL_PORT=%u\nURL=https://%s:%u\nSERVER_NAME=%s\n"
-                  "CA=%s\nCLIENT_CERT=%s\nCLIENT_KEY=%s\nACCOUNTS=%s\n",
+                  "CA=%s\nCLIENT_CERT=%s\nCLIENT_KEY=%s\nACCOUNTS=%s\nSIGNING_CA=%s\n"
+                  "SIGNING_CRL=%s\n",
                   server.httpsPort(), server.controlPort(), host.c_str(), server.httpsPort(),
                   provider::kTestServerName, pki.caCert.c_str(), pki.clientCert.c_str(),
-                  pki.clientKey.c_str(), accountsFile.c_str());
+                  pki.clientKey.c_str(), accountsFile.c_str(), signingCa.c_str(),
+                  signingCrl.c_str());
     std::fprintf(stdout, "demail-sim provider: listening https=%s:%u control=%s:%u\n%s",
                  host.c_str(), server.httpsPort(), config.control.host().toString().c_str(),
                  server.controlPort(), line);

@@ -59,41 +59,6 @@ const std::set<std::string>& providerHeaders() {
     return names;
 }
 
-// Hash-only X-de-mail-integrity (a=sha256, b= header hash). The simulator does not sign.
-std::string integrityHeader(const std::vector<std::pair<std::string, std::string>>& headers) {
-    static const char* order[] = {"From",
-                                  "Date",
-                                  "Message-ID",
-                                  "Subject",
-                                  "Reply-To",
-                                  "X-de-mail-confirmation-of-dispatch",
-                                  "X-de-mail-confirmation-of-receipt",
-                                  "X-de-mail-confirmation-of-retrieve",
-                                  "X-de-mail-authoritative",
-                                  "X-de-mail-private",
-                                  "X-de-mail-sender",
-                                  "X-de-mail-chosen-recipient",
-                                  "X-de-mail-auth-mechanism",
-                                  "X-de-mail-auth-level",
-                                  "X-de-mail-originator-provider",
-                                  "X-de-mail-message-type",
-                                  "X-de-mail-version",
-                                  "X-de-mail-private-id",
-                                  "X-de-mail-message-id",
-                                  "X-de-mail-account-holder"};
-    std::string canon, h;
-    for (const char* name : order) {
-        for (const auto& [n, v] : headers) {
-            if (lower(n) == lower(name)) {
-                canon += n + ": " + v + "\r\n";
-                h += (h.empty() ? "" : ":") + std::string(name);
-                break;
-            }
-        }
-    }
-    return "v=1; a=sha256; c=simple/simple; h=" + h + "; b=" + sha256Base64(canon);
-}
-
 struct Options {
     bool personal = false, authoritative = false, dispatch = false, receipt = false,
          retrieve = false;
@@ -365,12 +330,17 @@ void ProviderState::confirm(const std::string& kind, const std::string& toAccoun
     if (kind == "retrieve")
         xml << "  <DeliveryTime>" << now << "</DeliveryTime>\r\n";
     xml << "</Acknowledge-Message>\r\n";
+    // The qualified signature of the confirmation (PVD_IO §3.5.1), kept when the XML is
+    // extracted for automated processing.
+    std::string signedXml = signer_ ? signer_->signXml(xml.str()) : xml.str();
+    if (signedXml.empty())
+        signedXml = xml.str();
 
     const std::string boundary = "=_demail-sim-" + std::to_string(counter_ + 1);
     std::string body = "--" + boundary +
                        "\r\nContent-Type: application/xml; charset=UTF-8\r\n"
                        "Content-Disposition: attachment; filename=\"bestaetigung.xml\"\r\n\r\n" +
-                       xml.str() + "--" + boundary +
+                       signedXml + "--" + boundary +
                        "\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n"
                        "Content-Disposition: attachment; filename=\"bestaetigung.pdf\"\r\n\r\n"
                        "JVBERi0xLjQKJSBwbGFjZWhvbGRlciAoZGVtYWlsLXNpbSkK\r\n--" +
@@ -475,7 +445,8 @@ void ProviderState::deliverSystemMessage(StoredMessage m, const std::string& sys
         h.push_back(std::move(e));
     if (!privateId.empty())
         h.emplace_back("X-de-mail-private-id", privateId);
-    h.emplace_back("X-de-mail-integrity", integrityHeader(h));
+    // Confirmations and Meldungen are signed by the provider (PVD_IO §3.4.1).
+    addIntegrity(h, body, true);
     m.data = serialize(h, body);
     deliver(std::move(m));
 }
@@ -622,7 +593,8 @@ ApiReply ProviderState::submit(const std::vector<std::string>& bound, const Subm
             deliveredAny = true;
             auto hr = h;
             hr.emplace_back("X-de-mail-actual-recipient", r);
-            hr.emplace_back("X-de-mail-integrity", integrityHeader(hr));
+            // Absenderbestätigt messages must be signed; the others carry the hash.
+            addIntegrity(hr, m.body, opt->authoritative);
             StoredMessage sm;
             sm.id = nextId("in-");
             sm.account = r;

@@ -6,10 +6,13 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "provider_signer.h"
 
 namespace demail::sim::provider {
 
@@ -72,6 +75,10 @@ class ProviderState {
     // Loads the accounts file (JSON, see README.md). Returns an error text on failure.
     std::optional<std::string> load(const std::string& accountsFile);
     void setProviderDomain(std::string domain) { providerDomain_ = std::move(domain); }
+    // Signs confirmations, Meldungen and absenderbestätigt messages; without one (no --state)
+    // the simulator only states the hash.
+    void setSigner(std::unique_ptr<ProviderSigner> signer) { signer_ = std::move(signer); }
+    ProviderSigner* signer() { return signer_.get(); }
 
     // Accounts bound to a client certificate, by fingerprint first, then subject.
     std::vector<std::string> boundAccounts(const std::string& subject,
@@ -130,7 +137,15 @@ class ProviderState {
                  const std::string& privateId, const std::string& deMailMessageId,
                  const std::string& origMessage);
 
+    void addIntegrity(HeaderList& headers, const std::string& body, bool sign) const {
+        if (signer_)
+            signer_->addIntegrity(headers, body, sign);
+        else
+            addHashOnlyIntegrity(headers, body);
+    }
+
     mutable std::mutex mutex_;
+    std::unique_ptr<ProviderSigner> signer_;
     std::string providerDomain_ = "sim-provider.de-mail.de";
     std::map<std::string, SimAccount> accounts_;
     std::vector<CertBinding> bindings_;

@@ -14,20 +14,9 @@
 namespace demail::sim::provider {
 namespace {
 
-struct Deleter {
-    void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-    void operator()(X509* p) const { X509_free(p); }
-};
-using KeyPtr = std::unique_ptr<EVP_PKEY, Deleter>;
-using CertPtr = std::unique_ptr<X509, Deleter>;
-
 bool exists(const std::string& path) {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0;
-}
-
-KeyPtr newRsaKey() {
-    return KeyPtr(EVP_RSA_gen(2048));
 }
 
 void addName(X509_NAME* name, const char* field, const std::string& value) {
@@ -44,6 +33,12 @@ void addExt(X509* cert, X509* issuer, int nid, const char* value) {
         X509_add_ext(cert, ext, -1);
         X509_EXTENSION_free(ext);
     }
+}
+
+}  // namespace
+
+KeyPtr newRsaKey() {
+    return KeyPtr(EVP_RSA_gen(2048));
 }
 
 CertPtr makeCert(EVP_PKEY* key, const std::string& cn, const std::string& org, X509* issuer,
@@ -90,8 +85,6 @@ bool writeKey(const std::string& path, EVP_PKEY* key) {
     bool ok = PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr) == 1;
     return std::fclose(f) == 0 && ok;
 }
-
-}  // namespace
 
 std::optional<std::string> ensureTestPki(const std::string& dir, TestPkiPaths& p) {
     p.caCert = dir + "/ca.pem";
