@@ -398,9 +398,12 @@ std::optional<ConfirmationXml> findXml(std::string_view entity, int depth, int& 
     if (type.find("multipart/") == std::string::npos) {
         if (type.find("xml") == std::string::npos)
             return std::nullopt;
-        auto xml = parseConfirmationXml(decodedBody(*h, body), error);
+        std::string decoded = decodedBody(*h, body);
+        auto xml = parseConfirmationXml(decoded, error);
         if (!xml && error.empty())
             error = "the XML part cannot be parsed";
+        if (xml)
+            xml->raw = std::move(decoded);
         return xml;
     }
     if (depth >= kMaxMimeDepth) {

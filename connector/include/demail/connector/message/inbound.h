@@ -44,6 +44,7 @@ struct ConfirmationXml {
     std::string rootElement;  // "Acknowledge-Message" or "Notification-Message"
     std::string sender, subject, text, time, deliveryTime, hash;
     std::vector<std::pair<std::string, std::string>> metadata;  // Metadate Name/Value
+    std::string raw;  // the XML as decoded from its MIME part: what its signature covers
     std::optional<std::string> metadataValue(std::string_view name) const;
 };
 
