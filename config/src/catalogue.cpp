@@ -25,6 +25,8 @@ const std::vector<KnownSection>& catalogue() {
           "client_cert",
           "client_key",
           "accounts_file",
+          "signature_ca",
+          "signature_crl",
           "demail_domains",
           "demail_domains_from_provider",
           "address_check",

@@ -57,10 +57,12 @@ void ArchiveEvidence::answered(const Envelope& envelope, const std::string& acco
 }
 
 std::string ArchiveEvidence::retrieved(const InboxItem& item, const std::string& bytes,
-                                       std::string& record) {
+                                       const std::string& verification, std::string& record) {
     archive::Record r;
-    auto e = archive_.append("retrieved", {{"account", item.account}, {"provider_id", item.id}},
-                             {bytes, nullptr, 0}, &r);
+    archive::Fields fields = {{"account", item.account}, {"provider_id", item.id}};
+    if (!verification.empty())
+        fields["verification"] = verification;
+    auto e = archive_.append("retrieved", fields, {bytes, nullptr, 0}, &r);
     if (e.empty())
         record = r.time + "; archive=" + std::to_string(r.seq) +
                  (r.clockSynchronized ? "" : "; clock=unsynchronised");

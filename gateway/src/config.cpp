@@ -98,6 +98,8 @@ const config::Section<ProviderConfig>& providerSection() {
             config::readableFile("client_cert", &C::clientCert),
             config::readableFile("client_key", &C::clientKey),
             config::readableFile("accounts_file", &C::accountsFile),
+            config::readableFile("signature_ca", &C::signatureCa),
+            config::readableFile("signature_crl", &C::signatureCrl),
             {"demail_domains", config::Kind::List,
              [](C& c, const std::string& v) {
                  std::vector<std::string> domains;
@@ -256,6 +258,9 @@ std::string crossKeyRules(const Config& config, const Sections& use) {
         return "[provider] proxy_password_file: needed when proxy_user is set";
     if (use.provider && !config.provider.proxyUser.empty() && config.provider.proxy.host.empty())
         return "[provider] proxy_user: set without proxy";
+    if (use.provider && !config.provider.signatureCrl.empty() &&
+        config.provider.signatureCa.empty())
+        return "[provider] signature_crl: needs signature_ca (the CRL's issuer is the anchor)";
     return {};
 }
 

@@ -22,6 +22,13 @@ std::string utcNow() {
     return buf;
 }
 
+std::string logSafe(std::string s) {  // inside a quoted log value
+    for (char& c : s)
+        if (c == '"')
+            c = '\'';
+    return s;
+}
+
 Poco::Logger& log() {
     return Poco::Logger::get("inbound");
 }
@@ -98,9 +105,13 @@ void InboundPoller::handle(const InboxItem& item, InboundCounts& counts) {
     }
     // The moment of retrieval: for mail that asked for an Abholbestätigung it starts legal time
     // limits (VwZG §5a), so the recipient is told it, from the archive's record when there is one.
+    // The provider's signatures, on the bytes as retrieved (before any header is changed).
+    SignatureVerdict verdict;
+    if (signatures)
+        verdict = signatures->verify(*message);
     std::string retrieval;
     if (evidence) {
-        if (auto e = evidence->retrieved(item, *message, retrieval); !e.empty()) {
+        if (auto e = evidence->retrieved(item, *message, verdict.summary, retrieval); !e.empty()) {
             ++counts.deferred;
             counts.lastError = "the evidence archive cannot keep " + item.id + ": " + e;
             return;
@@ -115,8 +126,15 @@ void InboundPoller::handle(const InboxItem& item, InboundCounts& counts) {
     }
     if (retrieval.empty())
         retrieval = utcNow();
+    if (verdict.failed) {
+        ++counts.signatureFailures;
+        log().warning("event=signature_invalid provider_id=" + item.id +
+                      " account=" + item.account + " verdict=\"" + logSafe(verdict.summary) + "\"");
+    }
     // A header only the gateway sets (any copy from outside is stripped as X-Demail-Gateway-*).
     const std::string out =
+        (verdict.header.empty() ? std::string()
+                                : std::string(kVerifiedHeader) + ": " + verdict.header + "\r\n") +
         std::string("X-Demail-Gateway-Retrieved: ") + retrieval + "; account=" +
         (connector::isSmtpMailbox(item.account) ? item.account : std::string("invalid")) +
         (route.retrieveConfirmation

@@ -95,6 +95,11 @@ int Daemon::start() {
         return 1;
     }
     evidence_ = std::make_unique<ArchiveEvidence>(*archive_);
+    if (auto e = signatures_.configure(cfg.provider.signatureCa, cfg.provider.signatureCrl);
+        !e.empty()) {
+        std::cerr << "demail-gatewayd: " << e << "\n";
+        return 1;
+    }
     log().notice("event=archive_opened dir=" + smtp::auditValue(archive_->dir()) +
                  " seq=" + std::to_string(archive_->headSeq()) + " hash=" + archive_->headHash());
     try {
@@ -195,6 +200,7 @@ int Daemon::start() {
         cfg, *pool_, accounts_, *journal_, relay_, metrics_, health_,
         [this] { return outbound_->paused(); }, accountPauses_, host_);
     inbound_->setEvidence(evidence_.get());
+    inbound_->setSignatures(&signatures_);
     if (card_->ready())
         inbound_->refreshAccounts();
     else
@@ -282,7 +288,8 @@ std::string Daemon::statusText() const {
            std::to_string(intake_->activeSessions()) + " sessions";
 }
 
-// SIGHUP: the accounts file, the users file and relay networks, and the card (a new PIN file is
+// SIGHUP: the accounts file, the provider's signature trust anchor and CRL, the users file and
+// relay networks, and the card (a new PIN file is
 // tried once; a rejected PIN never again). A file with an error keeps the old settings.
 void Daemon::reload() {
     auto again = loadConfig(configPath_);
@@ -290,6 +297,9 @@ void Daemon::reload() {
     std::string err = again.ok() ? "" : again.error;
     if (err.empty() && !again.config->provider.accountsFile.empty())
         err = loadAccountsFile(again.config->provider.accountsFile, map);
+    if (err.empty())  // a new CRL (or anchor) is read here
+        err = signatures_.configure(again.config->provider.signatureCa,
+                                    again.config->provider.signatureCrl);
     if (err.empty())
         err = intake_->reload(*again.config);
     if (!err.empty()) {

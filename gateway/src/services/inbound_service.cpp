@@ -41,8 +41,11 @@ InboundService::InboundService(const Config& config, connector::ProviderTranspor
               attempts_, static_cast<int>(config.delivery.inboundMaxAttempts)),
       delivered_(metrics.counter("demail_messages_delivered_total",
                                  "Inbound De-Mail and confirmations delivered internally")),
-      errors_(
-          metrics.counter("demail_errors_total", "Errors by kind", "kind", "inbound_delivery")) {
+      errors_(metrics.counter("demail_errors_total", "Errors by kind", "kind", "inbound_delivery")),
+      signatureFailures_(metrics.counter(
+          "demail_provider_signature_failures_total",
+          "Inbound items whose provider signature did not hold (delivered, marked in "
+          "X-Demail-Gateway-Verified)")) {
     accounts_.subscribe([this](const AccountSnapshot& s) { inbox_.setAccounts(s.ownAccounts); });
 }
 
@@ -114,6 +117,7 @@ void InboundService::run() {
             health_.setAccountListing(a, f == failures.end() ? std::string() : f->second);
         }
         delivered_.add(static_cast<std::uint64_t>(c.delivered));
+        signatureFailures_.add(static_cast<std::uint64_t>(c.signatureFailures));
         health_.setInbound(static_cast<std::size_t>(c.deferred), c.quarantined);
         if (c.deferred)
             errors_.add(static_cast<std::uint64_t>(c.deferred));

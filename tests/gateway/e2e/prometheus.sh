@@ -85,7 +85,7 @@ rules_evaluated() {
   curl -sf --max-time 10 "$PROM/api/v1/rules" | /usr/bin/python3 -c '
 import json, sys
 rules = [r for g in json.load(sys.stdin)["data"]["groups"] for r in g["rules"]]
-sys.exit(0 if len(rules) == 13 and all(r["health"] == "ok" for r in rules) else 1)'
+sys.exit(0 if len(rules) == 14 and all(r["health"] == "ok" for r in rules) else 1)'
 }
 
 wait_for 60 curl -sf --max-time 5 "$PROM/-/ready" -o /dev/null || fail "prometheus did not become ready"
@@ -97,7 +97,7 @@ no_alert DemailCardAbsent || fail "DemailCardAbsent with the card in"
 expiry=$(value demail_certificate_expiry_seconds)
 /usr/bin/python3 -c "import sys; sys.exit(0 if float('$expiry') > 0 else 1)" ||
   fail "certificate expiry not exported or not positive: '$expiry'"
-pass "prometheus $(prometheus --version 2>&1 | awk 'NR==1{print $3}') scrapes the gateway; all 13 rules evaluate; card in, no alert; certificate valid for ${expiry} s"
+pass "prometheus $(prometheus --version 2>&1 | awk 'NR==1{print $3}') scrapes the gateway; all 14 rules evaluate; card in, no alert; certificate valid for ${expiry} s"
 
 # 3. The card-absent alert: fires when the card is pulled, clears when it is back.
 "$FIXTURE" card-pull "$STACK/pcsc"

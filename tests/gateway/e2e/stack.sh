@@ -76,6 +76,8 @@ url = https://127.0.0.1:$HTTPS_PORT
 ca_file = $P/ca.pem
 server_name = provider.test
 accounts_file = $STACK/accounts.map
+signature_ca = $SIGNING_CA
+signature_crl = $SIGNING_CRL
 poll_interval = 2s
 [delivery]
 relay = 127.0.0.1:$(cat "$STACK/sink.port")

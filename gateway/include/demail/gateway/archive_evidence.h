@@ -21,7 +21,7 @@ class ArchiveEvidence final : public Evidence {
     void answered(const Envelope& envelope, const std::string& account, bool accepted,
                   const std::vector<std::string>& providerIds, const std::string& detail) override;
     std::string retrieved(const InboxItem& item, const std::string& bytes,
-                          std::string& record) override;
+                          const std::string& verification, std::string& record) override;
 
   private:
     archive::Archive& archive_;

@@ -55,6 +55,11 @@ struct ProviderConfig {
     // Which internal senders send as which De-Mail account: lines "<address or @domain> <account>".
     // Empty: a sender must use the account address itself.
     std::string accountsFile;
+    // The provider's signature trust anchor (PEM; the CA of the certificates it signs
+    // confirmations and absenderbestätigt messages with) and, optionally, its CRL. Empty: the
+    // signatures are checked against the certificates they carry only ("unverified").
+    std::string signatureCa;
+    std::string signatureCrl;
     // Recipient domains that count as De-Mail (and everything below them). TR ACM_FU §2.1.2 gives
     // every provider de-mail.de and lets it have its own DMDA domain or a Sammeldomäne besides.
     std::vector<std::string> deMailDomains{"de-mail.de"};

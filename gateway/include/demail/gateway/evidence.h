@@ -29,10 +29,11 @@ class Evidence {
     virtual void answered(const Envelope& envelope, const std::string& account, bool accepted,
                           const std::vector<std::string>& providerIds,
                           const std::string& detail) = 0;
-    // An inbound item as the provider handed it over. "" or why it could not be kept; `record`
-    // names the record ("2026-11-29T21:10:00.123Z; archive=47").
+    // An inbound item as the provider handed it over, with the check of its provider
+    // signatures (provider_signatures.h; "" when none was made). "" or why it could not be kept;
+    // `record` names the record ("2026-11-29T21:10:00.123Z; archive=47").
     virtual std::string retrieved(const InboxItem& item, const std::string& bytes,
-                                  std::string& record) = 0;
+                                  const std::string& verification, std::string& record) = 0;
 };
 
 }  // namespace demail::gateway

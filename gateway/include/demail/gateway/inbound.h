@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "demail/gateway/evidence.h"
+#include "demail/gateway/provider_signatures.h"
 #include "demail/gateway/smtp_delivery.h"
 
 namespace demail::gateway {
@@ -103,6 +104,7 @@ struct InboundCounts {
     int misrouted = 0;            // refused for good by the internal server, sent to the postmaster
     int parked = 0;               // quarantined in this pass, then acknowledged
     std::size_t quarantined = 0;  // items held in quarantine now
+    int signatureFailures = 0;    // items whose provider signature did not hold (delivered, marked)
     std::string lastError;
 };
 
@@ -119,6 +121,9 @@ class InboundPoller {
     // Where each item is kept as retrieved (set by the daemon). An item whose evidence cannot be
     // kept is neither delivered nor acknowledged: it is fetched again at the next poll.
     Evidence* evidence = nullptr;
+    // Checks the provider's signatures on each item as retrieved (set by the daemon); the result
+    // goes into the archive record and the X-Demail-Gateway-Verified header.
+    SignatureVerifier* signatures = nullptr;
 
   private:
     void handle(const InboxItem& item, InboundCounts& counts);

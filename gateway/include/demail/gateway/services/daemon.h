@@ -23,6 +23,7 @@
 #include "demail/gateway/health.h"
 #include "demail/gateway/metrics.h"
 #include "demail/gateway/provider_pool.h"
+#include "demail/gateway/provider_signatures.h"
 #include "demail/gateway/provider_submitter.h"
 #include "demail/gateway/relay_delivery.h"
 #include "demail/gateway/sent_journal.h"
@@ -66,6 +67,7 @@ class Daemon {
     std::unique_ptr<SentJournal> journal_;
     std::unique_ptr<archive::Archive> archive_;
     std::unique_ptr<ArchiveEvidence> evidence_;
+    ProviderSignatures signatures_;  // the provider's trust anchor; reloaded at SIGHUP
     std::unique_ptr<ProviderSubmitter> submitter_;
     std::unique_ptr<OutboundService> outbound_;
     std::shared_ptr<AddressBook> addressBook_;  // null with [provider] address_check = no

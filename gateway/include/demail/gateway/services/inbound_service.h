@@ -50,6 +50,7 @@ class InboundService {
 
     // Where each item is kept as retrieved (the evidence archive).
     void setEvidence(Evidence* evidence) { poller_.evidence = evidence; }
+    void setSignatures(SignatureVerifier* signatures) { poller_.signatures = signatures; }
 
   private:
     void run();
@@ -70,7 +71,7 @@ class InboundService {
     FileAttempts attempts_;
     SpoolQuarantine quarantine_;
     InboundPoller poller_;
-    Metrics::Counter &delivered_, &errors_;
+    Metrics::Counter &delivered_, &errors_, &signatureFailures_;
     std::atomic<bool> stopping_{false};
     std::thread thread_;
 };
