@@ -3,7 +3,7 @@ PRESET ?= release
 BUILD_DIR := build/$(PRESET)
 CTEST_JOBS ?= 2
 
-.PHONY: all deps configure build test unit integration demo format lint clean bench soak tsan system-test
+.PHONY: all deps configure build test unit integration demo demo-ha format lint clean bench soak tsan system-test
 
 all: build
 
@@ -37,6 +37,13 @@ integration: build
 
 demo: build
 	./deploy/demo.sh $(BUILD_DIR)
+
+# Outbound redundancy: a real Postfix relaying to two gateways, each with its own simulated card;
+# HA_MESSAGES (500) messages while the first gateway is killed, loses its card and loses its
+# provider connection in turn. Prints the failover and failback times; every message must reach
+# the provider exactly once (tests/gateway/e2e/ha_failover.sh, about 3 minutes).
+demo-ha: build
+	DEMAIL_BUILD_DIR=$(abspath $(BUILD_DIR)) DEMAIL_SOURCE_DIR=$(CURDIR) ./tests/gateway/e2e/ha_failover.sh
 
 format:
 	git ls-files '*.cpp' '*.h' | xargs clang-format -i

@@ -12,7 +12,7 @@ const std::vector<KnownSection>& catalogue() {
         {"smtp",
          {"listen", "submission_listen", "tls_cert", "tls_key", "require_tls", "relay_networks",
           "users_file", "max_message_size", "max_net_size", "max_connections",
-          "max_connections_per_client", "max_concurrent_data", "hostname"}},
+          "max_connections_per_client", "max_concurrent_data", "hostname", "when_paused"}},
         // smartcard/src/card_config.cpp
         {"card",
          {"reader", "pkcs11_module", "key_uri", "pin_file", "pin_rejection_file", "opensc_conf"}},

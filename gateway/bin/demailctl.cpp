@@ -1,8 +1,8 @@
 // demailctl: the operator's and scripts' tool. `health` prints the gateway's /status for a
 // person; `provider probe` checks the TLS profile and the account against the provider with the
-// configured credentials; `queue list|show|retry|delete` works on the spool; `passwd USER` prints
-// a users-file line. Exit codes (DESIGN.md): 0 ok, 1 failed, 2 usage/config, 3 wrong PIN,
-// 4 blocked, 5 no reader or card, 6 TLS or provider refused.
+// configured credentials; `queue list|show|retry|delete|import` works on the spool; `passwd USER`
+// prints a users-file line. Exit codes (DESIGN.md): 0 ok, 1 failed, 2 usage/config, 3 wrong PIN, 4
+// blocked, 5 no reader or card, 6 TLS or provider refused.
 #include <Poco/Exception.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
@@ -46,6 +46,7 @@ void usage(std::ostream& out) {
            "  provider probe             TLS profile and accounts at the provider\n"
            "  queue list                 queued messages (like mailq)\n"
            "  queue show|retry|delete ID\n"
+           "  queue import DIR           the queue of a stopped peer gateway's spool copy\n"
            "  trace ID                   one message's log trail (journalctl QUEUE_ID=ID)\n"
            "  archive list [kind=K] [queue_id=ID] [account=A]   the evidence archive's records\n"
            "  archive show|export SEQ    one record / its bytes as kept (to stdout)\n"

@@ -35,6 +35,9 @@ const config::Section<SmtpConfig>& smtpSection() {
             config::count("max_connections_per_client", &C::maxConnectionsPerClient, 1, 20000),
             config::count("max_concurrent_data", &C::maxConcurrentData, 0, 20000),
             config::text("hostname", &C::hostname, "the machine's name"),
+            config::choice<C, SmtpConfig::WhenPaused>("when_paused", &C::whenPaused,
+                                                      {{"queue", SmtpConfig::WhenPaused::Queue},
+                                                       {"refuse", SmtpConfig::WhenPaused::Refuse}}),
         }};
     return s;
 }

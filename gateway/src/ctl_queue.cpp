@@ -1,8 +1,18 @@
 #include "demail/gateway/ctl_queue.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iomanip>
 
 #include "demail/gateway/dsn.h"
+#include "demail/gateway/durable_file.h"
+#include "demail/gateway/sent_journal.h"
 #include "demail/gateway/spool.h"
 #include "demail/gateway/spool_layout.h"
 #include "demail/gateway/state_files.h"
@@ -44,6 +54,146 @@ bool harmfulCodePoint(char32_t cp) {
            || cp == 0x2028 || cp == 0x2029     // line and paragraph separators
            || (cp >= 0x202A && cp <= 0x202E)   // bidi embeddings and overrides
            || (cp >= 0x2066 && cp <= 0x2069);  // bidi isolates
+}
+
+// Copies `from` to `to` (a new file: never over an existing one, never through a symlink) and
+// fsyncs it; "" or the error.
+std::string copyNewFile(const std::string& from, const std::string& to) {
+    std::ifstream in(from, std::ios::binary);
+    if (!in)
+        return "cannot read " + from;
+    const int fd = ::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return "cannot create " + to + ": " + std::strerror(errno);
+    char buf[64 * 1024];
+    std::string error;
+    while (error.empty() && in) {
+        in.read(buf, sizeof buf);
+        for (std::streamsize done = 0, n = in.gcount(); done < n;) {
+            const auto w = ::write(fd, buf + done, static_cast<std::size_t>(n - done));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0) {
+                error = "cannot write " + to + ": " + std::strerror(errno);
+                break;
+            }
+            done += w;
+        }
+    }
+    if (error.empty() && in.bad())
+        error = "cannot read " + from;
+    if (error.empty() && ::fsync(fd) != 0)
+        error = "cannot fsync " + to + ": " + std::strerror(errno);
+    ::close(fd);
+    if (!error.empty())
+        ::unlink(to.c_str());
+    return error;
+}
+
+bool exists(const std::string& path) {
+    struct stat st {};
+    return ::lstat(path.c_str(), &st) == 0;
+}
+
+// `queue import DIR`: the queue of another gateway's spool (a copy of its [queue] dir, taken
+// while that gateway is stopped) into this one, keeping each message's queue id: the queue id is
+// the provider's idempotency key (and the private-id a look-up binding asks for), so a message
+// the old gateway had already handed over is recognised by the provider and recorded as sent,
+// never sent twice. Each message is validated (the spool record with its end marker), copied to
+// tmp/ and fsync'ed, its dispatch state (next try: now) written, then linked into queue/ (never
+// over a message already there) and the directory fsync'ed: the running daemon's next full pass
+// (within a second) sees it whole or not at all. Run it again after an interruption: what is
+// here already is skipped.
+int importQueue(const std::string& spoolDir, const std::string& from, std::ostream& out,
+                std::ostream& err) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::is_directory(spool_layout::path(from, spool_layout::kQueue), ec)) {
+        err << "demailctl queue import: " << printable(from)
+            << " is not a gateway spool (no queue/ directory); give the copy of the other "
+               "gateway's [queue] dir\n";
+        return 1;
+    }
+    if (fs::equivalent(from, spoolDir, ec)) {
+        err << "demailctl queue import: " << printable(from) << " is this gateway's own spool\n";
+        return 2;
+    }
+    Spool source(from);
+    Spool here(spoolDir);
+    if (auto e = here.open(); !e.empty()) {
+        err << "demailctl queue import: " << e << "\n";
+        return 1;
+    }
+    DispatchStateFiles states(spool_layout::path(spoolDir, spool_layout::kDispatch));
+    const std::string queueDir = spool_layout::path(spoolDir, spool_layout::kQueue);
+    const std::string tmpDir = spool_layout::path(spoolDir, spool_layout::kTmp);
+    // Read only: a retention of a century prunes nothing in the copy.
+    const SentJournal oldJournal(spool_layout::path(from, spool_layout::kSent),
+                                 std::chrono::hours(24 * 365 * 100));
+    std::size_t imported = 0, present = 0, sent = 0, failed = 0;
+    for (const auto& e :
+         fs::directory_iterator(spool_layout::path(from, spool_layout::kQueue), ec)) {
+        const std::string id = e.path().filename().string();
+        if (!Spool::validId(id)) {
+            out << printable(id) << ": skipped, not a queue id\n";
+            continue;
+        }
+        if (exists(queueDir + "/" + id)) {
+            ++present;
+            out << id << ": already queued here\n";
+            continue;
+        }
+        // Handed to the provider already: by this gateway (an earlier import: its record with
+        // no queue file left), or by the old one (its record holds the provider's receipt; a
+        // record without one is written before each attempt and proves nothing).
+        const auto old = oldJournal.lookup(id);
+        if (exists(spool_layout::path(spoolDir, spool_layout::kSent) + "/" + id) ||
+            (old && !old->providerIds.empty())) {
+            ++sent;
+            out << id << ": already submitted (sent record), not imported\n";
+            continue;
+        }
+        if (!source.envelope(id) || !source.body(id)) {
+            ++failed;
+            err << id << ": unreadable or incomplete spool record, not imported\n";
+            continue;
+        }
+        const std::string tmp = tmpDir + "/" + id + ".import";
+        ::unlink(tmp.c_str());  // left by an interrupted import
+        std::string error = copyNewFile(e.path().string(), tmp);
+        if (error.empty()) {
+            // The old gateway's progress (a bounce still to be reported, a delay warning already
+            // sent), tried at once here.
+            const auto text =
+                readSmallFile(spool_layout::path(from, spool_layout::kDispatch) + "/" + id, 65536);
+            DispatchState st;
+            if (text)
+                if (auto decoded = decodeDispatchState(*text))
+                    st = *decoded;
+            st.nextAttempt = TimePoint{};
+            error = states.save(id, st);
+        }
+        if (error.empty() && ::link(tmp.c_str(), (queueDir + "/" + id).c_str()) != 0)
+            error = "cannot link into " + queueDir + ": " + std::strerror(errno);
+        ::unlink(tmp.c_str());
+        if (error.empty())
+            error = syncDirectory(queueDir);
+        if (!error.empty()) {
+            ++failed;
+            err << id << ": " << error << "\n";
+            continue;
+        }
+        ++imported;
+        out << id << ": imported\n";
+    }
+    if (ec) {
+        err << "demailctl queue import: cannot list " << printable(from)
+            << "/queue: " << ec.message() << "\n";
+        return 1;
+    }
+    out << "-- " << imported << " imported, " << present << " already here, " << sent
+        << " already submitted, " << failed << " failed\n";
+    return failed ? 1 : 0;
 }
 
 }  // namespace
@@ -96,10 +246,17 @@ int runQueueCommand(const std::string& spoolDir, const std::vector<std::string>&
                     std::ostream& out, std::ostream& err) {
     Spool spool(spoolDir);
     if (args.empty()) {
-        err << "usage: demailctl queue list | show ID | retry ID | delete ID\n";
+        err << "usage: demailctl queue list | show ID | retry ID | delete ID | import DIR\n";
         return 2;
     }
     const std::string& cmd = args[0];
+    if (cmd == "import") {
+        if (args.size() != 2) {
+            err << "demailctl queue import: needs the directory of the other gateway's spool\n";
+            return 2;
+        }
+        return importQueue(spoolDir, args[1], out, err);
+    }
     DispatchStateFiles states(spool_layout::path(spoolDir, spool_layout::kDispatch));
     if (cmd == "list") {
         const auto ids = spool.list();

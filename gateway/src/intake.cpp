@@ -75,8 +75,35 @@ bool IntakePolicy::relayAllowed(const smtp::SessionInfo& s) {
     return false;
 }
 
+void IntakePolicy::setCannotSend(std::function<std::string()> cannotSend) {
+    std::lock_guard lock(mutex_);
+    cannotSend_ = std::move(cannotSend);
+}
+
+void IntakePolicy::setRefuseWhenPaused(bool refuse) {
+    std::lock_guard lock(mutex_);
+    refuseWhenPaused_ = refuse;
+}
+
 smtp::Decision IntakePolicy::checkSender(const smtp::SessionInfo& s, const std::string& sender) {
-    return authority_.checkSender(s, sender);
+    auto decision = authority_.checkSender(s, sender);
+    if (!decision.accepted)
+        return decision;  // a sender refused here is refused by every peer as well
+    std::function<std::string()> cannotSend;
+    {
+        std::lock_guard lock(mutex_);
+        if (refuseWhenPaused_)
+            cannotSend = cannotSend_;
+    }
+    if (!cannotSend)
+        return decision;
+    const std::string why = cannotSend();  // asked without mutex_: it takes other locks
+    if (why.empty())
+        return decision;
+    // The session's audit line (sender_refused, 451 4.3.2) records the refusal; /status says why.
+    return smtp::Decision::refuse(
+        smtp::Reply::Unavailable,
+        "this gateway cannot send De-Mail now (" + why + "); try another gateway");
 }
 
 smtp::Decision IntakePolicy::checkRecipient(const smtp::SessionInfo& s, const std::string&,

@@ -2,6 +2,43 @@
 
 namespace demail::gateway {
 
+namespace {
+
+// The failures that mean no HTTP reply came back: the provider (or the way to it) is down. A
+// short body (our spool file ended early) and every answered request are not.
+bool noAnswer(const connector::TransportError& e) {
+    static const char* const codes[] = {"connect_refused", "connection_reset", "io_error",
+                                        "timeout",         "tls_handshake",    "tls_io"};
+    if (e.httpStatus != 0)
+        return false;
+    for (const char* c : codes)
+        if (e.code == c)
+            return true;
+    return false;
+}
+
+}  // namespace
+
+void ProviderReachability::record(const connector::TransportError* error) {
+    std::lock_guard lock(mutex_);
+    if (error && !noAnswer(*error)) {
+        if (error->httpStatus != 0)
+            noAnswers_ = 0;  // an answer, if not a welcome one
+        return;              // our own side (no key, short body): says nothing of the provider
+    }
+    if (!error) {
+        noAnswers_ = 0;
+        return;
+    }
+    ++noAnswers_;
+    lastReason_ = error->reason;
+}
+
+std::string ProviderReachability::unreachable() const {
+    std::lock_guard lock(mutex_);
+    return noAnswers_ >= kNoAnswersInARow ? lastReason_ : std::string();
+}
+
 ProviderConnectionPool::ProviderConnectionPool(Factory factory,
                                                connector::OutcomeResolution resolution,
                                                std::size_t connections)
@@ -37,6 +74,7 @@ auto ProviderConnectionPool::withConnection(Call call) {
         slot->busy = true;
     }
     auto result = call(*slot->transport);
+    reachability_.record(result.ok() ? nullptr : &result.error());
     auto session = slot->transport->tlsSession();
     {
         std::lock_guard lock(mutex_);

@@ -26,6 +26,7 @@ const ReplyText& replyFor(Reply r) {
         {Reply::LocalError, {451, "4.3.0", "Local error in processing, try again later"}},
         {Reply::TryLater, {451, "4.7.0", "Cannot decide now, try again later"}},
         {Reply::LimitReached, {451, "4.7.1", "Limit reached, try again later"}},
+        {Reply::Unavailable, {451, "4.3.2", "Service unavailable here, try another server"}},
         {Reply::RecipientCheckFailed,
          {451, "4.4.3", "Cannot check the recipient now, try again later"}},
         {Reply::NoSpace, {452, "4.3.1", "Insufficient system storage, try again later"}},

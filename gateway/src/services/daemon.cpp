@@ -208,6 +208,7 @@ int Daemon::start() {
 
     intake_ = std::make_unique<IntakeService>(
         cfg, spool_, accounts_, host_, [this](const std::string& id) { outbound_->committed(id); });
+    intake_->setCannotSend([this] { return cannotSend(); });
     if (cfg.provider.addressCheck) {
         AddressBook::Settings book;
         book.timeout = cfg.provider.addressCheckTimeout;
@@ -256,6 +257,7 @@ int Daemon::start() {
             timedOut.mirror(c.timeouts);
             stale.mirror(c.stale);
         }
+        probeProviderIfUnreachable();
         accepted.mirror(intake_->accepted());
         const auto totals = pool_->totals();
         signatures.mirror(totals.cardSignatures);
@@ -281,6 +283,48 @@ int Daemon::start() {
                    (health_.ready() ? "ready" : health_.notReadySummary()));
     log().notice("event=ready");
     return 0;
+}
+
+std::string Daemon::cannotSend() const {
+    if (outbound_->paused()) {
+        const auto components = health_.components();
+        const auto card = components.find("card");
+        if (card != components.end() && !card->second.ready) {
+            if (card->second.condition == kConditionAbsent)
+                return "card absent";
+            if (card->second.condition == kConditionPinRejected)
+                return "card PIN rejected";
+            return "card not ready";
+        }
+        return outbound_->pausedForCard() ? "card not usable"
+                                          : "the provider refused this gateway's certificate";
+    }
+    if (!pool_->unreachable().empty())
+        return "provider unreachable";
+    return {};
+}
+
+void Daemon::probeProviderIfUnreachable() {
+    const auto now = std::chrono::steady_clock::now();
+    if (providerDown_ && pool_->unreachable().empty()) {  // a submission got through meanwhile
+        log().notice("event=provider_reachable");
+        providerDown_ = false;
+    }
+    if (now < nextProbe_ || outbound_->paused() || pool_->unreachable().empty())
+        return;
+    nextProbe_ = now + 3s;
+    if (!providerDown_) {
+        const auto why = pool_->unreachable();
+        log().warning("event=provider_unreachable reason=\"" + why + "\"");
+        health_.set("provider", false, "no answer: " + why);
+        providerDown_ = true;
+    }
+    pool_->listAccounts();  // its outcome updates the pool's reachability
+    if (pool_->unreachable().empty()) {
+        log().notice("event=provider_reachable");
+        health_.set("provider", true, "answers again");
+        providerDown_ = false;
+    }
 }
 
 std::string Daemon::statusText() const {

@@ -39,6 +39,9 @@ IntakeService::IntakeService(const Config& config, Spool& spool, AccountDirector
       policy_(config.smtp.relayNetworks, authority_, config.provider.deMailDomains),
       submissionPolicy_({}, authority_, config.provider.deMailDomains),
       sink_(spool, &authority_) {
+    const bool refuse = config.smtp.whenPaused == SmtpConfig::WhenPaused::Refuse;
+    policy_.setRefuseWhenPaused(refuse);
+    submissionPolicy_.setRefuseWhenPaused(refuse);
     sink_.onCommitted = std::move(committed);
     sink_.setNetSizeLimit(config.smtp.maxNetSize);
     accounts_.subscribe([this](const AccountSnapshot& s) {
@@ -113,6 +116,9 @@ std::string IntakeService::reload(const Config& fresh) {
         return e;
     authority_.setPolicy(std::move(sendingPolicy), limitsOf(fresh.sending));
     policy_.setRelayNetworks(fresh.smtp.relayNetworks);
+    const bool refuse = fresh.smtp.whenPaused == SmtpConfig::WhenPaused::Refuse;
+    policy_.setRefuseWhenPaused(refuse);
+    submissionPolicy_.setRefuseWhenPaused(refuse);
     if (fresh.smtp.listen.toString() != config_.smtp.listen.toString() ||
         fresh.smtp.tlsCert != config_.smtp.tlsCert ||
         fresh.smtp.usersFile != config_.smtp.usersFile)
@@ -120,6 +126,11 @@ std::string IntakeService::reload(const Config& fresh) {
             "event=reload_partial reason=\"[smtp] listen, tls_cert and users_file (the "
             "path) take effect at the next restart\"");
     return {};
+}
+
+void IntakeService::setCannotSend(std::function<std::string()> cannotSend) {
+    policy_.setCannotSend(cannotSend);
+    submissionPolicy_.setCannotSend(std::move(cannotSend));
 }
 
 void IntakeService::setAddressBook(std::shared_ptr<AddressBook> book) {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "demail/gateway/intake.h"
 #include "demail/gateway/sending_authority.h"
 #include "demail/smtp/reply.h"
 
@@ -241,4 +242,44 @@ TEST(SendingAuthority, AnAccountAtLevelNormalGetsTheProvidersHundred) {
         a.committed(ticket);
     }
     EXPECT_EQ(a.checkSender(e.session, e.sender).reply, Reply::LimitReached);
+}
+
+// [smtp] when_paused at MAIL FROM: refuse answers 451 4.3.2 naming why (the client goes to a
+// peer); queue (the default) and a gateway that can send accept; a sender the authority refuses
+// keeps its own answer (a peer would refuse it as well). Through the real daemon and SMTP
+// session: tests/gateway/e2e/when_paused.sh.
+TEST(IntakePolicy, WhenPausedRefuseAnswers451AtMailFromWhileTheGatewayCannotSend) {
+    TempDir t;
+    SendingAuthority a(SendingPolicy::builtIn(), {}, (t.path / "counts").string());
+    ASSERT_EQ(a.open(), "");
+    a.setAccounts(twoAccounts());
+    demail::gateway::IntakePolicy policy({"127.0.0.0/8"}, a, {"de-mail.de"});
+    std::string why = "card absent";
+    int asked = 0;
+    policy.setCannotSend([&] {
+        ++asked;
+        return why;
+    });
+    const demail::smtp::SessionInfo s{"127.0.0.1", "mta", "", ""};
+
+    // Default (queue): accepted and never asked.
+    EXPECT_TRUE(policy.checkSender(s, "bescheide@firma.de").accepted);
+    EXPECT_EQ(asked, 0);
+
+    policy.setRefuseWhenPaused(true);
+    const auto refused = policy.checkSender(s, "bescheide@firma.de");
+    EXPECT_FALSE(refused.accepted);
+    EXPECT_EQ(replyOf(refused),
+              "451 4.3.2 this gateway cannot send De-Mail now (card absent); try another "
+              "gateway\r\n");
+
+    // A sender refused by the authority keeps its 553: no peer would take it either.
+    EXPECT_EQ(replyOf(policy.checkSender(s, "fremd@example.org")).substr(0, 9), "553 5.7.1");
+
+    why.clear();  // the card is back
+    EXPECT_TRUE(policy.checkSender(s, "bescheide@firma.de").accepted);
+
+    why = "provider unreachable";
+    policy.setRefuseWhenPaused(false);  // SIGHUP back to queue
+    EXPECT_TRUE(policy.checkSender(s, "bescheide@firma.de").accepted);
 }

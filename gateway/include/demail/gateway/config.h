@@ -41,6 +41,11 @@ struct SmtpConfig {
     std::size_t maxConnectionsPerClient = 50;  // from one address, like Postfix's default
     std::size_t maxConcurrentData = 32;        // sessions in DATA at once (0: no limit)
     std::string hostname;  // EHLO/Received name; default: the machine's host name
+    // While this gateway cannot submit (card absent, PIN rejected, provider unreachable): accept
+    // and queue (one appliance), or refuse new mail with a 4xx at MAIL FROM, so that an internal
+    // MTA with several gateways as next hops hands it to a peer (docs/operations.md, Redundancy).
+    enum class WhenPaused { Queue, Refuse };
+    WhenPaused whenPaused = WhenPaused::Queue;
 };
 
 struct ProviderConfig {

@@ -1,5 +1,7 @@
 // demailctl queue list | show ID | retry ID | delete ID: the queue for a person, like mailq and
-// postqueue. Exit codes per DESIGN.md: 0 ok, 1 failed (e.g. no such message), 2 usage.
+// postqueue; import DIR: the queue of a peer gateway that stays down (docs/operations.md,
+// "Redundancy: outbound and recovery"). Exit codes per DESIGN.md: 0 ok, 1 failed (e.g. no such
+// message), 2 usage.
 #pragma once
 
 #include <ostream>

@@ -31,6 +31,11 @@ class IntakePolicy final : public smtp::Policy {
     // The provider's directory, asked for each recipient in a De-Mail domain (unknown or closed:
     // 550 5.1.1; cannot be asked: 451 4.4.3). Null (the default): the domain decides alone.
     void setAddressBook(std::shared_ptr<AddressBook> book);
+    // [smtp] when_paused = refuse: `cannotSend` is asked at MAIL FROM (after the sender's own
+    // checks) and a reason refuses the transaction with 451 4.3.2 naming it, so that the client
+    // takes the mail to another gateway. Off (queue), or without a function: never asked.
+    void setCannotSend(std::function<std::string()> cannotSend);
+    void setRefuseWhenPaused(bool refuse);  // SIGHUP
 
     bool relayAllowed(const smtp::SessionInfo& s) override;
     smtp::Decision checkSender(const smtp::SessionInfo& s, const std::string& sender) override;
@@ -43,6 +48,8 @@ class IntakePolicy final : public smtp::Policy {
     SendingAuthority& authority_;
     std::vector<std::string> domains_;
     std::shared_ptr<AddressBook> addressBook_;
+    std::function<std::string()> cannotSend_;
+    bool refuseWhenPaused_ = false;
 };
 
 class SpoolSink final : public smtp::MessageSink {

@@ -19,6 +19,24 @@
 
 namespace demail::gateway {
 
+// Whether the provider answers at all, from the outcome of every call: unreachable once
+// kNoAnswersInARow calls in a row got no HTTP reply (refused connection, TLS handshake failure,
+// timeout, reset), reachable again with the first reply of any kind (an HTTP error is an answer).
+// One lost keep-alive connection is not an outage, hence more than one. [smtp] when_paused = refuse
+// refuses new mail while it says unreachable, so that a peer gateway takes it.
+class ProviderReachability {
+  public:
+    static constexpr int kNoAnswersInARow = 2;
+    void record(const connector::TransportError* error);  // null: the call succeeded
+    // Empty while reachable; else the last failure's reason.
+    std::string unreachable() const;
+
+  private:
+    mutable std::mutex mutex_;
+    int noAnswers_ = 0;
+    std::string lastReason_;
+};
+
 class ProviderConnectionPool final : public connector::ProviderTransport {
   public:
     // Builds a connection (no I/O) that resumes `resume` if not null; null and `error` if the key
@@ -35,6 +53,8 @@ class ProviderConnectionPool final : public connector::ProviderTransport {
     };
     Totals totals();  // across every transport built so far
     std::size_t capacity() const { return slots_.size(); }
+    // Empty while the provider answers; else why it is taken as unreachable (ProviderReachability).
+    std::string unreachable() const { return reachability_.unreachable(); }
 
     connector::Result<connector::Done> open() override;
     connector::Result<connector::AccountListing> listAccounts() override;
@@ -66,6 +86,7 @@ class ProviderConnectionPool final : public connector::ProviderTransport {
     bool resetting_ = false;
     Poco::Net::Session::Ptr lastSession_;  // from the last call; cleared with the key (reset)
     Totals retired_;
+    ProviderReachability reachability_;
 };
 
 }  // namespace demail::gateway

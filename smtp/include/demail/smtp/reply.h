@@ -26,6 +26,7 @@ enum class Reply {
     TryLater,              // 451 4.7.0 (the gateway cannot decide now)
     RecipientCheckFailed,  // 451 4.4.3 (the directory that decides cannot be asked now)
     LimitReached,          // 451 4.7.1 (a daily limit that comes back: try again later)
+    Unavailable,           // 451 4.3.2 (this server cannot pass mail on now: try another)
     NoSpace,               // 452 4.3.1
     TooManyRecipients,     // 452 4.5.3
     AuthThrottled,         // 454 4.7.0

@@ -51,6 +51,14 @@ class Daemon {
   private:
     void reload();
     std::string statusText() const;
+    // Why this gateway cannot submit now, in a few words for an SMTP reply ("card absent",
+    // "provider unreachable"); empty when it can. A paused account is no reason: peers share it.
+    std::string cannotSend() const;
+    // While the provider is taken as unreachable, a look every few seconds (account listing), so
+    // that a gateway that refuses mail (nothing queued to retry) notices the provider is back.
+    void probeProviderIfUnreachable();
+    std::chrono::steady_clock::time_point nextProbe_{};  // these two: the outbound thread only
+    bool providerDown_ = false;
 
     const Config config_;
     const std::string configPath_;

@@ -1,9 +1,10 @@
 // The intake service: the SMTP listeners (the relay port for internal servers and the optional
-// AUTH submission port), their policies and the users file, the sending authority (the sending
+// AUTH submission port), their policies (with [smtp] when_paused = refuse: no new mail while the
+// gateway cannot send) and the users file, the sending authority (the sending
 // policy and daily limits of [sending]), and the sink that puts accepted mail into the spool and
 // tells the outbound service. Accounts and De-Mail domains come from the
-// account directory; a reload replaces the users file and the relay networks (a revoked AUTH
-// user or a narrowed network takes effect at the next command, without a restart).
+// account directory; a reload replaces the users file, the relay networks and when_paused (a
+// revoked AUTH user or a narrowed network takes effect at the next command, without a restart).
 #pragma once
 
 #include <functional>
@@ -33,6 +34,9 @@ class IntakeService {
 
     // The recipient check at RCPT (`[provider] address_check`), for both listeners.
     void setAddressBook(std::shared_ptr<AddressBook> book);
+    // Why this gateway cannot send now (empty: it can), asked at MAIL FROM on both listeners
+    // while [smtp] when_paused = refuse.
+    void setCannotSend(std::function<std::string()> cannotSend);
 
     std::uint64_t accepted() const;
     int activeSessions() const;
