@@ -74,7 +74,8 @@ v=$(verified "$bad")
 [[ "$v" == *"confirmation-signature=fail (the confirmation XML was changed after signing)"* ]] || fail "XML signature of the altered confirmation: $v"
 grep -q "event=signature_invalid provider_id=$bad_id account=poststelle@firma.de-mail.de verdict=\"integrity=fail" "$STACK/gatewayd.log" ||
   fail "no event=signature_invalid for $bad_id"
-curl -s "http://127.0.0.1:$HEALTH_PORT/metrics" | grep -q "^demail_provider_signature_failures_total [1-9]" ||
+# The counter moves when the poll pass ends, a moment after the delivery.
+wait_for 30 bash -c "curl -s http://127.0.0.1:$HEALTH_PORT/metrics | grep -q '^demail_provider_signature_failures_total [1-9]'" ||
   fail "metric: $(curl -s "http://127.0.0.1:$HEALTH_PORT/metrics" | grep signature)"
 seq=$("$DEMAILCTL" --config "$STACK/gateway.ini" archive list kind=retrieved | grep -F "$bad_id" | awk '{print $1}' | head -1)
 "$DEMAILCTL" --config "$STACK/gateway.ini" archive show "$seq" | grep -q "verification.*integrity=fail" ||
