@@ -41,8 +41,14 @@ InboundService::InboundService(const Config& config, connector::ProviderTranspor
               attempts_, static_cast<int>(config.delivery.inboundMaxAttempts)),
       delivered_(metrics.counter("demail_messages_delivered_total",
                                  "Inbound De-Mail and confirmations delivered internally")),
-      errors_(
-          metrics.counter("demail_errors_total", "Errors by kind", "kind", "inbound_delivery")) {
+      errors_(metrics.counter("demail_errors_total", "Errors by kind", "kind", "inbound_delivery")),
+      leasedElsewhere_(metrics.counter(
+          "demail_inbound_leased_elsewhere_total",
+          "Inbox items skipped because a peer gateway held their lease or had delivered them")),
+      lostLease_(
+          metrics.counter("demail_inbound_lease_lost_total",
+                          "Inbox items delivered here whose acknowledgement was refused "
+                          "because a peer gateway had taken the lease (a likely duplicate)")) {
     accounts_.subscribe([this](const AccountSnapshot& s) { inbox_.setAccounts(s.ownAccounts); });
 }
 
@@ -114,6 +120,8 @@ void InboundService::run() {
             health_.setAccountListing(a, f == failures.end() ? std::string() : f->second);
         }
         delivered_.add(static_cast<std::uint64_t>(c.delivered));
+        leasedElsewhere_.add(static_cast<std::uint64_t>(c.leasedElsewhere));
+        lostLease_.add(static_cast<std::uint64_t>(c.lostLease));
         health_.setInbound(static_cast<std::size_t>(c.deferred), c.quarantined);
         if (c.deferred)
             errors_.add(static_cast<std::uint64_t>(c.deferred));

@@ -70,7 +70,7 @@ class InboundService {
     FileAttempts attempts_;
     SpoolQuarantine quarantine_;
     InboundPoller poller_;
-    Metrics::Counter &delivered_, &errors_;
+    Metrics::Counter &delivered_, &errors_, &leasedElsewhere_, &lostLease_;
     std::atomic<bool> stopping_{false};
     std::thread thread_;
 };
