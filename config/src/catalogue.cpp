@@ -25,6 +25,7 @@ const std::vector<KnownSection>& catalogue() {
           "client_cert",
           "client_key",
           "accounts_file",
+          "private_id_key_file",
           "demail_domains",
           "demail_domains_from_provider",
           "address_check",

@@ -98,6 +98,7 @@ const config::Section<ProviderConfig>& providerSection() {
             config::readableFile("client_cert", &C::clientCert),
             config::readableFile("client_key", &C::clientKey),
             config::readableFile("accounts_file", &C::accountsFile),
+            config::readableFile("private_id_key_file", &C::privateIdKeyFile),
             {"demail_domains", config::Kind::List,
              [](C& c, const std::string& v) {
                  std::vector<std::string> domains;

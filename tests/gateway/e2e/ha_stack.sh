@@ -154,10 +154,10 @@ ha_stop() {
   [ "${KEEP_TEST_DIR:-0}" = 1 ] || rm -rf "$HA"
 }
 
-ha_send() {  # I subject [extra swaks args]
+ha_send() {  # I subject [extra swaks args]; HA_FROM: the sender (sachbearbeiter@firma.de)
   local i=$1 subject=$2; shift 2
   swaks --server "127.0.0.1:${HA_SMTP_PORT[$i]}" --tls --tls-ca-path "$HA/pki/ca.pem" \
-    --from sachbearbeiter@firma.de --to amt@behoerde.de-mail.de \
+    --from "${HA_FROM:-sachbearbeiter@firma.de}" --to amt@behoerde.de-mail.de \
     --header "Subject: $subject" --body "Sehr geehrte Damen und Herren, $subject." "$@"
 }
 

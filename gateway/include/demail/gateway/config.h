@@ -55,6 +55,9 @@ struct ProviderConfig {
     // Which internal senders send as which De-Mail account: lines "<address or @domain> <account>".
     // Empty: a sender must use the account address itself.
     std::string accountsFile;
+    // 64 hex digits shared by every gateway of the organisation: the internal sender goes sealed
+    // into the private-id, so that a peer can route a confirmation it fetched (empty: off).
+    std::string privateIdKeyFile;
     // Recipient domains that count as De-Mail (and everything below them). TR ACM_FU §2.1.2 gives
     // every provider de-mail.de and lets it have its own DMDA domain or a Sammeldomäne besides.
     std::vector<std::string> deMailDomains{"de-mail.de"};

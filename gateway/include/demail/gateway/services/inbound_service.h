@@ -50,6 +50,10 @@ class InboundService {
 
     // Where each item is kept as retrieved (the evidence archive).
     void setEvidence(Evidence* evidence) { poller_.evidence = evidence; }
+    // Before start(): see DeMailRouter::privateIdSeal.
+    void setPrivateIdSeal(std::shared_ptr<const connector::PrivateIdSeal> seal) {
+        router_.privateIdSeal = std::move(seal);
+    }
 
   private:
     void run();

@@ -33,6 +33,9 @@ class IntakeService {
 
     // The recipient check at RCPT (`[provider] address_check`), for both listeners.
     void setAddressBook(std::shared_ptr<AddressBook> book);
+    void setPrivateIdSeal(std::shared_ptr<const connector::PrivateIdSeal> seal) {
+        authority_.setPrivateIdSeal(std::move(seal));
+    }
 
     std::uint64_t accepted() const;
     int activeSessions() const;
