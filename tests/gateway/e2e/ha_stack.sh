@@ -9,6 +9,7 @@
 #                                     "[section]" + "key = value" wins over the defaults)
 #   ha_stop_gateway I                 SIGTERM, and wait for it (it drains)
 #   ha_kill_gateway I                 SIGKILL, no goodbye (a crash, a power cut)
+#   ha_card_pull I / ha_card_insert I gateway I's card out of / into its reader
 #   ha_stop                           everything (trap it on EXIT)
 #   ha_send I subject [swaks args]    one mail into gateway I's SMTP port
 #   ha_gateway_log I                  path of gateway I's log
@@ -144,6 +145,9 @@ ha_kill_gateway() {  # I
   wait "$pid" 2>/dev/null || true
   unset "HA_GATEWAY_PID[$1]"
 }
+
+ha_card_pull() { "$FIXTURE" card-pull "$HA/gw$1/pcsc"; }      # I: gateway I's card out
+ha_card_insert() { "$FIXTURE" card-insert "$HA/gw$1/pcsc"; }  # I: and back in
 
 ha_stop() {
   local i p
