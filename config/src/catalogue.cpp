@@ -27,6 +27,7 @@ const std::vector<KnownSection>& catalogue() {
           "accounts_file",
           "signature_ca",
           "signature_crl",
+          "private_id_key_file",
           "demail_domains",
           "demail_domains_from_provider",
           "address_check",

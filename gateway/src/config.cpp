@@ -103,6 +103,7 @@ const config::Section<ProviderConfig>& providerSection() {
             config::readableFile("accounts_file", &C::accountsFile),
             config::readableFile("signature_ca", &C::signatureCa),
             config::readableFile("signature_crl", &C::signatureCrl),
+            config::readableFile("private_id_key_file", &C::privateIdKeyFile),
             {"demail_domains", config::Kind::List,
              [](C& c, const std::string& v) {
                  std::vector<std::string> domains;

@@ -81,8 +81,8 @@ std::string linkToOriginal(const std::string& prepared, const std::string& queue
     auto h = connector::HeaderBlock::parse(prepared, error);
     if (!h)
         return prepared;
-    if (!record.privateId.empty())
-        h->set(connector::header::kPrivateId, record.privateId);
+    // The sender's own value; the queue id alone when it set none (not a sealed sender after it).
+    h->set(connector::header::kPrivateId, record.privateId.empty() ? queueId : record.privateId);
     h->remove("In-Reply-To");
     h->remove("References");
     if (isMsgId(record.messageId))
@@ -119,6 +119,46 @@ std::vector<DsnRecipient> meldungRecipients(const SentRecord& record, const std:
 
 }  // namespace
 
+// A confirmation or Meldung of a message a peer gateway sent: no sent/ record here, but the
+// private-id carries the internal sender, sealed with the key every gateway of the organisation
+// holds (private_id_seal.h). Routed to that sender only when the seal opens for this queue id,
+// the item came to the account that sent the message (a confirmation names it as its original
+// sender) and the accounts file still maps the sender to that account. What the record would add
+// and the private-id cannot carry (the Message-ID as the sender wrote it, the original recipients,
+// the archive entry) stays on the peer.
+std::optional<SentRecord> DeMailRouter::sentByPeer(
+    const std::string& privateId, const std::string& queueId, const std::string& origin,
+    const std::optional<connector::ConfirmationXml>& xml, const InboxItem& item) const {
+    const std::string seal = connector::sealOfPrivateId(privateId);
+    if (!privateIdSeal || seal.empty() || queueId.empty())
+        return std::nullopt;
+    const auto sender = privateIdSeal->open(queueId, seal);
+    if (!sender) {
+        log().warning("event=correlation_refused provider_id=" + item.id + " queue_id=" + queueId +
+                      " reason=\"the private-id's sealed sender does not open with our key\"");
+        return std::nullopt;
+    }
+    const auto mapped = accounts_().accountFor(*sender);
+    if (origin.empty() || !connector::equalsIgnoreCase(origin, item.account) || !mapped ||
+        !connector::equalsIgnoreCase(*mapped, item.account) || !connector::isSmtpMailbox(*sender)) {
+        log().warning("event=correlation_refused provider_id=" + item.id + " queue_id=" + queueId +
+                      " reason=\"sent through a peer gateway, but not by a sender of this "
+                      "account\"");
+        return std::nullopt;
+    }
+    SentRecord r;
+    r.sender = *sender;
+    r.account = item.account;
+    r.privateId = connector::senderValueOfPrivateId(privateId);
+    if (xml)
+        if (const auto id = xml->metadataValue("X-de-mail-message-id"); id && isMsgId(*id))
+            r.providerIds.push_back(*id);
+    log().notice("event=correlated_by_seal provider_id=" + item.id + " queue_id=" + queueId +
+                 " detail=\"sent through a peer gateway (no local record): routed to the sealed "
+                 "sender\"");
+    return r;
+}
+
 DeMailRouter::DeMailRouter(const SentJournal& journal,
                            std::function<connector::AccountMap()> accounts, std::string postmaster,
                            InboundHygiene hygiene)
@@ -153,7 +193,15 @@ InboundRoute DeMailRouter::route(const InboxItem& item, const std::string& raw) 
             // Only the queue id part is ours; the rest of a private-id is never trusted.
             if (const auto privateId = connector::correlate(c, xml)) {
                 const std::string queueId = connector::queueIdOfPrivateId(*privateId);
-                if (auto found = journal_.lookup(queueId)) {
+                auto found = journal_.lookup(queueId);
+                if (!found)
+                    if (auto peer = sentByPeer(*privateId, queueId, originOf(c.kind, c, xml, item),
+                                               xml, item)) {
+                        r.queueId = queueId;
+                        record = std::move(peer);
+                        return {record->sender};
+                    }
+                if (found) {
                     const std::string origin = originOf(c.kind, c, xml, item);
                     if (isOurs(origin, *found, accounts_())) {
                         r.queueId = queueId;

@@ -94,12 +94,20 @@ void InboundPoller::handle(const InboxItem& item, InboundCounts& counts) {
         acknowledge(item, counts);
         return;
     }
-    bool permanent = false;
-    const auto message = source_.fetch(item, error, permanent);
+    SourceFailure failure = SourceFailure::Transient;
+    const auto message = source_.fetch(item, error, failure);
     if (!message) {
+        if (failure == SourceFailure::HeldElsewhere) {
+            // A peer gateway bound to the same account leased it first (or delivered it): it is
+            // theirs. Quietly skipped; listed again only if their lease runs out unacknowledged.
+            ++counts.leasedElsewhere;
+            log().debug("event=inbound_leased_elsewhere provider_id=" + item.id + " reason=\"" +
+                        error + "\"");
+            return;
+        }
         ++counts.deferred;
         counts.lastError = "fetching " + item.id + " failed: " + error;
-        if (permanent)
+        if (failure == SourceFailure::Permanent)
             failed(item, nullptr, "fetching failed: " + error, counts);
         return;
     }
@@ -232,10 +240,19 @@ bool InboundPoller::park(const InboxItem& item, const std::string* raw, const st
 
 void InboundPoller::acknowledge(const InboxItem& item, InboundCounts& counts) {
     std::string error;
-    if (source_.acknowledge(item, error))
+    SourceFailure failure = SourceFailure::Transient;
+    if (source_.acknowledge(item, error, failure)) {
         ++counts.acknowledged;
-    else
+    } else if (failure == SourceFailure::HeldElsewhere) {
+        // Our lease ran out between fetch and acknowledgement and a peer gateway took the item:
+        // it will deliver it as well. Nothing we can do now but say so (the residual window).
+        ++counts.lostLease;
+        log().warning("event=inbound_lease_lost provider_id=" + item.id + " reason=\"" + error +
+                      "\" detail=\"delivered here; a peer gateway holds it now and may deliver it "
+                      "again\"");
+    } else {
         counts.lastError = "acknowledging " + item.id + " failed: " + error;
+    }
 }
 
 }  // namespace demail::gateway

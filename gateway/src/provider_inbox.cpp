@@ -51,21 +51,32 @@ std::map<std::string, std::string> ProviderInbox::listingFailures() const {
     return failures_;
 }
 
+namespace {
+SourceFailure failureOf(const connector::TransportError& e) {
+    if (e.heldElsewhere)
+        return SourceFailure::HeldElsewhere;
+    return e.kind == connector::ErrorKind::Permanent ? SourceFailure::Permanent
+                                                     : SourceFailure::Transient;
+}
+}  // namespace
+
 std::optional<std::string> ProviderInbox::fetch(const InboxItem& item, std::string& error,
-                                                bool& permanent) {
+                                                SourceFailure& failure) {
     auto r = transport_.fetch(item.id);
     if (!r.ok()) {
         error = r.error().reason;
-        permanent = r.error().kind == connector::ErrorKind::Permanent;
+        failure = failureOf(r.error());
         return std::nullopt;
     }
     return r.value();
 }
 
-bool ProviderInbox::acknowledge(const InboxItem& item, std::string& error) {
+bool ProviderInbox::acknowledge(const InboxItem& item, std::string& error, SourceFailure& failure) {
     auto r = transport_.acknowledge(item.id);
-    if (!r.ok())
+    if (!r.ok()) {
         error = r.error().reason;
+        failure = failureOf(r.error());
+    }
     return r.ok();
 }
 

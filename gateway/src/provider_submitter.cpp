@@ -69,6 +69,7 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
         ctx.deMailDomains = settings_.deMailDomains;
         ctx.accounts = settings_.accounts;
     }
+    ctx.privateIdSeal = privateIdSeal.get();
     const auto prep = connector::prepareOutbound(message, ctx);
     if (!prep.ok()) {
         const char* status = prep.refusal == connector::RefusalKind::RecipientNotDeMail ||

@@ -140,6 +140,11 @@ SendingAuthority::Authorised SendingAuthority::authorise(const Standing& s,
     return a;
 }
 
+void SendingAuthority::setPrivateIdSeal(std::shared_ptr<const connector::PrivateIdSeal> seal) {
+    std::lock_guard lock(mutex_);
+    seal_ = std::move(seal);
+}
+
 Decision SendingAuthority::checkMessage(const smtp::Envelope& envelope, std::string_view headers,
                                         const std::string& queueId, DailyCounter::Ticket& ticket) {
     // The sender was checked at MAIL FROM; the policy or the accounts may have changed since.
@@ -157,6 +162,12 @@ Decision SendingAuthority::checkMessage(const smtp::Envelope& envelope, std::str
         context.envelopeRecipients.push_back(r.address);
     context.deMailDomains = s.accounts->deMailDomains;
     context.accounts = s.accounts->map;
+    std::shared_ptr<const connector::PrivateIdSeal> seal;
+    {
+        std::lock_guard lock(mutex_);
+        seal = seal_;
+    }
+    context.privateIdSeal = seal.get();
     const auto prepared = connector::prepareOutbound(headers, context);
     switch (prepared.refusal) {
         case connector::RefusalKind::None:

@@ -135,6 +135,7 @@ class ApiHandler : public Poco::Net::HTTPRequestHandler {
   private:
     void handle(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
         std::vector<std::string> bound;
+        LeaseClient client;
         try {
             auto& impl = dynamic_cast<Poco::Net::HTTPServerRequestImpl&>(req);
             Poco::Net::SecureStreamSocket secure(impl.socket());
@@ -147,6 +148,7 @@ class ApiHandler : public Poco::Net::HTTPRequestHandler {
             X509* x = const_cast<X509*>(cert.certificate());
             auto [subject, fingerprint] = identity(x);
             bound = server_.state().boundAccounts(subject, fingerprint);
+            client = {fingerprint, subject + " (sha256 " + fingerprint.substr(0, 16) + ")"};
             if (bound.empty())
                 return sendReply(
                     resp, {403,
@@ -188,7 +190,7 @@ class ApiHandler : public Poco::Net::HTTPRequestHandler {
                                     errorJson("account_blocked", "account blocked by provider"),
                                     {}});
 
-        ApiReply reply = route(req, bound);
+        ApiReply reply = route(req, bound, client);
         // One line per request; never the message body.
         std::fprintf(stdout, "event=request method=%s path=%s status=%d account=%s fault=%s\n",
                      req.getMethod().c_str(), Poco::URI(req.getURI()).getPath().c_str(),
@@ -221,7 +223,8 @@ class ApiHandler : public Poco::Net::HTTPRequestHandler {
         return {subject, fp};
     }
 
-    ApiReply route(Poco::Net::HTTPServerRequest& req, const std::vector<std::string>& bound) {
+    ApiReply route(Poco::Net::HTTPServerRequest& req, const std::vector<std::string>& bound,
+                   const LeaseClient& client) {
         Poco::URI uri(req.getURI());
         const std::string& path = uri.getPath();
         const std::string method = req.getMethod();
@@ -264,12 +267,12 @@ class ApiHandler : public Poco::Net::HTTPRequestHandler {
             for (const auto& [k, v] : uri.getQueryParameters())
                 if (k == "account")
                     account = v;
-            return server_.state().listInbox(bound, account);
+            return server_.state().listInbox(bound, client, account);
         }
         if (method == "GET" && seg.size() == 3 && seg[0] == "v1" && seg[1] == "addresses")
             return server_.state().lookupAddress(bound, seg[2]);
         if (method == "GET" && seg.size() == 3 && seg[0] == "v1" && seg[1] == "inbox")
-            return server_.state().fetch(bound, seg[2]);
+            return server_.state().fetch(bound, client, seg[2]);
         if (method == "POST" && seg.size() == 4 && seg[0] == "v1" && seg[1] == "inbox" &&
             seg[3] == "ack") {
             bool tooLarge = false, incomplete = false;
@@ -279,7 +282,7 @@ class ApiHandler : public Poco::Net::HTTPRequestHandler {
                         "application/json",
                         errorJson("incomplete_body", "the body ended before its Content-Length"),
                         {{"Connection", "close"}}};
-            return server_.state().acknowledge(bound, seg[2]);
+            return server_.state().acknowledge(bound, client, seg[2]);
         }
         return {404, "application/json", errorJson("not_found", "no such endpoint"), {}};
     }

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -23,12 +24,14 @@ void usage() {
         "usage: demail-sim provider [--listen 127.0.0.1:PORT] [--control 127.0.0.1:PORT]\n"
         "                           [--cert PEM --key PEM --client-ca PEM] [--accounts JSON]\n"
         "                           [--state DIR] [--idle-timeout SECONDS]\n"
+        "                           [--inbox-lease SECONDS[s|m]]\n"
         "  Serves docs/provider-api.md over HTTPS (TLS 1.2, ECDHE-RSA-AES256-SHA384, P-521,\n"
         "  client certificate required) and a plain-HTTP control endpoint.\n"
         "  Without --cert, a test CA, server and client certificate are generated into --state\n"
         "  (and a default accounts file when --accounts is absent). Port 0 picks a free port;\n"
         "  the chosen ports and paths are printed and written to DIR/sim.env.\n"
-        "  --idle-timeout: close a keep-alive connection idle this long (60).\n",
+        "  --idle-timeout: close a keep-alive connection idle this long (60).\n"
+        "  --inbox-lease: how long a fetch leases an inbox item to its client (300s).\n",
         stderr);
 }
 
@@ -61,6 +64,7 @@ bool writeDefaultAccounts(const std::string& path, const std::string& subject,
 int provider_main(int argc, char** argv) {
     provider::ServerConfig config;
     std::string accountsFile, stateDir;
+    long leaseSeconds = 300;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         auto value = [&]() -> std::string {
@@ -98,6 +102,20 @@ int provider_main(int argc, char** argv) {
                     return 2;
                 }
                 config.idleTimeoutSeconds = static_cast<int>(n);
+            } else if (arg == "--inbox-lease") {
+                const std::string v = value();
+                char* end = nullptr;
+                long n = std::strtol(v.c_str(), &end, 10);
+                const std::string unit = end ? end : "";
+                if (unit == "m")
+                    n *= 60;
+                if (v.empty() || end == v.c_str() || (unit != "" && unit != "s" && unit != "m") ||
+                    n < 1 || n > 86400) {
+                    std::fputs("demail-sim provider: --inbox-lease takes 1s-24h (e.g. 300s, 5m)\n",
+                               stderr);
+                    return 2;
+                }
+                leaseSeconds = n;
             } else {
                 std::fprintf(stderr, "demail-sim provider: unknown option %s\n", arg.c_str());
                 usage();
@@ -143,6 +161,7 @@ int provider_main(int argc, char** argv) {
         return 2;
     }
     provider::ProviderState state;
+    state.setLeaseTime(std::chrono::seconds(leaseSeconds));
     if (auto err = state.load(accountsFile)) {
         std::fprintf(stderr, "demail-sim provider: %s\n", err->c_str());
         return 2;

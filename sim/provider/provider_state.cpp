@@ -7,6 +7,7 @@
 #include <Poco/JSON/Parser.h>
 
 #include <algorithm>
+#include <ctime>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -100,6 +101,16 @@ std::string xmlEscape(const std::string& s) {
     for (char c : s)
         o += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
     return o;
+}
+
+// UTC time `ahead` from now, as isoTime() writes it: a lease's end in replies and errors.
+std::string isoTimeIn(std::chrono::seconds ahead) {
+    const std::time_t t = std::time(nullptr) + static_cast<std::time_t>(ahead.count());
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
 }
 
 }  // namespace
@@ -663,7 +674,7 @@ void ProviderState::setIdempotency(bool enabled) {
     idempotencyEnabled_ = enabled;
 }
 
-ApiReply ProviderState::listInbox(const std::vector<std::string>& bound,
+ApiReply ProviderState::listInbox(const std::vector<std::string>& bound, const LeaseClient& client,
                                   const std::string& account) const {
     std::lock_guard lock(mutex_);
     const std::string acc = lower(account);
@@ -673,8 +684,9 @@ ApiReply ProviderState::listInbox(const std::vector<std::string>& bound,
     // Nutzungseinschränkung stop sending, not the retrieval of what arrives); only submissions
     // are refused with 403 account_blocked (docs/provider-api.md).
     Poco::JSON::Array arr;
+    const auto now = std::chrono::steady_clock::now();
     for (const auto& m : messages_) {
-        if (m.account != acc || m.acked)
+        if (m.account != acc || m.acked || leasedToOther(m, client, now))
             continue;
         Poco::JSON::Object o;
         o.set("id", m.id);
@@ -688,11 +700,28 @@ ApiReply ProviderState::listInbox(const std::vector<std::string>& bound,
     return {200, "application/json", toJson(root), {}};
 }
 
-ApiReply ProviderState::fetch(const std::vector<std::string>& bound, const std::string& id) {
+ApiReply ProviderState::fetch(const std::vector<std::string>& bound, const LeaseClient& client,
+                              const std::string& id) {
     std::lock_guard lock(mutex_);
+    const auto now = std::chrono::steady_clock::now();
     for (auto& m : messages_) {
         if (m.id != id || !contains(bound, m.account))
             continue;
+        if (m.acked)  // delivered by whoever acknowledged it: never handed out again
+            return error(410, "acknowledged", "message " + id + " has been acknowledged");
+        if (leasedToOther(m, client, now)) {
+            ++leaseRefusals_;
+            return leasedError(m, now);
+        }
+        // Lease (or renew) for this client: nobody else is offered it until it runs out.
+        m.leaseHolder = client.id;
+        m.leaseHolderName = client.name;
+        m.leaseUntil = now + leaseTime_;
+        m.leaseUntilText = isoTimeIn(leaseTime_);
+        ++m.fetches;
+        std::vector<std::pair<std::string, std::string>> headers = {
+            {"X-Demail-Lease-Until", m.leaseUntilText},
+            {"X-Demail-Lease-Seconds", std::to_string(leaseTime_.count())}};
         if (m.retrieveRequested && !m.retrieveConfirmed) {
             const SimAccount* a = findAccount(m.account);
             if (a && a->authLevel == "high") {  // TR §7: first retrieval at level "hoch"
@@ -701,23 +730,51 @@ ApiReply ProviderState::fetch(const std::vector<std::string>& bound, const std::
                 std::string sender = m.origSender, subj = m.origSubject, pid = m.origPrivateId,
                             dmid = m.deMailMessageId;
                 confirm("retrieve", sender, sender, subj, pid, dmid, data);
-                return {200, "message/rfc822", data, {}};  // m may have moved
+                return {200, "message/rfc822", data, headers};  // m may have moved
             }
         }
-        return {200, "message/rfc822", m.data, {}};
+        return {200, "message/rfc822", m.data, headers};
     }
     return error(404, "not_found", "no message " + id);
 }
 
-ApiReply ProviderState::acknowledge(const std::vector<std::string>& bound, const std::string& id) {
+ApiReply ProviderState::acknowledge(const std::vector<std::string>& bound,
+                                    const LeaseClient& client, const std::string& id) {
     std::lock_guard lock(mutex_);
+    const auto now = std::chrono::steady_clock::now();
     for (auto& m : messages_) {
         if (m.id != id || !contains(bound, m.account))
             continue;
+        // Only the holder of a live lease; an item nobody holds (never fetched, or the lease ran
+        // out and nobody took it since) may be acknowledged by any client bound to the account,
+        // as before leases. Acknowledging twice is harmless.
+        if (!m.acked && leasedToOther(m, client, now)) {
+            ++leaseRefusals_;
+            return leasedError(m, now);
+        }
         m.acked = true;
+        m.leaseHolder.clear();
         return {204, "application/json", "", {}};
     }
     return error(404, "not_found", "no message " + id);
+}
+
+void ProviderState::setLeaseTime(std::chrono::seconds t) {
+    std::lock_guard lock(mutex_);
+    leaseTime_ = t;
+}
+
+bool ProviderState::leasedToOther(const StoredMessage& m, const LeaseClient& client,
+                                  std::chrono::steady_clock::time_point now) {
+    return !m.leaseHolder.empty() && m.leaseHolder != client.id && now < m.leaseUntil;
+}
+
+ApiReply ProviderState::leasedError(const StoredMessage& m,
+                                    std::chrono::steady_clock::time_point now) {
+    const auto left = std::chrono::duration_cast<std::chrono::seconds>(m.leaseUntil - now);
+    return error(409, "leased",
+                 "message " + m.id + " is leased to " + m.leaseHolderName + " until " +
+                     m.leaseUntilText + " (" + std::to_string(left.count() + 1) + " s left)");
 }
 
 std::string ProviderState::inject(const std::string& account, const std::string& message) {
@@ -752,6 +809,8 @@ std::string ProviderState::stateJson() const {
     root.set("idempotencyKeys", static_cast<Poco::UInt64>(idempotency_.size()));
     root.set("idempotency", idempotencyEnabled_);
     root.set("outbound", static_cast<Poco::UInt64>(outbound_.size()));
+    root.set("leaseSeconds", static_cast<Poco::Int64>(leaseTime_.count()));
+    root.set("leaseRefusals", static_cast<Poco::UInt64>(leaseRefusals_));
     Poco::JSON::Array msgs;
     for (const auto& m : messages_) {
         Poco::JSON::Object o;
@@ -760,6 +819,11 @@ std::string ProviderState::stateJson() const {
         o.set("messageType", m.messageType);
         o.set("acked", m.acked);
         o.set("injected", m.injected);
+        o.set("fetches", static_cast<Poco::UInt64>(m.fetches));
+        const bool leased =
+            !m.acked && !m.leaseHolder.empty() && std::chrono::steady_clock::now() < m.leaseUntil;
+        o.set("leaseHolder", leased ? m.leaseHolderName : std::string());
+        o.set("leaseUntil", leased ? m.leaseUntilText : std::string());
         o.set("size", static_cast<Poco::UInt64>(m.data.size()));
         ParsedMessage pm = parseMessage(m.data);
         o.set("subject", header(pm, "Subject"));

@@ -4,6 +4,7 @@
 // idempotent submission. No networking here; https_api.cpp and control_api.cpp call it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -46,6 +47,13 @@ struct ApiReply {
     std::vector<std::pair<std::string, std::string>> headers;
 };
 
+// Who is asking, for the inbox lease (docs/provider-api.md "Inbox semantics"): the client
+// certificate's SHA-256 fingerprint (the lease key) and a readable name for error messages.
+struct LeaseClient {
+    std::string id;    // fingerprint, lower-case hex
+    std::string name;  // "<subject> (sha256 <first 16 hex>)"
+};
+
 struct SubmitRequest {
     std::string idempotencyKey;
     std::string account;
@@ -64,6 +72,11 @@ struct StoredMessage {
     bool retrieveRequested = false;
     bool retrieveConfirmed = false;
     std::string origSender, origSubject, origPrivateId, deMailMessageId;
+    // The fetch lease: held by one client certificate until leaseUntil (empty: not leased).
+    std::string leaseHolder, leaseHolderName;
+    std::chrono::steady_clock::time_point leaseUntil{};
+    std::string leaseUntilText;  // the same moment in UTC, for replies and /control/state
+    unsigned fetches = 0;        // successful fetches, by any client (the tests count them)
 };
 
 class ProviderState {
@@ -96,9 +109,19 @@ class ProviderState {
     // Off: Idempotency-Key is neither required nor remembered, as at a provider without it; a
     // repeated submission is stored again (POST /control/idempotency).
     void setIdempotency(bool enabled);
-    ApiReply listInbox(const std::vector<std::string>& bound, const std::string& account) const;
-    ApiReply fetch(const std::vector<std::string>& bound, const std::string& id);
-    ApiReply acknowledge(const std::vector<std::string>& bound, const std::string& id);
+    // The inbox with its fetch lease (docs/provider-api.md "Inbox semantics"): the listing leaves
+    // out what is leased to another client; a fetch leases the item to `client` for the lease
+    // time (or renews its lease) and is 409 `leased` while another client holds it; only the
+    // holder of a live lease may acknowledge (anyone bound, when nobody holds one); an acknowledged
+    // item is 410 `acknowledged` to fetch.
+    ApiReply listInbox(const std::vector<std::string>& bound, const LeaseClient& client,
+                       const std::string& account) const;
+    ApiReply fetch(const std::vector<std::string>& bound, const LeaseClient& client,
+                   const std::string& id);
+    ApiReply acknowledge(const std::vector<std::string>& bound, const LeaseClient& client,
+                         const std::string& id);
+    // --inbox-lease: how long a fetch leases an item (default 300 s).
+    void setLeaseTime(std::chrono::seconds t);
 
     // Control side.
     std::string inject(const std::string& account, const std::string& message);  // "" if unknown
@@ -119,6 +142,9 @@ class ProviderState {
     bool setMeldung(const std::string& address, const std::string& type);
 
   private:
+    static bool leasedToOther(const StoredMessage& m, const LeaseClient& client,
+                              std::chrono::steady_clock::time_point now);
+    static ApiReply leasedError(const StoredMessage& m, std::chrono::steady_clock::time_point now);
     std::string nextId(const char* prefix);
     const SimAccount* findAccount(const std::string& address) const;
     bool knownDomain(const std::string& domain) const;
@@ -167,6 +193,8 @@ class ProviderState {
     std::vector<Sent> sent_;
     std::uint64_t counter_ = 0;
     std::uint64_t submissions_ = 0;
+    std::chrono::seconds leaseTime_{300};
+    std::uint64_t leaseRefusals_ = 0;  // fetches and acks refused with 409 leased
 };
 
 }  // namespace demail::sim::provider

@@ -4,7 +4,7 @@ delivers to. Built on Debian's python3-aiosmtpd (importable only from /usr/bin/p
 
   smtp_sink.py --dump DIR --port-file F [--cert C --key K] [--require-tls]
                [--rcpt-reply "550 5.1.1 no such user"] [--data-reply "451 4.3.0 later"]
-               [--data-delay SECONDS]
+               [--data-delay SECONDS [--commit-first]]
 
 Listens on 127.0.0.1 on a free port and writes the port to --port-file once ready. Each accepted
 message becomes DIR/<n>.eml with the envelope in X-Sink-* lines first and whether it came over
@@ -33,7 +33,8 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         if self.args.data_reply:
             return self.args.data_reply
-        if self.args.data_delay:  # a slow internal server: widens the window a crash can hit
+        if self.args.data_delay and not self.args.commit_first:
+            # a slow internal server: widens the window a crash can hit
             await asyncio.sleep(self.args.data_delay)
         self.count += 1
         tls = "yes" if session.ssl else "no"
@@ -47,6 +48,10 @@ class Handler:
             f.write(("X-Sink-TLS: %s\r\n" % tls).encode())
             f.write(envelope.original_content)
         os.rename(tmp, path)
+        if self.args.data_delay and self.args.commit_first:
+            # As a real MTA: the message is kept (Postfix: in its queue) before the 250 is sent, so
+            # a client that dies while waiting for the reply leaves a delivered message behind.
+            await asyncio.sleep(self.args.data_delay)
         return "250 2.0.0 Ok: queued as sink%06d" % self.count
 
 
@@ -62,6 +67,7 @@ async def main():
     p.add_argument("--rcpt-reply")
     p.add_argument("--data-reply")
     p.add_argument("--data-delay", type=float, default=0.0)  # seconds before the reply to DATA
+    p.add_argument("--commit-first", action="store_true")  # keep the message, then the delay
     args = p.parse_args()
     os.makedirs(args.dump, exist_ok=True)
 

@@ -1,4 +1,5 @@
 #include "demail/connector/message/outbound.h"
+#include "demail/connector/message/private_id_seal.h"
 
 #include <algorithm>
 #include <cctype>
@@ -111,15 +112,30 @@ std::optional<std::string> AccountMap::inboxFor(std::string_view account) const 
     return std::nullopt;
 }
 
-std::string composePrivateId(std::string_view queueId, std::string_view senderValue) {
+std::string composePrivateId(std::string_view queueId, std::string_view senderValue,
+                             std::string_view seal) {
     std::string id(queueId);
+    if (!seal.empty())
+        id += "-" + std::string(seal);
     if (!senderValue.empty())
         id += "." + std::string(senderValue);
     return id;
 }
 
 std::string queueIdOfPrivateId(std::string_view privateId) {
-    return std::string(privateId.substr(0, privateId.find('.')));
+    const auto ours = privateId.substr(0, privateId.find('.'));
+    return std::string(ours.substr(0, ours.find('-')));
+}
+
+std::string sealOfPrivateId(std::string_view privateId) {
+    const auto ours = privateId.substr(0, privateId.find('.'));
+    const auto dash = ours.find('-');
+    return dash == std::string_view::npos ? std::string() : std::string(ours.substr(dash + 1));
+}
+
+std::string senderValueOfPrivateId(std::string_view privateId) {
+    const auto dot = privateId.find('.');
+    return dot == std::string_view::npos ? std::string() : std::string(privateId.substr(dot + 1));
 }
 
 std::optional<std::string> AccountMap::personFor(std::string_view account) const {
@@ -217,14 +233,18 @@ OutboundPreparation prepareOutbound(std::string_view message, const OutboundCont
                               std::string(header::kPrivateId) + " holds a control character",
                               header::kPrivateId);
     }
-    p.privateId = composePrivateId(c.queueId, p.senderPrivateId);
+    const std::string seal =
+        c.privateIdSeal ? c.privateIdSeal->seal(c.queueId, toLower(c.envelopeSender)) : "";
+    p.privateId = composePrivateId(c.queueId, p.senderPrivateId, seal);
+    const std::size_t ours = c.queueId.size() + (seal.empty() ? 0 : seal.size() + 1);
     if (p.privateId.size() > kMaxPrivateIdLength)
-        return refuse(RefusalKind::PrivateIdTooLong,
-                      std::string(header::kPrivateId) + " longer than " +
-                          std::to_string(kMaxPrivateIdLength - c.queueId.size() - 1) +
-                          " characters (the provider takes 1024, the gateway's queue id and a "
-                          "'.' come first)",
-                      header::kPrivateId);
+        return refuse(
+            RefusalKind::PrivateIdTooLong,
+            std::string(header::kPrivateId) + " longer than " +
+                std::to_string(kMaxPrivateIdLength - std::min(ours + 1, kMaxPrivateIdLength)) +
+                " characters (the provider takes 1024, the gateway's queue id" +
+                (seal.empty() ? "" : " with the sealed sender") + " and a '.' come first)",
+            header::kPrivateId);
     if (const std::string* mid = headers->get("Message-ID"))
         p.messageId = trim(*mid);
 

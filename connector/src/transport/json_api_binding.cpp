@@ -109,8 +109,17 @@ TransportError mapHttpError(int status, const std::string& body) {
         kind = ErrorKind::Permanent;  // validation: 400, 404, 409, 413, 415, 422 ...
     if (operatorCodes().count(code))
         kind = ErrorKind::OperatorAction;
-    return {kind, code, reason, status,
-            kind == ErrorKind::OperatorAction && accountLevelCode(code)};
+    // The inbox lease (docs/provider-api.md "Inbox semantics"): a peer gateway holds the item
+    // (409 leased: free again when its lease runs out) or delivered it (410 acknowledged).
+    const bool heldElsewhere = code == "leased" || code == "acknowledged";
+    if (code == "leased")
+        kind = ErrorKind::Retryable;
+    return {kind,
+            code,
+            reason,
+            status,
+            kind == ErrorKind::OperatorAction && accountLevelCode(code),
+            heldElsewhere};
 }
 
 namespace {

@@ -164,6 +164,17 @@ int Daemon::start() {
                                              cfg.queue.sentRetention);
     submitter_ = std::make_unique<ProviderSubmitter>(*pool_, *journal_,
                                                      Poco::URI(cfg.provider.url).getHost());
+    std::shared_ptr<const connector::PrivateIdSeal> seal;
+    if (!cfg.provider.privateIdKeyFile.empty()) {
+        std::string why;
+        auto loaded = connector::PrivateIdSeal::fromFile(cfg.provider.privateIdKeyFile, why);
+        if (!loaded) {
+            std::cerr << "demail-gatewayd: [provider] private_id_key_file: " << why << "\n";
+            return 2;
+        }
+        seal = std::make_shared<const connector::PrivateIdSeal>(*loaded);
+    }
+    submitter_->privateIdSeal = seal;
     accounts_.subscribe([this](const AccountSnapshot& s) {
         submitter_->update({s.deMailDomains, s.map});
     });
@@ -201,6 +212,7 @@ int Daemon::start() {
         [this] { return outbound_->paused(); }, accountPauses_, host_);
     inbound_->setEvidence(evidence_.get());
     inbound_->setSignatures(&signatures_);
+    inbound_->setPrivateIdSeal(seal);
     if (card_->ready())
         inbound_->refreshAccounts();
     else
@@ -209,6 +221,7 @@ int Daemon::start() {
     intake_ = std::make_unique<IntakeService>(
         cfg, spool_, accounts_, host_, [this](const std::string& id) { outbound_->committed(id); });
     intake_->setCannotSend([this] { return cannotSend(); });
+    intake_->setPrivateIdSeal(seal);
     if (cfg.provider.addressCheck) {
         AddressBook::Settings book;
         book.timeout = cfg.provider.addressCheckTimeout;

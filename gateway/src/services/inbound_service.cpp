@@ -45,7 +45,14 @@ InboundService::InboundService(const Config& config, connector::ProviderTranspor
       signatureFailures_(metrics.counter(
           "demail_provider_signature_failures_total",
           "Inbound items whose provider signature did not hold (delivered, marked in "
-          "X-Demail-Gateway-Verified)")) {
+          "X-Demail-Gateway-Verified)")),
+      leasedElsewhere_(metrics.counter(
+          "demail_inbound_leased_elsewhere_total",
+          "Inbox items skipped because a peer gateway held their lease or had delivered them")),
+      lostLease_(
+          metrics.counter("demail_inbound_lease_lost_total",
+                          "Inbox items delivered here whose acknowledgement was refused "
+                          "because a peer gateway had taken the lease (a likely duplicate)")) {
     accounts_.subscribe([this](const AccountSnapshot& s) { inbox_.setAccounts(s.ownAccounts); });
 }
 
@@ -118,6 +125,8 @@ void InboundService::run() {
         }
         delivered_.add(static_cast<std::uint64_t>(c.delivered));
         signatureFailures_.add(static_cast<std::uint64_t>(c.signatureFailures));
+        leasedElsewhere_.add(static_cast<std::uint64_t>(c.leasedElsewhere));
+        lostLease_.add(static_cast<std::uint64_t>(c.lostLease));
         health_.setInbound(static_cast<std::size_t>(c.deferred), c.quarantined);
         if (c.deferred)
             errors_.add(static_cast<std::uint64_t>(c.deferred));

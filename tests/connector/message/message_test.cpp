@@ -10,6 +10,7 @@
 #include "demail/connector/message/header_block.h"
 #include "demail/connector/message/inbound.h"
 #include "demail/connector/message/outbound.h"
+#include "demail/connector/message/private_id_seal.h"
 
 using namespace demail::connector;
 namespace fs = std::filesystem;
@@ -426,4 +427,77 @@ TEST(Corpus, HostileInputsGiveCleanErrorsAndNoCrash) {
         (void)parseAddressList(m);
     }
     EXPECT_GE(files, 10);
+}
+
+// Redundancy: the internal sender sealed into the private-id for a peer gateway
+// (private_id_seal.h, docs/demail-message.md "Private-id and correlation").
+TEST(PrivateIdSeal, OpensOnlyWithTheKeyAndTheQueueIdItWasSealedFor) {
+    std::string error;
+    const auto seal = PrivateIdSeal::fromHex(
+        "  00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF\n", error);
+    ASSERT_TRUE(seal) << error;
+    const std::string tag = seal->seal("Q20261122A1B2C3", "sachbearbeiter@firma.de");
+    EXPECT_EQ(tag.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"), std::string::npos)
+        << "base32 only: no '.', '-' or anything a provider might not copy: " << tag;
+    EXPECT_EQ(tag.find("sachbearbeiter"), std::string::npos);
+    EXPECT_EQ(seal->seal("Q20261122A1B2C3", "sachbearbeiter@firma.de"), tag)
+        << "deterministic: every attempt of a message sends the same bytes";
+    EXPECT_NE(seal->seal("Q20261122A1B2C4", "sachbearbeiter@firma.de"), tag);
+    EXPECT_EQ(seal->open("Q20261122A1B2C3", tag), "sachbearbeiter@firma.de");
+    EXPECT_FALSE(seal->open("Q20261122A1B2C4", tag)) << "bound to its queue id";
+    std::string flipped = tag;
+    flipped[20] = flipped[20] == 'A' ? 'B' : 'A';
+    EXPECT_FALSE(seal->open("Q20261122A1B2C3", flipped));
+    EXPECT_FALSE(seal->open("Q20261122A1B2C3", "AAAA"));
+    EXPECT_FALSE(seal->open("Q20261122A1B2C3", "not-base32"));
+    const auto other = PrivateIdSeal::fromHex(std::string(64, '7'), error);
+    ASSERT_TRUE(other);
+    EXPECT_FALSE(other->open("Q20261122A1B2C3", tag)) << "another organisation's key";
+    for (const char* bad :
+         {"", "00112233", "zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"}) {
+        EXPECT_FALSE(PrivateIdSeal::fromHex(bad, error)) << bad;
+        EXPECT_NE(error.find("64 hex digits"), std::string::npos);
+    }
+}
+
+TEST(PrivateIdSeal, ThePrivateIdCarriesTheSealBetweenQueueIdAndTheSendersValue) {
+    std::string error;
+    const auto seal = PrivateIdSeal::fromHex(std::string(64, 'c'), error);
+    ASSERT_TRUE(seal);
+    auto ctx = context();
+    ctx.privateIdSeal = &*seal;
+    const std::string withId =
+        "From: sachbearbeiter@firma.de\r\nTo: poststelle@behoerde.de-mail.de\r\n"
+        "Subject: Antrag\r\nX-de-mail-private-id: AZ-2026/4711\r\n\r\nbody";
+    const auto p = prepareOutbound(withId, ctx);
+    ASSERT_TRUE(p.ok()) << p.reason;
+    const std::string tag = seal->seal("Q20261122A1B2C3", "sachbearbeiter@firma.de");
+    EXPECT_EQ(p.privateId, "Q20261122A1B2C3-" + tag + ".AZ-2026/4711");
+    EXPECT_EQ(p.senderPrivateId, "AZ-2026/4711");
+    EXPECT_EQ(queueIdOfPrivateId(p.privateId), "Q20261122A1B2C3");
+    EXPECT_EQ(sealOfPrivateId(p.privateId), tag);
+    EXPECT_EQ(senderValueOfPrivateId(p.privateId), "AZ-2026/4711");
+    // A '-' in the sender's own value is not a seal.
+    EXPECT_EQ(sealOfPrivateId("Q20261122A1B2C3.AZ-2026"), "");
+    EXPECT_EQ(queueIdOfPrivateId("Q20261122A1B2C3.AZ-2026"), "Q20261122A1B2C3");
+    // The room left for the sender's value shrinks by the seal, and the refusal says so.
+    const std::size_t room = 1024 - 15 - 1 - tag.size() - 1;
+    const auto withValue = [](std::size_t n) {
+        std::string v;
+        while (v.size() < n)
+            v += "AZ 4711 ";  // white space to fold at
+        v.resize(n);
+        v.back() = 'Z';
+        return "From: sachbearbeiter@firma.de\r\nTo: poststelle@behoerde.de-mail.de\r\n"
+               "Subject: x\r\nX-de-mail-private-id: " +
+               v + "\r\n\r\nbody";
+    };
+    const auto fits = prepareOutbound(withValue(room), ctx);
+    ASSERT_TRUE(fits.ok()) << fits.reason;
+    EXPECT_EQ(fits.privateId.size(), 1024u);
+    const auto refused = prepareOutbound(withValue(room + 1), ctx);
+    EXPECT_EQ(refused.refusal, RefusalKind::PrivateIdTooLong);
+    EXPECT_NE(refused.reason.find("longer than " + std::to_string(room) + " characters"),
+              std::string::npos)
+        << refused.reason;
 }

@@ -148,3 +148,68 @@ TEST_F(Router, AMeldungReachesTheOriginalSenderAsAReport) {
     EXPECT_EQ(other.recipients, std::vector<std::string>{"chef@firma.de"});
     EXPECT_EQ(other.message.find("multipart/report"), std::string::npos);
 }
+
+// Redundancy (docs/operations.md "Redundancy: inbound"): a confirmation fetched by a gateway that
+// did not send the message (no sent/ record here) goes to the sender sealed in the private-id by
+// the peer that sent it, when both hold the same private_id_key_file.
+class PeerRouter : public Router {
+  protected:
+    PeerRouter() {
+        std::string error;
+        auto s = connector::PrivateIdSeal::fromHex(std::string(64, 'a'), error);
+        seal = std::make_shared<const connector::PrivateIdSeal>(*s);
+        router.privateIdSeal = seal;
+    }
+    // The golden confirmation as a peer's submission `queueId` by `sender` would bring it back.
+    std::string fromPeer(const std::string& queueId, const std::string& sealed) {
+        std::string m = golden("dispatch-confirmation-base64-nested.eml");
+        const std::string ours = kQueueId + ".AZ-2026/4711";
+        m.replace(m.find(ours), ours.size(), queueId + "-" + sealed + ".AZ-2026/4711");
+        return m;
+    }
+    const std::string kPeerQueue = "Q20261122ZZZZZZZZZZZZZZ";
+    std::shared_ptr<const connector::PrivateIdSeal> seal;
+};
+
+TEST_F(PeerRouter, AConfirmationOfAMessageAPeerSentGoesToTheSealedSender) {
+    const auto r = router.route({"in-p1", "poststelle@firma.de-mail.de"},
+                                fromPeer(kPeerQueue, seal->seal(kPeerQueue, "referent@firma.de")));
+    ASSERT_TRUE(r.park.empty()) << r.park;
+    EXPECT_EQ(r.recipients, std::vector<std::string>{"referent@firma.de"});
+    EXPECT_EQ(r.queueId, kPeerQueue);
+    EXPECT_EQ(header(r.message, "X-Demail-Gateway-Queue-Id"), kPeerQueue);
+    EXPECT_EQ(header(r.message, "X-de-mail-private-id"), "AZ-2026/4711")
+        << "the sender's own value, without our queue id and seal";
+    EXPECT_EQ(header(r.message, "In-Reply-To"), "(none)") << "the peer alone knows the Message-ID";
+}
+
+TEST_F(PeerRouter, ASealThatDoesNotOpenOrASenderNotOfThisAccountGoesToTheInbox) {
+    // Sealed for another queue id (copied from another message): does not open for this one.
+    auto r = router.route({"in-p2", "poststelle@firma.de-mail.de"},
+                          fromPeer(kPeerQueue, seal->seal(kQueueId, "referent@firma.de")));
+    EXPECT_EQ(r.recipients, std::vector<std::string>{"poststelle@firma.de"});
+    EXPECT_TRUE(r.queueId.empty());
+    // Another key (a stranger's seal): the same.
+    std::string error;
+    const auto other = connector::PrivateIdSeal::fromHex(std::string(64, 'b'), error);
+    r = router.route({"in-p3", "poststelle@firma.de-mail.de"},
+                     fromPeer(kPeerQueue, other->seal(kPeerQueue, "referent@firma.de")));
+    EXPECT_EQ(r.recipients, std::vector<std::string>{"poststelle@firma.de"});
+    // A sender the accounts file does not map to this account (any more).
+    r = router.route({"in-p4", "poststelle@firma.de-mail.de"},
+                     fromPeer(kPeerQueue, seal->seal(kPeerQueue, "fremd@andere.de")));
+    EXPECT_EQ(r.recipients, std::vector<std::string>{"poststelle@firma.de"});
+    // Without a key of our own nothing is routed by a seal.
+    router.privateIdSeal.reset();
+    r = router.route({"in-p5", "poststelle@firma.de-mail.de"},
+                     fromPeer(kPeerQueue, seal->seal(kPeerQueue, "referent@firma.de")));
+    EXPECT_EQ(r.recipients, std::vector<std::string>{"poststelle@firma.de"});
+}
+
+TEST_F(PeerRouter, TheLocalRecordStillWinsForOurOwnMessages) {
+    const auto r = router.route({"in-p6", "poststelle@firma.de-mail.de"},
+                                fromPeer(kQueueId, seal->seal(kQueueId, "referent@firma.de")));
+    EXPECT_EQ(r.recipients, std::vector<std::string>{"sachbearbeiter@firma.de"})
+        << "our sent/ record names the sender";
+    EXPECT_EQ(header(r.message, "In-Reply-To"), "<az4711@fv.firma.de>");
+}

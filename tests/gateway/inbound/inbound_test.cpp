@@ -28,18 +28,28 @@ class FakeInbox : public InboxSource {
         return out;
     }
     std::optional<std::string> fetch(const InboxItem& item, std::string& error,
-                                     bool& permanent) override {
+                                     SourceFailure& failure) override {
         ++fetches;
         if (fetchFailsPermanently) {
             error = "provider reply larger than 67108864 bytes refused";
-            permanent = true;
+            failure = SourceFailure::Permanent;
+            return std::nullopt;
+        }
+        if (leasedElsewhere.count(item.id)) {
+            error = "provider answered 409 leased: message " + item.id + " is leased to peer";
+            failure = SourceFailure::HeldElsewhere;
             return std::nullopt;
         }
         return messages.at(item.id);
     }
-    bool acknowledge(const InboxItem& item, std::string& error) override {
+    bool acknowledge(const InboxItem& item, std::string& error, SourceFailure& failure) override {
         if (ackFails) {
             error = "503";
+            return false;
+        }
+        if (ackLeasedElsewhere) {
+            error = "provider answered 409 leased";
+            failure = SourceFailure::HeldElsewhere;
             return false;
         }
         messages.erase(item.id);
@@ -51,6 +61,8 @@ class FakeInbox : public InboxSource {
     bool down = false;
     bool ackFails = false;
     bool fetchFailsPermanently = false;
+    bool ackLeasedElsewhere = false;
+    std::set<std::string> leasedElsewhere;  // fetch answers 409 leased for these
     int fetches = 0;
 };
 
@@ -173,6 +185,35 @@ TEST_F(Inbound, OfferedAgainAfterAFailedAcknowledgementIsNotDeliveredTwice) {
     EXPECT_EQ(c.acknowledged, 1);
     EXPECT_EQ(relay.delivered.size(), 1u);
     EXPECT_EQ(inbox.fetches, 1) << "a known item is not even fetched again";
+}
+
+TEST_F(Inbound, AnItemLeasedToAPeerGatewayIsSkippedQuietlyAndNeverParked) {
+    inbox.messages = {{"m1", "one"}, {"m2", "two"}};
+    inbox.leasedElsewhere = {"m1"};
+    for (int pass = 1; pass <= 5; ++pass) {  // more passes than the 3 attempts before parking
+        const auto c = poller.pollOnce();
+        EXPECT_EQ(c.leasedElsewhere, 1);
+        EXPECT_EQ(c.deferred, 0) << "not an error: the health stays green";
+        EXPECT_TRUE(c.lastError.empty()) << c.lastError;
+        EXPECT_EQ(c.parked, 0);
+    }
+    EXPECT_EQ(relay.delivered, std::vector<std::string>{"poststelle@firma.de:two"});
+    EXPECT_EQ(inbox.acked, std::vector<std::string>{"m2"});
+    EXPECT_TRUE(quarantine.parked.empty());
+    inbox.leasedElsewhere.clear();  // the peer's lease ran out unacknowledged: ours now
+    EXPECT_EQ(poller.pollOnce().delivered, 1);
+    EXPECT_EQ(inbox.acked, (std::vector<std::string>{"m2", "m1"}));
+}
+
+TEST_F(Inbound, AnAcknowledgementRefusedBecauseAPeerTookTheLeaseIsCountedNotRetried) {
+    inbox.messages = {{"m1", "one"}};
+    inbox.ackLeasedElsewhere = true;
+    const auto c = poller.pollOnce();
+    EXPECT_EQ(c.delivered, 1);
+    EXPECT_EQ(c.lostLease, 1);
+    EXPECT_EQ(c.acknowledged, 0);
+    EXPECT_TRUE(c.lastError.empty()) << c.lastError;
+    EXPECT_EQ(c.deferred, 0);
 }
 
 TEST_F(Inbound, RefusedForGoodGoesToThePostmaster) {

@@ -65,6 +65,9 @@ struct ProviderConfig {
     // signatures are checked against the certificates they carry only ("unverified").
     std::string signatureCa;
     std::string signatureCrl;
+    // 64 hex digits shared by every gateway of the organisation: the internal sender goes sealed
+    // into the private-id, so that a peer can route a confirmation it fetched (empty: off).
+    std::string privateIdKeyFile;
     // Recipient domains that count as De-Mail (and everything below them). TR ACM_FU §2.1.2 gives
     // every provider de-mail.de and lets it have its own DMDA domain or a Sammeldomäne besides.
     std::vector<std::string> deMailDomains{"de-mail.de"};

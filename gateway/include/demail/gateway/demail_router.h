@@ -10,11 +10,15 @@
 #pragma once
 
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "demail/connector/message/inbound.h"
 #include "demail/connector/message/inbound_prepare.h"
 #include "demail/connector/message/outbound.h"
+#include "demail/connector/message/private_id_seal.h"
 #include "demail/gateway/inbound.h"
 #include "demail/gateway/sent_journal.h"
 
@@ -30,8 +34,16 @@ class DeMailRouter final : public InboundRouter {
     DeMailRouter(const SentJournal& journal, std::function<connector::AccountMap()> accounts,
                  std::string postmaster, InboundHygiene hygiene = {});
     InboundRoute route(const InboxItem& item, const std::string& message) override;
+    // Set by the daemon before the first poll ([provider] private_id_key_file): a confirmation of
+    // a message a peer gateway sent (no sent/ record here) goes to the sender sealed in its
+    // private-id.
+    std::shared_ptr<const connector::PrivateIdSeal> privateIdSeal;
 
   private:
+    std::optional<SentRecord> sentByPeer(const std::string& privateId, const std::string& queueId,
+                                         const std::string& origin,
+                                         const std::optional<connector::ConfirmationXml>& xml,
+                                         const InboxItem& item) const;
     const SentJournal& journal_;
     std::function<connector::AccountMap()> accounts_;
     std::string postmaster_;

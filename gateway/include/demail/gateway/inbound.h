@@ -21,16 +21,25 @@ struct InboxItem {
     std::string account;  // the De-Mail account it was addressed to
 };
 
-// What the provider transport offers; each call may fail (retryable or not): the poller tries
-// again on the next poll. fetch sets `permanent` when trying again cannot help (an oversize
-// reply, an invalid id): such failures count towards parking the item.
+// Why a fetch or an acknowledgement did not succeed.
+enum class SourceFailure {
+    Transient,  // try again at the next poll
+    Permanent,  // trying again cannot help (an oversize reply, an invalid id): counts to parking
+    // Another gateway bound to the same account holds the item's lease, or acknowledged it
+    // (docs/provider-api.md "Inbox semantics"): it is theirs to deliver. Not an error.
+    HeldElsewhere,
+};
+
+// What the provider transport offers; each call may fail: the poller tries again on the next
+// poll unless `failure` says otherwise.
 class InboxSource {
   public:
     virtual ~InboxSource() = default;
     virtual std::optional<std::vector<InboxItem>> list(std::string& error) = 0;
+    // Leases the item to this gateway at the provider (or renews the lease).
     virtual std::optional<std::string> fetch(const InboxItem& item, std::string& error,
-                                             bool& permanent) = 0;
-    virtual bool acknowledge(const InboxItem& item, std::string& error) = 0;
+                                             SourceFailure& failure) = 0;
+    virtual bool acknowledge(const InboxItem& item, std::string& error, SourceFailure& failure) = 0;
 };
 
 // Where a fetched message goes on the internal side.
@@ -99,10 +108,15 @@ class InboundAttempts {
 struct InboundCounts {
     int delivered = 0;
     int acknowledged = 0;
-    int duplicates = 0;           // offered again after delivery: acknowledged, not delivered twice
-    int deferred = 0;             // internal server or provider failed: stays at the provider
-    int misrouted = 0;            // refused for good by the internal server, sent to the postmaster
-    int parked = 0;               // quarantined in this pass, then acknowledged
+    int duplicates = 0;  // offered again after delivery: acknowledged, not delivered twice
+    int deferred = 0;    // internal server or provider failed: stays at the provider
+    int misrouted = 0;   // refused for good by the internal server, sent to the postmaster
+    int parked = 0;      // quarantined in this pass, then acknowledged
+    // Leased to (or acknowledged by) a peer gateway: skipped, theirs to deliver. Not an error.
+    int leasedElsewhere = 0;
+    // Delivered by us, but a peer took the lease before our acknowledgement (our lease ran
+    // out): the peer delivers it too. The residual duplicate window (docs/operations.md).
+    int lostLease = 0;
     std::size_t quarantined = 0;  // items held in quarantine now
     int signatureFailures = 0;    // items whose provider signature did not hold (delivered, marked)
     std::string lastError;

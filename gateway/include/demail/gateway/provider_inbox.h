@@ -24,8 +24,8 @@ class ProviderInbox final : public InboxSource {
     // Account -> reason, from the last list() that reached the provider.
     std::map<std::string, std::string> listingFailures() const;
     std::optional<std::string> fetch(const InboxItem& item, std::string& error,
-                                     bool& permanent) override;
-    bool acknowledge(const InboxItem& item, std::string& error) override;
+                                     SourceFailure& failure) override;
+    bool acknowledge(const InboxItem& item, std::string& error, SourceFailure& failure) override;
 
   private:
     connector::ProviderTransport& transport_;

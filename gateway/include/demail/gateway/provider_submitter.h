@@ -7,12 +7,14 @@
 
 #include <functional>
 #include <istream>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "demail/connector/message/outbound.h"
+#include "demail/connector/message/private_id_seal.h"
 #include "demail/connector/transport/provider_transport.h"
 #include "demail/gateway/account_pauses.h"
 #include "demail/gateway/evidence.h"
@@ -43,6 +45,8 @@ class ProviderSubmitter final : public Submitter {
     // its messages come back AccountPaused without a request, but for one probe per interval.
     // Null: such a refusal is an OperatorAction that pauses everything.
     AccountPauses* accountPauses = nullptr;
+    // Set by the daemon before the first submission: the sender sealed into the private-id.
+    std::shared_ptr<const connector::PrivateIdSeal> privateIdSeal;
 
   private:
     // The taxonomy -> outcome; `account` is the account the request was made for.

@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "demail/connector/message/private_id_seal.h"
 #include "demail/gateway/daily_counter.h"
 #include "demail/gateway/sending_policy.h"
 #include "demail/gateway/services/account_directory.h"
@@ -39,6 +40,9 @@ class SendingAuthority {
 
     void setPolicy(SendingPolicy policy, SendingLimits limits);  // SIGHUP
     void setAccounts(const AccountSnapshot& snapshot);
+    // The sender sealed into the private-id ([provider] private_id_key_file): the length check
+    // at DATA must see the private-id the dispatcher will send.
+    void setPrivateIdSeal(std::shared_ptr<const connector::PrivateIdSeal> seal);
 
     smtp::Decision checkSender(const smtp::SessionInfo& session, const std::string& sender);
     // headers: the message's header section as received (CRLF, with our Received line).
@@ -71,6 +75,7 @@ class SendingAuthority {
     std::shared_ptr<const SendingPolicy> policy_;
     SendingLimits limits_;
     std::shared_ptr<const AccountSnapshot> accounts_;
+    std::shared_ptr<const connector::PrivateIdSeal> seal_;
     DailyCounter counter_;
 };
 

@@ -13,6 +13,8 @@
 
 namespace demail::connector {
 
+class PrivateIdSeal;
+
 // Which internal senders may send as which De-Mail account. `internal` is an address
 // ("poststelle@firma.de") or a domain written "@firma.de"; exact addresses win over domains.
 struct AccountMapping {
@@ -39,6 +41,9 @@ struct OutboundContext {
     std::vector<std::string> envelopeRecipients;  // RCPT TO
     std::vector<std::string> deMailDomains;       // from the provider: what counts as De-Mail
     AccountMap accounts;
+    // Set: the envelope sender goes sealed into the private-id, for a peer gateway
+    // (private_id_seal.h). Null: the private-id is the queue id (and the sender's own value).
+    const PrivateIdSeal* privateIdSeal = nullptr;
 };
 
 enum class RefusalKind {
@@ -75,12 +80,18 @@ struct OutboundPreparation {
 inline constexpr std::size_t kMaxPrivateIdLength = 1024;  // TR_De_Mail_PVD_IO, X-de-mail-private-id
 
 // The private-id the gateway sends: the queue id alone, or "<queue id>.<sender's value>" when the
-// internal sender set an X-de-mail-private-id of its own (a file number, say). Queue ids never
-// hold a '.', so the split is unambiguous.
-std::string composePrivateId(std::string_view queueId, std::string_view senderValue);
-// The part before the first '.': the queue id the gateway correlates by. The rest is never
-// trusted; the sender's value is restored from the gateway's own record.
+// internal sender set an X-de-mail-private-id of its own (a file number, say). With a seal of the
+// internal sender (private_id_seal.h): "<queue id>-<seal>" before that. Queue ids never hold a
+// '.' or a '-', and a seal is base32, so the split is unambiguous.
+std::string composePrivateId(std::string_view queueId, std::string_view senderValue,
+                             std::string_view seal = {});
+// The part before the first '.' and before a '-' in it: the queue id the gateway correlates by.
+// The rest is never trusted; the sender's value is restored from the gateway's own record.
 std::string queueIdOfPrivateId(std::string_view privateId);
+// The seal between the queue id and the first '.', or empty.
+std::string sealOfPrivateId(std::string_view privateId);
+// After the first '.': the internal sender's own value, or empty.
+std::string senderValueOfPrivateId(std::string_view privateId);
 
 // Checks only the envelope (sender mapping, recipients' domains): what the SMTP intake can
 // decide at MAIL FROM / RCPT TO time, before the message is accepted.

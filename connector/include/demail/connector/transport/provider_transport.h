@@ -26,6 +26,9 @@ struct TransportError {
     std::string reason;  // one line for logs and operators
     int httpStatus = 0;  // 0 when no HTTP response was read
     bool accountLevel = false;  // OperatorAction for the named account only (see above)
+    // fetch/acknowledge of an inbox item: another client holds its lease, or has acknowledged it
+    // (docs/provider-api.md "Inbox semantics"). Not a failure of ours: a peer gateway has it.
+    bool heldElsewhere = false;
 };
 
 const char* toString(ErrorKind kind);
@@ -135,7 +138,11 @@ class ProviderTransport {
     virtual Result<std::optional<SubmitReceipt>> findSubmission(const std::string& account,
                                                                 const std::string& privateId) = 0;
     virtual Result<std::vector<InboundRef>> listInbound(const std::string& account) = 0;
+    // Leases the item to this client (our certificate) for the provider's lease time, or renews
+    // our lease; an error with heldElsewhere when another client holds it or acknowledged it.
     virtual Result<std::string> fetch(const std::string& id) = 0;
+    // Only the lease holder (or anyone while nobody holds one); heldElsewhere when another
+    // client holds a live lease.
     virtual Result<Done> acknowledge(const std::string& id) = 0;
 };
 

@@ -51,6 +51,10 @@ class InboundService {
     // Where each item is kept as retrieved (the evidence archive).
     void setEvidence(Evidence* evidence) { poller_.evidence = evidence; }
     void setSignatures(SignatureVerifier* signatures) { poller_.signatures = signatures; }
+    // Before start(): see DeMailRouter::privateIdSeal.
+    void setPrivateIdSeal(std::shared_ptr<const connector::PrivateIdSeal> seal) {
+        router_.privateIdSeal = std::move(seal);
+    }
 
   private:
     void run();
@@ -71,7 +75,7 @@ class InboundService {
     FileAttempts attempts_;
     SpoolQuarantine quarantine_;
     InboundPoller poller_;
-    Metrics::Counter &delivered_, &errors_, &signatureFailures_;
+    Metrics::Counter &delivered_, &errors_, &signatureFailures_, &leasedElsewhere_, &lostLease_;
     std::atomic<bool> stopping_{false};
     std::thread thread_;
 };

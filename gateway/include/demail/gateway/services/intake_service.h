@@ -37,6 +37,9 @@ class IntakeService {
     // Why this gateway cannot send now (empty: it can), asked at MAIL FROM on both listeners
     // while [smtp] when_paused = refuse.
     void setCannotSend(std::function<std::string()> cannotSend);
+    void setPrivateIdSeal(std::shared_ptr<const connector::PrivateIdSeal> seal) {
+        authority_.setPrivateIdSeal(std::move(seal));
+    }
 
     std::uint64_t accepted() const;
     int activeSessions() const;
