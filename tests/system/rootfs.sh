@@ -12,7 +12,7 @@ root=${1:?usage: rootfs.sh ROOT}
 packages=(
   systemd systemd-sysv dbus udev pcscd opensc opensc-pkcs11
   libpococrypto80 libpocofoundation80 libpocojson80 libpoconet80 libpoconetssl80 libpocoutil80
-  libpocoxml80 libcurl4 libssl3 libpcsclite1 libsystemd0 libacl1
+  libpocoxml80 libcurl4 libssl3 libpcsclite1 libsystemd0 libacl1 libxml2 libxmlsec1 libxmlsec1-openssl
   vsmartcard-vpcd python3 python3-aiosmtpd swaks curl openssl iproute2 procps
 )
 stamp="${packages[*]}"
