@@ -11,14 +11,16 @@
 # HA_INBOUND (200) De-Mails are put into the account's inbox at the provider at a steady pace,
 # while gateway 1 (the first hop) is in turn killed (-9), has its card pulled, and has its
 # provider connection cut; each fault lasts HA_FAULT_SECONDS (12, less than the lease) and is
-# undone before the next. Asserted: every outbound message at the provider exactly once, none
-# bounced, Postfix's queue empty; every inbound message delivered to the internal mail server,
+# undone before the next. Asserted: every outbound message at the provider exactly once (at most
+# one twice, if Postfix logged that the kill swallowed a 250: SMTP's own window), none bounced,
+# Postfix's queue empty; every inbound message delivered to the internal mail server,
 # duplicates at most one (the kill -9 is the only fault that can land between the relay's 250 and
 # the acknowledgement for longer than the lease: the documented residual window); every
 # Versandbestätigung at its own sender. Printed: per fault the failover time (fault to the first
 # message the peer accepted from Postfix) and the failback time (undone to the first message
 # gateway 1 accepted again), and the duplicate count.
 set -euo pipefail
+export LC_ALL=C  # sort and join agree
 . "$(dirname "$0")/ha_stack.sh"
 N=${HA_MESSAGES:-500}
 M=${HA_INBOUND:-200}
@@ -97,13 +99,15 @@ for n in range(1, count + 1):
             "Bescheid %d\r\n" % (n, n)).encode()
     urllib.request.urlopen(urllib.request.Request(
         control + "/control/inject?account=poststelle@firma.de-mail.de", data=body), timeout=60).read()
+    print("in-%04d %.3f" % (n, time.time()), flush=True)
 PY
 # Counts over the internal mail server: inbound "in-NNNN" by subject; Versandbestätigungen by
 # the message they confirm and the recipient they went to. One line per finding.
 cat >"$HA/sink_counts.py" <<'PY'
-import collections, glob, re, sys
-inbound, confs = collections.Counter(), collections.Counter()
+import collections, glob, os, re, sys
+inbound, confs, first = collections.Counter(), collections.Counter(), {}
 by, byconf = collections.Counter(), collections.Counter()
+crossed = 0  # confirmations fetched by a gateway without a sent/ record of the message
 for f in glob.glob(sys.argv[1] + "/*.eml"):
     text = open(f, encoding="utf-8", errors="replace").read()
     head = text.split("\n\n", 1)[0].split("\r\n\r\n", 1)[0]
@@ -112,20 +116,26 @@ for f in glob.glob(sys.argv[1] + "/*.eml"):
     gw = re.search(r"by (gateway\d)\.firma\.test \(demail-gateway\)", head)
     if subj and re.fullmatch(r"in-\d{4}", subj.group(1)):
         inbound[subj.group(1)] += 1
+        t = os.path.getmtime(f)
+        first[subj.group(1)] = min(t, first.get(subj.group(1), t))
         by[gw.group(1) if gw else "?"] += 1
     elif "confirmation of dispatch" in text:
         m = re.search(r"ha-(\d{4})", text)
         if m:
             confs[(int(m.group(1)), rcpt.group(1) if rcpt else "?")] += 1
             byconf[gw.group(1) if gw else "?"] += 1
+            qid = re.search(r"^X-Demail-Gateway-Queue-Id: (\S+)", head, re.M)
+            if gw and qid and not os.path.exists("%s/gw%s/spool/sent/%s" % (sys.argv[2], gw.group(1)[-1], qid.group(1))):
+                crossed += 1
 for s, c in sorted(inbound.items()):
-    print("in", s, c)
+    print("in", s, c, "%.3f" % first[s])
 for (n, r), c in sorted(confs.items()):
     print("conf", n, r, c)
 for g, c in sorted(by.items()):
     print("by", g, c)
 for g, c in sorted(byconf.items()):
     print("byconf", g, c)
+print("crossed", crossed)
 PY
 inbox_unacked() {  # items in the account's inbox not yet acknowledged
   curl -s "$PROVIDER_CONTROL/control/state" | /usr/bin/python3 -c \
@@ -146,7 +156,7 @@ IN_RATE=$(/usr/bin/python3 -c "print(round($M / $WINDOW, 2))")
 t_start=$(now)
 /usr/bin/python3 "$HA/send.py" "$HA_PF_PORT" "$N" "$RATE" >"$HA/send.log" 2>&1 &
 SENDER_PID=$!
-/usr/bin/python3 "$HA/inject.py" "$PROVIDER_CONTROL" "$M" "$IN_RATE" >"$HA/inject.log" 2>&1 &
+/usr/bin/python3 "$HA/inject.py" "$PROVIDER_CONTROL" "$M" "$IN_RATE" >"$HA/injected" 2>"$HA/inject.log" &
 INJECTOR_PID=$!
 echo "sending $N messages into Postfix at $RATE/s, $M inbound De-Mails into the provider at $IN_RATE/s"
 until_accepts 1 60 >/dev/null || fail "gateway 1 (first hop) takes no mail"
@@ -193,18 +203,24 @@ ha_wait_for 300 inbox_done || fail "$(inbox_unacked) items in the inbox not ackn
 sleep 3  # a late second submission or delivery would show now
 subjects=$(ha_provider_subjects | awk '$1 ~ /^ha-/')
 distinct=$(wc -l <<<"$subjects")
-twice=$(awk '$2 > 1' <<<"$subjects" | wc -l)
+twice=$(awk '$2 > 1 {n += $2 - 1} END {print n + 0}' <<<"$subjects")
 [ "$distinct" = "$N" ] || fail "$distinct distinct messages at the provider, want $N"
-[ "$twice" = 0 ] || fail "$twice messages at the provider more than once: $(awk '$2 > 1' <<<"$subjects" | head -5)"
+# SMTP's own window (RFC 1047): a gateway killed after it stored a message and before its 250
+# reached Postfix has it in its spool (and sends it after the restart) while Postfix, not knowing,
+# sends it again through the peer. Postfix says so in its log; only such a message may be there
+# twice, and the one kill makes at most one.
+smtp_window=$(grep -c "message may be sent more than once" "$HA/pf/maillog" || true)
+[ "$twice" -le "$smtp_window" ] && [ "$twice" -le 1 ] ||
+  fail "$twice extra copies at the provider (Postfix lost $smtp_window 250s to the kill): $(awk '$2 > 1' <<<"$subjects" | head -5)"
 bounced=$(grep -c "status=bounced" "$HA/pf/maillog" || true)
 [ "$bounced" = 0 ] || fail "$bounced bounced by Postfix"
 g1=$(grep -c "relay=127.0.0.1\[127.0.0.1\]:${HA_SMTP_PORT[1]},.*status=sent" "$HA/pf/maillog" || true)
 g2=$(grep -c "relay=127.0.0.1\[127.0.0.1\]:${HA_SMTP_PORT[2]},.*status=sent" "$HA/pf/maillog" || true)
 deferred=$(grep -c "status=deferred" "$HA/pf/maillog" || true)
-pass "outbound: $N messages through Postfix, $N at the provider, each exactly once, 0 bounced, all there $(secs "$t_start" "$t_out")s after the start"
+pass "outbound: $N messages through Postfix, all $N at the provider, $twice of them twice (Postfix logged $smtp_window "may be sent more than once"), 0 bounced, all there $(secs "$t_start" "$t_out")s after the start"
 echo "  relayed by gateway 1: $g1, by gateway 2: $g2; Postfix deferrals: $deferred"
 
-/usr/bin/python3 "$HA/sink_counts.py" "$HA/mailbox" >"$HA/counts"
+/usr/bin/python3 "$HA/sink_counts.py" "$HA/mailbox" "$HA" >"$HA/counts"
 got=$(awk '$1 == "in"' "$HA/counts" | wc -l)
 in_dups=$(awk '$1 == "in" && $3 > 1 {n += $3 - 1} END {print n + 0}' "$HA/counts")
 [ "$got" = "$M" ] || fail "$got of $M inbound De-Mails delivered; missing: $(comm -23 <(seq -f 'in-%04g' 1 "$M") <(awk '$1 == "in" {print $2}' "$HA/counts") | head)"
@@ -218,14 +234,23 @@ for n in $(seq 10 10 "$N"); do
 done
 misrouted=$(awk '$1 == "conf" && $3 !~ /^sb[0-6]@firma.de$/' "$HA/counts" | wc -l)
 [ "$misrouted" = 0 ] || fail "Versandbestätigungen not at their sender: $(awk '$1 == "conf" && $3 !~ /^sb/' "$HA/counts" | head -5)"
+crossed=$(awk '$1 == "crossed" {print $2}' "$HA/counts")
+# Most were sent by gateway 1 and fetched by gateway 2: routed by the sealed private-id alone.
+[ "$crossed" -gt 0 ] || fail "no Versandbestätigung was fetched by the gateway that did not send the message"
 dups=$((in_dups + conf_dups))
+# How long inbound items waited, injection to the first delivery: the item a killed gateway held
+# waits for its lease.
+latency=$(join <(sort "$HA/injected") <(awk '$1 == "in" {print $2, $4}' "$HA/counts" | sort) |
+  awk '{d = $3 - $2; if (d < 0) d = 0; print d}' | sort -n |
+  awk '{a[NR] = $1} END {printf "median %.1f s, 99th percentile %.1f s, longest %.1f s", a[int((NR + 1) / 2)], a[int(NR * 0.99 + 0.5)], a[NR]}')
 lost_leases=$(cat "$(ha_gateway_log 1)" "$(ha_gateway_log 2)" | grep -c "event=inbound_lease_lost" || true)
 by=$(awk '$1 == "by" {printf "%s%s: %s", s, $2, $3; s = ", "}' "$HA/counts")
 byconf=$(awk '$1 == "byconf" {printf "%s%s: %s", s, $2, $3; s = ", "}' "$HA/counts")
-pass "inbound: $M De-Mails delivered to the internal mail server ($by); $conf_ok of $expect_conf Versandbestätigungen at their own sender (sb0..sb6@firma.de), fetched by $byconf"
+pass "inbound: $M De-Mails delivered to the internal mail server ($by); $conf_ok of $expect_conf Versandbestätigungen at their own sender (sb0..sb6@firma.de), fetched by $byconf; $crossed of them by the gateway that has no record of the message"
+echo "  waited from the provider's inbox to the internal mail server: $latency (lease ${LEASE} s)"
 echo "  duplicates: $dups (inbound $in_dups, confirmations $conf_dups; leases lost: $lost_leases)"
 awk '$1 == "in" && $3 > 1 {print "    " $2 " delivered " $3 " times"}' "$HA/counts"
 # Only the kill can leave an item delivered and not acknowledged for longer than the lease
 # (the card and the provider path come back within it): the residual window, one item.
 [ "$dups" -le 1 ] || fail "$dups duplicates: more than the one item a kill -9 can leave in flight"
-pass "failover (s): killed ${FAILOVER["killed (-9)"]}, card pulled ${FAILOVER["card pulled"]}, provider cut ${FAILOVER["provider cut"]}; failback (s): ${FAILBACK["killed (-9)"]}, ${FAILBACK["card pulled"]}, ${FAILBACK["provider cut"]}; duplicates $dups (at most 1, the kill); whole run $(secs "$t_start" "$(now)")s"
+pass "failover (s): killed ${FAILOVER["killed (-9)"]}, card pulled ${FAILOVER["card pulled"]}, provider cut ${FAILOVER["provider cut"]}; failback (s): ${FAILBACK["killed (-9)"]}, ${FAILBACK["card pulled"]}, ${FAILBACK["provider cut"]}; inbound duplicates $dups (at most 1, the kill), outbound $twice; whole run $(secs "$t_start" "$(now)")s"
