@@ -38,10 +38,13 @@ integration: build
 demo: build
 	./deploy/demo.sh $(BUILD_DIR)
 
-# Outbound redundancy: a real Postfix relaying to two gateways, each with its own simulated card;
-# HA_MESSAGES (500) messages while the first gateway is killed, loses its card and loses its
-# provider connection in turn. Prints the failover and failback times; every message must reach
-# the provider exactly once (tests/gateway/e2e/ha_failover.sh, about 3 minutes).
+# Redundancy: a real Postfix relaying to two gateways, each with its own simulated card, one
+# provider with the fetch lease; HA_MESSAGES (500) messages out (every tenth asking for a
+# Versandbestätigung) and HA_INBOUND (200) in while the first gateway is killed, loses its card and
+# loses its provider connection in turn. Every outbound message at the provider exactly once, every
+# inbound one delivered (at most the one duplicate a kill -9 can cause), every confirmation at its
+# sender; prints the failover and failback times and the duplicates
+# (tests/gateway/e2e/ha_failover.sh, about 3 minutes).
 demo-ha: build
 	DEMAIL_BUILD_DIR=$(abspath $(BUILD_DIR)) DEMAIL_SOURCE_DIR=$(CURDIR) ./tests/gateway/e2e/ha_failover.sh
 

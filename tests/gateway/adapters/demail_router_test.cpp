@@ -149,7 +149,7 @@ TEST_F(Router, AMeldungReachesTheOriginalSenderAsAReport) {
     EXPECT_EQ(other.message.find("multipart/report"), std::string::npos);
 }
 
-// Redundancy (docs/operations.md "Redundancy: inbound"): a confirmation fetched by a gateway that
+// Redundancy (docs/operations.md "Redundancy"): a confirmation fetched by a gateway that
 // did not send the message (no sent/ record here) goes to the sender sealed in the private-id by
 // the peer that sent it, when both hold the same private_id_key_file.
 class PeerRouter : public Router {

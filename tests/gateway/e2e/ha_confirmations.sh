@@ -26,9 +26,9 @@ private_id_of() {  # subject -> the private-id the provider holds for that submi
 }
 
 ha_start 2
-openssl rand -hex 32 >"$HA/private-id.key"
-ha_start_gateway 1 "[provider]" "private_id_key_file = $HA/private-id.key" "poll_interval = 1h"
-ha_start_gateway 2 "[provider]" "private_id_key_file = $HA/private-id.key"
+# Both gateways hold the stack's shared key ($HA/private-id.key).
+ha_start_gateway 1 "[provider]" "poll_interval = 1h"
+ha_start_gateway 2
 
 # 1. Through gateway 1, from a sender the accounts file maps by its domain (@firma.de).
 HA_FROM=referent@firma.de ha_send 1 "[versandbestaetigung] Antrag HA-1" \
@@ -55,7 +55,7 @@ pass "the Versandbestätigung, fetched by gateway 2 (no sent/$qid there), reache
 
 # 2. The control: gateway 2 without the key cannot know the sender: the account's inbox.
 ha_stop_gateway 2
-ha_start_gateway 2
+ha_start_gateway 2 "[provider]" "private_id_key_file ="
 HA_FROM=referent@firma.de ha_send 1 "[versandbestaetigung] Antrag HA-2" \
   --header "X-de-mail-private-id: AZ-HA/2" >"$HA/swaks2.log" 2>&1 || fail "swaks: $(tail -3 "$HA/swaks2.log")"
 ha_wait_for 60 has_mail "X-Sink-Rcpt-To: <poststelle@firma.de>" "Antrag HA-2" ||

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Recovery of the spool of a gateway that stays down (docs/operations.md, "Redundancy: outbound
-# and recovery"), through two real gateways (each with its own simulated card and pcscd), one
-# simulated provider and `demailctl queue import` into the running peer:
+# Recovery of the spool of a gateway that stays down (docs/operations.md, "Redundancy"), through
+# two real gateways (each with its own simulated card and pcscd, tests/gateway/e2e/ha_stack.sh),
+# one simulated provider and `demailctl queue import` into the running peer:
 #  - gateway A accepts four messages while its path to the provider is cut; two of them it gets
 #    out before it dies (the copy of its disk still holds them: one as if it died between the
 #    provider's 201 and its own record, one with the record written), two are still queued;
@@ -10,7 +10,7 @@
 #    queue id, the idempotency key), the one with a sent record is not even tried, a torn file is
 #    refused with exit 1, and a second import changes nothing.
 set -euo pipefail
-. "$(dirname "$0")/ha_outbound_stack.sh"
+. "$(dirname "$0")/ha_stack.sh"
 trap ha_stop EXIT
 fail() {
   echo "FAIL: $*" >&2
@@ -19,6 +19,8 @@ fail() {
 }
 pass() { echo "ok: $*"; }
 ha_start 2
+ha_start_gateway 1
+ha_start_gateway 2
 
 send_to() {  # gateway subject
   swaks --server "127.0.0.1:${HA_SMTP_PORT[$1]}" --tls --tls-ca-path "$HA_CA" \
@@ -47,7 +49,7 @@ ha_cut 1
 send_to 1 import-3
 send_to 1 import-4
 sleep 1
-ha_gw_kill 1
+ha_kill_gateway 1
 pass "gateway A: import-1/2 submitted, import-3/4 queued with its provider path cut, then killed"
 
 # The copy of A's spool an operator would take from its disk: as it is, plus import-1 and

@@ -1,6 +1,6 @@
 // demailctl queue list | show ID | retry ID | delete ID: the queue for a person, like mailq and
 // postqueue; import DIR: the queue of a peer gateway that stays down (docs/operations.md,
-// "Redundancy: outbound and recovery"). Exit codes per DESIGN.md: 0 ok, 1 failed (e.g. no such
+// "Redundancy"). Exit codes per DESIGN.md: 0 ok, 1 failed (e.g. no such
 // message), 2 usage.
 #pragma once
 

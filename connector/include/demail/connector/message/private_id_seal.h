@@ -1,6 +1,6 @@
 // The internal sender, sealed into the X-de-mail-private-id the gateway sends, so that a peer
 // gateway that fetches a confirmation of this message (both gateways poll the same account,
-// docs/operations.md "Redundancy: inbound") can route it back to that sender without the sending
+// docs/operations.md "Redundancy") can route it back to that sender without the sending
 // gateway's own record (sent/<queue id>): shared nothing but a key every gateway of the
 // organisation holds ([provider] private_id_key_file).
 //
