@@ -296,6 +296,11 @@ std::string Archive::headHash() const {
     return durableHead_;
 }
 
+std::string Archive::failure() const {
+    std::lock_guard lock(mutex_);
+    return failed_;
+}
+
 std::uint64_t Archive::syncsDone() const {
     std::lock_guard lock(mutex_);
     return commits_;

@@ -323,8 +323,10 @@ TEST(Archive, AFailedCommitFailsEveryRecordItCoveredAndTheArchiveUntilReopened) 
     // Later appends are refused (they would chain to records that are not there) ...
     const std::string later = a.append("accepted", {{"queue_id", "Q0"}}, {});
     EXPECT_NE(later.find("takes no more records"), std::string::npos) << later;
+    EXPECT_NE(a.failure().find("cannot open"), std::string::npos) << a.failure();
     // ... until the archive is opened again.
     ASSERT_EQ(a.open(), "");
+    EXPECT_EQ(a.failure(), "");
     ASSERT_EQ(a.append("accepted", {{"queue_id", "Q0"}}, {}), "");
     const auto v = demail::archive::verify(a.dir());
     EXPECT_TRUE(v.ok) << (v.problems.empty() ? "" : v.problems[0]);

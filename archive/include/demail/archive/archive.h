@@ -80,6 +80,8 @@ class Archive {
     std::uint64_t headSeq() const;
     std::string headHash() const;
     const std::string& dir() const { return dir_; }
+    // Why the archive refuses appends (a commit failed), or "".
+    std::string failure() const;
 
     // How many group commits were made (each: the directory fsyncs its records' bytes need, one
     // write and one fdatasync of the index), for tests and benchmarks.
