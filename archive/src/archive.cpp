@@ -439,11 +439,20 @@ std::string Archive::writeBatch(const std::vector<Pending>& batch) {
                 ::close(fd);
                 return e;
             }
-        const bool ok = writeAll(fd, lines.data(), lines.size()) && ::fdatasync(fd) == 0;
+        struct stat before {};
+        const bool measured = ::fstat(fd, &before) == 0;
+        const bool ok =
+            measured && writeAll(fd, lines.data(), lines.size()) && ::fdatasync(fd) == 0;
         const std::string err = ok ? "" : sysError("cannot append to " + index);
+        if (!ok && measured) {
+            // The lines of the records that failed are taken back, so that a restart without a
+            // crash does not find them (best effort; a torn last line is cut at open anyway).
+            const int cut = ::ftruncate(fd, before.st_size);
+            (void)cut;
+        }
         ::close(fd);
         if (!ok)
-            return err;  // whatever part of a line reached the file is cut at the next open
+            return err;
         from = to;
     }
     return {};
