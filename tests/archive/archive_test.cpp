@@ -237,7 +237,7 @@ TEST(Archive, ConcurrentAppendersShareOneCommitAndEachGetsADurableChainedRecord)
     constexpr int kAppenders = 8;
     std::vector<std::string> errors(kAppenders);
     std::vector<demail::archive::Record> written(kAppenders);
-    std::vector<bool> lineOnDiskAtReturn(kAppenders, false);
+    std::vector<char> lineOnDiskAtReturn(kAppenders, 0);  // not vector<bool>: one byte each thread
     const auto appendOne = [&](int i) {
         const std::string bytes = "message " + std::to_string(i) + "\r\n";
         errors[i] =
