@@ -103,10 +103,11 @@ soak: build
 	./tests/reliability/soak.sh $(BUILD_DIR)
 
 # ThreadSanitizer over the tests of the concurrent parts: the SMTP server and its sessions, the
-# dispatcher's lanes and parked cache, the provider connection pool against the simulator, the
-# card monitor, health and metrics, and gatewayd itself in the end-to-end and fault suites (a race
-# in the daemon or the simulator aborts it: halt_on_error). About 15 minutes.
-TSAN_TESTS ?= ^(smtp\.|gateway\.(dispatch|health|inbound|adapters|e2e)|smartcard\.|connector\.transport\.sim|reliability\.provider)
+# dispatcher's lanes and parked cache, the evidence archive's group commit, the provider
+# connection pool against the simulator, the card monitor, health and metrics, and gatewayd itself
+# in the end-to-end and fault suites (a race in the daemon or the simulator aborts it:
+# halt_on_error). About 15 minutes.
+TSAN_TESTS ?= ^(smtp\.|archive\.|gateway\.(dispatch|health|inbound|adapters|e2e)|smartcard\.|connector\.transport\.sim|reliability\.provider)
 tsan: deps
 	cmake --preset tsan
 	cmake --build --preset tsan

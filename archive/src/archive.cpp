@@ -186,6 +186,55 @@ std::vector<std::string> indexLines(const std::string& path) {
     return linesOf(readFile(path));
 }
 
+// Writes a record's bytes to `tmp` (created 0440) and fsyncs them; their SHA-256 and size.
+// "" or the error (then `tmp` is gone).
+std::string writeBytes(const std::string& tmp, const Bytes& bytes, std::string& sha,
+                       std::uint64_t& size) {
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0440);
+    if (fd < 0)
+        return sysError("cannot create " + tmp);
+    Sha256 h;
+    bool ok = writeAll(fd, bytes.head.data(), bytes.head.size());
+    h.update(bytes.head.data(), bytes.head.size());
+    size = bytes.head.size();
+    if (ok && bytes.rest) {
+        std::vector<char> buf(1 << 16);
+        std::uint64_t left = bytes.restLength;
+        while (ok && left > 0) {
+            bytes.rest->read(buf.data(), static_cast<std::streamsize>(
+                                             std::min<std::uint64_t>(left, buf.size())));
+            const auto n = static_cast<std::size_t>(bytes.rest->gcount());
+            if (n == 0)
+                break;
+            ok = writeAll(fd, buf.data(), n);
+            h.update(buf.data(), n);
+            left -= n;
+            size += n;
+        }
+        ok = ok && left == 0;
+    }
+    ok = ok && ::fsync(fd) == 0;
+    const std::string err = ok ? "" : sysError("cannot write " + tmp);
+    ::close(fd);
+    if (!ok) {
+        ::unlink(tmp.c_str());
+        return err;
+    }
+    sha = h.hex();
+    return {};
+}
+
+// Temporary files of appends a crash interrupted (".append-<n>.tmp", before: ".<seq>.tmp").
+void removeTemporaries(const std::string& monthDir) {
+    if (DIR* d = ::opendir(monthDir.c_str())) {
+        while (const dirent* e = ::readdir(d)) {
+            const std::string n = e->d_name;
+            if (n.size() > 5 && n[0] == '.' && n.compare(n.size() - 4, 4, ".tmp") == 0)
+                ::unlink((monthDir + "/" + n).c_str());
+        }
+        ::closedir(d);
+    }
+}
 }  // namespace
 
 bool clockSynchronized() {
@@ -198,13 +247,20 @@ std::string bytesPath(const std::string& dir, const Record& r) {
     return dir + "/" + r.month + "/" + std::to_string(r.seq) + ".bin";
 }
 
-Archive::Archive(std::string dir) : dir_(std::move(dir)), head_(kGenesis) {}
+Archive::Archive(std::string dir) : dir_(std::move(dir)), head_(kGenesis), durableHead_(kGenesis) {}
 
 std::string Archive::open() {
     if (::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST)
         return sysError("cannot create " + dir_);
     std::lock_guard lock(mutex_);
+    seq_ = durableSeq_ = 0;
+    head_ = durableHead_ = kGenesis;
+    pending_.clear();
+    failed_.clear();
+    month_.clear();
     const auto ms = months(dir_);
+    if (!ms.empty())
+        removeTemporaries(dir_ + "/" + ms.back());
     for (auto m = ms.rbegin(); m != ms.rend(); ++m) {
         const std::string path = dir_ + "/" + *m + "/" + kIndex;
         // A torn last line (a crash mid-append) is cut: that record was never completed.
@@ -223,8 +279,8 @@ std::string Archive::open() {
         if (!last)
             return path + ": the last record cannot be read (" + error +
                    "); run demailctl archive verify";
-        seq_ = last->seq;
-        head_ = last->hash;
+        seq_ = durableSeq_ = last->seq;
+        head_ = durableHead_ = last->hash;
         break;
     }
     return {};
@@ -232,22 +288,67 @@ std::string Archive::open() {
 
 std::uint64_t Archive::headSeq() const {
     std::lock_guard lock(mutex_);
-    return seq_;
+    return durableSeq_;
 }
 
 std::string Archive::headHash() const {
     std::lock_guard lock(mutex_);
-    return head_;
+    return durableHead_;
+}
+
+std::string Archive::failure() const {
+    std::lock_guard lock(mutex_);
+    return failed_;
+}
+
+std::uint64_t Archive::syncsDone() const {
+    std::lock_guard lock(mutex_);
+    return commits_;
+}
+
+std::string Archive::ensureMonth(const std::string& month) {
+    if (month == month_)
+        return {};
+    const std::string monthDir = dir_ + "/" + month;
+    if (::mkdir(monthDir.c_str(), 0700) != 0 && errno != EEXIST)
+        return sysError("cannot create " + monthDir);
+    // Also when it existed: a process killed between its mkdir and this fsync left it undurable.
+    if (auto e = syncDir(dir_); !e.empty())
+        return e;
+    month_ = month;
+    return {};
 }
 
 std::string Archive::append(const std::string& kind, const Fields& fields, const Bytes& bytes,
                             Record* written) {
-    std::lock_guard lock(mutex_);
-    return appendLocked(kind, fields, bytes, written);
-}
-
-std::string Archive::appendLocked(const std::string& kind, const Fields& fields, const Bytes& bytes,
-                                  Record* written) {
+    // The bytes first, outside the lock (appenders write and fsync theirs in parallel), under a
+    // temporary name: a crash before the rename leaves a temporary file that open() removes.
+    const bool hasBytes = !bytes.head.empty() || bytes.restLength > 0;
+    std::string tmp, sha;
+    std::uint64_t size = 0;
+    if (hasBytes) {
+        std::string month;
+        utcNow(month);
+        {
+            std::lock_guard lock(mutex_);
+            if (!failed_.empty())
+                return failed_;
+            if (auto e = ensureMonth(month); !e.empty())
+                return e;
+            tmp = dir_ + "/" + month + "/.append-" + std::to_string(++temporaries_) + ".tmp";
+        }
+        if (auto e = writeBytes(tmp, bytes, sha, size); !e.empty())
+            return e;
+    }
+    // Its place in the chain, in the order of seq: number, time, predecessor, final name, line.
+    std::unique_lock lock(mutex_);
+    const auto abandon = [&](std::string e) {
+        if (!tmp.empty())
+            ::unlink(tmp.c_str());
+        return e;
+    };
+    if (!failed_.empty())
+        return abandon(failed_);
     Record r;
     r.seq = seq_ + 1;
     r.time = utcNow(r.month);
@@ -255,78 +356,110 @@ std::string Archive::appendLocked(const std::string& kind, const Fields& fields,
     r.kind = kind;
     r.fields = fields;
     r.prev = head_;
-    const std::string monthDir = dir_ + "/" + r.month;
-    if (::mkdir(monthDir.c_str(), 0700) == 0) {
-        if (auto e = syncDir(dir_); !e.empty())
-            return e;
-    } else if (errno != EEXIST) {
-        return sysError("cannot create " + monthDir);
-    }
-    // The bytes first, durable, under their final name: a crash before the line leaves a file
-    // no record names, which the next record of that number replaces.
-    const bool hasBytes = !bytes.head.empty() || bytes.restLength > 0;
+    if (auto e = ensureMonth(r.month); !e.empty())
+        return abandon(e);
     if (hasBytes) {
+        // Replaces a file of this number that a crash left without its line.
         const std::string path = bytesPath(dir_, r);
-        const std::string tmp = monthDir + "/." + std::to_string(r.seq) + ".tmp";
-        const int fd =
-            ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0440);
-        if (fd < 0)
-            return sysError("cannot create " + tmp);
-        Sha256 h;
-        bool ok = writeAll(fd, bytes.head.data(), bytes.head.size());
-        h.update(bytes.head.data(), bytes.head.size());
-        r.size = bytes.head.size();
-        if (ok && bytes.rest) {
-            std::vector<char> buf(1 << 16);
-            std::uint64_t left = bytes.restLength;
-            while (ok && left > 0) {
-                bytes.rest->read(buf.data(), static_cast<std::streamsize>(
-                                                 std::min<std::uint64_t>(left, buf.size())));
-                const auto n = static_cast<std::size_t>(bytes.rest->gcount());
-                if (n == 0)
-                    break;
-                ok = writeAll(fd, buf.data(), n);
-                h.update(buf.data(), n);
-                left -= n;
-                r.size += n;
-            }
-            ok = ok && left == 0;
-        }
-        ok = ok && ::fsync(fd) == 0;
-        const std::string err = ok ? "" : sysError("cannot write " + tmp);
-        ::close(fd);
-        if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-            ::unlink(tmp.c_str());
-            return err.empty() ? sysError("cannot rename " + tmp) : err;
-        }
-        if (auto e = syncDir(monthDir); !e.empty())
-            return e;
-        r.sha256 = h.hex();
+        if (::rename(tmp.c_str(), path.c_str()) != 0)
+            return abandon(sysError("cannot rename " + tmp + " to " + path));
+        r.sha256 = sha;
+        r.size = size;
     }
     const std::string b = body(r);
     r.hash = sha256(b);
-    const std::string line = b.substr(0, b.size() - 1) + kHashMember + r.hash + "\"}\n";
-    const std::string index = monthDir + "/" + kIndex;
-    const int fd =
-        ::open(index.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return sysError("cannot open " + index);
-    const bool ok = writeAll(fd, line.data(), line.size()) && ::fdatasync(fd) == 0;
-    const std::string err = ok ? "" : sysError("cannot append to " + index);
-    ::close(fd);
-    if (!ok) {
-        // Whatever part of the line reached the file is cut at the next open; the head stays.
-        return err;
-    }
+    pending_.push_back(
+        {r.month, b.substr(0, b.size() - 1) + kHashMember + r.hash + "\"}\n", hasBytes});
     seq_ = r.seq;
     head_ = r.hash;
+    if (auto e = commit(lock, r.seq); !e.empty())
+        return e;
     if (written)
         *written = r;
     return {};
 }
 
+std::string Archive::commit(std::unique_lock<std::mutex>& lock, std::uint64_t seq) {
+    while (durableSeq_ < seq && failed_.empty()) {
+        if (committing_) {
+            committed_.wait(lock);
+            continue;
+        }
+        // No commit running and ours not durable: ours is pending. Take every pending record
+        // (all chained before this point); the ones chained from now on wait for the next commit.
+        committing_ = true;
+        std::vector<Pending> batch;
+        batch.swap(pending_);
+        const std::uint64_t last = seq_;
+        const std::string lastHash = head_;
+        lock.unlock();
+        if (onCommit_)
+            onCommit_(batch.size());
+        const std::string e = writeBatch(batch);
+        lock.lock();
+        committing_ = false;
+        ++commits_;
+        if (e.empty()) {
+            durableSeq_ = last;
+            durableHead_ = lastHash;
+        } else {
+            // The later records chain to the ones that failed: none of them can be kept.
+            failed_ = e + " (the archive takes no more records until it is opened again)";
+            pending_.clear();
+        }
+        committed_.notify_all();
+    }
+    return durableSeq_ >= seq ? std::string() : failed_;
+}
+
+std::string Archive::writeBatch(const std::vector<Pending>& batch) {
+    // In seq order, one month after the other (a batch spans two only at a month's turn).
+    for (std::size_t from = 0; from < batch.size();) {
+        const std::string& month = batch[from].month;
+        std::size_t to = from;
+        bool renamed = false;
+        std::string lines;
+        for (; to < batch.size() && batch[to].month == month; ++to) {
+            renamed = renamed || batch[to].hasBytes;
+            lines += batch[to].line;
+        }
+        const std::string monthDir = dir_ + "/" + month;
+        const std::string index = monthDir + "/" + kIndex;
+        int fd = ::open(index.c_str(),
+                        O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        const bool created = fd >= 0;
+        if (fd < 0 && errno == EEXIST)
+            fd = ::open(index.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            return sysError("cannot open " + index);
+        // The renames of the bytes (and a new index's name) durable before any line that names
+        // them can reach the disk: then a line never survives a crash without its bytes.
+        if (renamed || created)
+            if (auto e = syncDir(monthDir); !e.empty()) {
+                ::close(fd);
+                return e;
+            }
+        struct stat before {};
+        const bool measured = ::fstat(fd, &before) == 0;
+        const bool ok =
+            measured && writeAll(fd, lines.data(), lines.size()) && ::fdatasync(fd) == 0;
+        const std::string err = ok ? "" : sysError("cannot append to " + index);
+        if (!ok && measured) {
+            // The lines of the records that failed are taken back, so that a restart without a
+            // crash does not find them (best effort; a torn last line is cut at open anyway).
+            const int cut = ::ftruncate(fd, before.st_size);
+            (void)cut;
+        }
+        ::close(fd);
+        if (!ok)
+            return err;
+        from = to;
+    }
+    return {};
+}
+
 std::string Archive::prune(std::chrono::seconds retention) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard pruning(pruneMutex_);
     std::string month;
     utcNow(month);
     const std::time_t cutoff = std::time(nullptr) - retention.count();
@@ -348,15 +481,20 @@ std::string Archive::prune(std::chrono::seconds retention) {
                 lastHash = last->hash;
                 lastSeq = std::to_string(last->seq);
             }
-        // Recorded first: a crash after it leaves a month that verify still accepts.
-        if (auto e = appendLocked("pruned",
-                                  {{"month", m},
-                                   {"last_seq", lastSeq},
-                                   {"last_hash", lastHash},
-                                   {"records", std::to_string(lines.size())}},
-                                  {}, nullptr);
+        // Recorded (durably) first: a crash after it leaves a month that verify still accepts.
+        if (auto e = append("pruned",
+                            {{"month", m},
+                             {"last_seq", lastSeq},
+                             {"last_hash", lastHash},
+                             {"records", std::to_string(lines.size())}},
+                            {}, nullptr);
             !e.empty())
             return e;
+        {
+            std::lock_guard lock(mutex_);
+            if (month_ == m)
+                month_.clear();
+        }
         if (DIR* d = ::opendir(monthDir.c_str())) {
             while (const dirent* e = ::readdir(d)) {
                 const std::string n = e->d_name;

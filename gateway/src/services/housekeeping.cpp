@@ -65,7 +65,13 @@ void Housekeeping::checkArchive() {
                                   : "NOT synchronised: archive records and retrieval times are "
                                     "marked unsynchronised; run systemd-timesyncd or chrony");
     struct statvfs fs {};
-    if (::statvfs(watch_.archive->dir().c_str(), &fs) == 0) {
+    if (const auto failure = watch_.archive->failure(); !failure.empty()) {
+        // A failed fsync: the archive refuses every record (submissions stay queued).
+        if (watch_.health)
+            watch_.health->set("archive", false,
+                               "records cannot be kept: " + failure + "; restart the service",
+                               "failed");
+    } else if (::statvfs(watch_.archive->dir().c_str(), &fs) == 0) {
         const auto free = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
         if (watch_.freeBytes)
             watch_.freeBytes->set(static_cast<double>(free));
