@@ -78,7 +78,7 @@ system-test: configure
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	CC=clang CXX=clang++ cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDEMAIL_LIBFUZZER=ON
-	cmake --build build/fuzz -j2 --target fuzz_smtp_command fuzz_smtp_line fuzz_message fuzz_apdu_tlv fuzz_dispatch_state fuzz_spool_record fuzz_provider_json
+	cmake --build build/fuzz -j2 --target fuzz_smtp_command fuzz_smtp_line fuzz_message fuzz_apdu_tlv fuzz_dispatch_state fuzz_spool_record fuzz_provider_json fuzz_provider_signature
 	./tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS)
 
 # Benchmarks (never part of `make test`): the intake side by side with Postfix, resources, end to

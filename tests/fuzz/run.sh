@@ -4,7 +4,7 @@
 set -euo pipefail
 build=${1:?usage: run.sh BUILD_DIR [SECONDS]}; seconds=${2:-60}
 src=$(cd "$(dirname "$0")" && pwd)
-for t in smtp_command smtp_line message apdu_tlv dispatch_state spool_record provider_json; do
+for t in smtp_command smtp_line message apdu_tlv dispatch_state spool_record provider_json provider_signature; do
   work="$build/fuzz-corpus/$t"; crashes="$build/crashes/$t"
   mkdir -p "$work" "$crashes"
   cp -n "$src/corpus/$t"/* "$work/" 2>/dev/null || true
