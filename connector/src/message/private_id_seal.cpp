@@ -94,6 +94,12 @@ std::optional<PrivateIdSeal> PrivateIdSeal::fromHex(std::string_view text, std::
     PrivateIdSeal s;
     s.encKey_ = hmac(key.data(), key.size(), "demail private-id seal: encryption");
     s.nonceKey_ = hmac(key.data(), key.size(), "demail private-id seal: nonce");
+    const auto print = hmac(key.data(), key.size(), "demail private-id seal: fingerprint");
+    static const char* digits = "0123456789abcdef";
+    for (std::size_t i = 0; i < 8; ++i) {
+        s.fingerprint_ += digits[print[i] >> 4];
+        s.fingerprint_ += digits[print[i] & 15];
+    }
     return s;
 }
 

@@ -173,6 +173,8 @@ int Daemon::start() {
             return 2;
         }
         seal = std::make_shared<const connector::PrivateIdSeal>(*loaded);
+        // Every gateway of the organisation must hold the same key: compare this line.
+        log().notice("event=private_id_key fingerprint=" + seal->fingerprint());
     }
     submitter_->privateIdSeal = seal;
     accounts_.subscribe([this](const AccountSnapshot& s) {

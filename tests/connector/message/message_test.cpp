@@ -453,6 +453,15 @@ TEST(PrivateIdSeal, OpensOnlyWithTheKeyAndTheQueueIdItWasSealedFor) {
     const auto other = PrivateIdSeal::fromHex(std::string(64, '7'), error);
     ASSERT_TRUE(other);
     EXPECT_FALSE(other->open("Q20261122A1B2C3", tag)) << "another organisation's key";
+    // The fingerprint gateways log to compare keys: equal for the same key, not the key itself.
+    EXPECT_EQ(seal->fingerprint().size(), 16u);
+    EXPECT_EQ(seal->fingerprint(), PrivateIdSeal::fromHex("00112233445566778899aabbccddeeff00112233"
+                                                          "445566778899aabbccddeeff",
+                                                          error)
+                                       ->fingerprint());
+    EXPECT_NE(seal->fingerprint(), other->fingerprint());
+    EXPECT_EQ(std::string("00112233445566778899aabbccddeeff").find(seal->fingerprint()),
+              std::string::npos);
     for (const char* bad :
          {"", "00112233", "zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"}) {
         EXPECT_FALSE(PrivateIdSeal::fromHex(bad, error)) << bad;

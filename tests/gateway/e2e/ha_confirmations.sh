@@ -40,6 +40,11 @@ pid=$(private_id_of "Antrag HA-1")
 qid=${BASH_REMATCH[1]}
 [[ "$pid" != *referent* ]] || fail "the sender is readable in the private-id: $pid"
 pass "gateway 1 sent X-de-mail-private-id: $pid (queue id, the sealed sender, the sender's own value)"
+fp1=$(grep -o "event=private_id_key fingerprint=[0-9a-f]*" "$HA/gw1/gatewayd.log" | head -1)
+fp2=$(grep -o "event=private_id_key fingerprint=[0-9a-f]*" "$HA/gw2/gatewayd.log" | head -1)
+[ -n "$fp1" ] && [ "$fp1" = "$fp2" ] || fail "the gateways do not log the same key fingerprint: '$fp1' '$fp2'"
+! grep -qf "$HA/private-id.key" "$HA/gw1/gatewayd.log" || fail "the key itself is in the log"
+pass "both gateways log the same key fingerprint ($fp1), not the key"
 
 ha_wait_for 60 has_mail "X-Sink-Rcpt-To: <referent@firma.de>" "confirmation of dispatch" ||
   fail "no Versandbestätigung at referent@firma.de: $(grep -h "X-Sink-Rcpt-To" "$HA"/mailbox/*.eml 2>/dev/null | sort | uniq -c)"

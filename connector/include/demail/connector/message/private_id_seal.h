@@ -26,6 +26,10 @@ class PrivateIdSeal {
     // Reads the key file (at most a few hundred bytes).
     static std::optional<PrivateIdSeal> fromFile(const std::string& path, std::string& error);
 
+    // 16 hex digits derived from the key (not the key, nor a way to it): equal on two gateways
+    // exactly when they hold the same key. Logged at start so that operators can compare.
+    const std::string& fingerprint() const { return fingerprint_; }
+
     std::string seal(std::string_view queueId, std::string_view sender) const;
     // The sender, or nullopt when `tag` was not sealed with this key for this queue id.
     std::optional<std::string> open(std::string_view queueId, std::string_view tag) const;
@@ -33,6 +37,7 @@ class PrivateIdSeal {
   private:
     std::array<unsigned char, 32> encKey_{};
     std::array<unsigned char, 32> nonceKey_{};
+    std::string fingerprint_;
 };
 
 }  // namespace demail::connector
