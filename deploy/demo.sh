@@ -38,6 +38,8 @@ heading "5. The provider's Versandbestätigung arrives at the internal mailbox o
 wait_for 30 mail_for sachbearbeiter@firma.de || { echo "no confirmation arrived"; exit 1; }
 f=$(grep -l "X-Sink-Rcpt-To: <sachbearbeiter@firma.de>" "$STACK"/mailbox/*.eml | head -1)
 grep -E "^(X-Sink-Mail-From|X-Sink-Rcpt-To|X-Sink-TLS|Subject|X-de-mail-message-type|X-de-mail-private-id):" "$f" | sed 's/^/  /'
+echo "  the provider's signatures, checked by the gateway on the bytes as retrieved:"
+tr -d '\r' <"$f" | awk '/^$/{exit} /^X-Demail-Gateway-(Verified|Retrieved):/{p=1; print "    " $0; next} p && /^[ \t]/{print "    " $0; next} {p=0}'
 
 heading "6. An inbound De-Mail is delivered to the internal server"
 printf 'From: amt@behoerde.de-mail.de\r\nTo: poststelle@firma.de-mail.de\r\nSubject: Ihr Bescheid\r\nX-de-mail-message-type: normal\r\nX-de-mail-sender: amt@behoerde.de-mail.de\r\n\r\nAnbei Ihr Bescheid.\r\n' |
