@@ -8,7 +8,6 @@ set -euo pipefail
 . "$(dirname "$0")/stack.sh"
 trap stack_stop EXIT
 fail() { echo "FAIL: $*" >&2; echo "--- gatewayd.log"; tail -40 "$STACK/gatewayd.log" >&2; exit 1; }
-pass() { echo "ok: $*"; }
 ONE=poststelle@firma.de-mail.de
 TWO=zweite@firma.de-mail.de
 export STACK_SECOND_ACCOUNT=zweite

@@ -8,16 +8,7 @@
 set -euo pipefail
 . "$(dirname "$0")/stack.sh"
 trap stack_stop EXIT
-fail() { echo "FAIL: $*" >&2; echo "--- gatewayd.log"; tail -30 "$STACK/gatewayd.log" >&2; exit 1; }
-pass() { echo "ok: $*"; }
 stack_start
-sub_json() { provider_state | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
-mail_with() {  # files in the sink holding all the given fixed strings
-  local files; files=$(ls "$STACK"/mailbox/*.eml 2>/dev/null || true)
-  for s in "$@"; do [ -z "$files" ] || files=$(grep -lF -- "$s" $files || true); done
-  echo $files
-}
-has_mail() { [ -n "$(mail_with "$@")" ]; }
 
 # 1. A file number from a case-management system, and the application's own Message-ID.
 send_mail "[versandbestaetigung] Antrag AZ-2026/4711" \

@@ -5,8 +5,6 @@
 set -euo pipefail
 . "$(dirname "$0")/stack.sh"
 trap stack_stop EXIT
-fail() { echo "FAIL: $*" >&2; echo "--- gatewayd.log"; tail -30 "$STACK/gatewayd.log" >&2; exit 1; }
-pass() { echo "ok: $*"; }
 SUB_PORT=$(free_port)
 echo "relay:$(/usr/bin/python3 -c 'import hashlib,base64,os; s=os.urandom(16); print("$pbkdf2-sha256$10000$%s$%s" % (base64.b64encode(s).decode(), base64.b64encode(hashlib.pbkdf2_hmac("sha256", b"geheim123", s, 10000)).decode()))')" >"$STACK/users"
 stack_start "[queue]" "max_age = 12s" "delay_warning = 4s" "[smtp]" "submission_listen = 127.0.0.1:$SUB_PORT" "users_file = $STACK/users"

@@ -11,7 +11,6 @@ NOTIFY_PID=
 stop_all() { [ -z "$NOTIFY_PID" ] || kill "$NOTIFY_PID" 2>/dev/null || true; stack_stop; }
 trap stop_all EXIT
 fail() { echo "FAIL: $*" >&2; echo "--- notify"; cat "$STACK/notify.log" >&2 || true; echo "--- gatewayd.log"; tail -30 "$STACK/gatewayd.log" >&2; exit 1; }
-pass() { echo "ok: $*"; }
 
 : >"$STACK/notify.log"
 # One line per datagram: <kernel receive time, s> <message, newlines as '|'>.

@@ -8,7 +8,6 @@ set -euo pipefail
 . "$(dirname "$0")/stack.sh"
 trap stack_stop EXIT
 fail() { echo "FAIL: $*" >&2; echo "--- gatewayd.log"; tail -30 "$STACK/gatewayd.log" >&2; echo "--- apdu.log"; grep -n '00 20 00' "$STACK/pcsc/apdu.log" | tail -20 >&2; exit 1; }
-pass() { echo "ok: $*"; }
 
 # VERIFY commands with PIN data the card received (the trace logs their header only).
 verifies() { grep -c '^> 00 20 00 83 \[' "$STACK/pcsc/apdu.log" || true; }

@@ -6,8 +6,6 @@
 set -euo pipefail
 . "$(dirname "$0")/stack.sh"
 trap stack_stop EXIT
-fail() { echo "FAIL: $*" >&2; echo "--- gatewayd.log"; tail -30 "$STACK/gatewayd.log" >&2; exit 1; }
-pass() { echo "ok: $*"; }
 stack_start
 
 send_mail "[versandbestaetigung] Antrag auf Akteneinsicht" --header "Message-Id: <trail-1@firma.de>" \

@@ -5,8 +5,6 @@
 set -euo pipefail
 . "$(dirname "$0")/stack.sh"
 trap stack_stop EXIT
-fail() { echo "FAIL: $*" >&2; echo "--- gatewayd.log"; tail -30 "$STACK/gatewayd.log" >&2; exit 1; }
-pass() { echo "ok: $*"; }
 # 60 invented recipients: the provider's address look-up (gateway.recipients tests it) would
 # refuse them at RCPT; this test is about sizes and folding.
 stack_start "[provider]" "address_check = no"

@@ -7,8 +7,6 @@
 set -euo pipefail
 . "$(dirname "$0")/stack.sh"
 trap stack_stop EXIT
-fail() { echo "FAIL: $*" >&2; echo "--- gatewayd.log"; tail -30 "$STACK/gatewayd.log" >&2; exit 1; }
-pass() { echo "ok: $*"; }
 stack_start
 inject() {  # subject extra-header-lines: a Persönlich De-Mail for poststelle@firma.de-mail.de
   printf 'From: amt@behoerde.de-mail.de\r\nTo: poststelle@firma.de-mail.de\r\nSubject: %s\r\nX-de-mail-message-type: normal\r\nX-de-mail-sender: amt@behoerde.de-mail.de\r\nX-de-mail-private: yes\r\n%s\r\nGeheimer Inhalt %s.\r\n' "$1" "$2" "$1" |

@@ -26,7 +26,6 @@ fail() {
   echo "--- prometheus.log" >&2; tail -20 "$STACK/prometheus.log" >&2 || true
   exit 1
 }
-pass() { echo "ok: $*"; }
 started=$(date +%s)
 
 # 1. The rules file as shipped.

@@ -5,8 +5,6 @@
 set -euo pipefail
 . "$(dirname "$0")/stack.sh"
 trap stack_stop EXIT
-fail() { echo "FAIL: $*" >&2; echo "--- gatewayd.log"; tail -30 "$STACK/gatewayd.log" >&2; exit 1; }
-pass() { echo "ok: $*"; }
 stack_start "[queue]" "sent_retention = 3s" "inbound_retention = 3s"
 count() { ls "$STACK/spool/$1" 2>/dev/null | wc -l; }
 at_least() { [ "$(count "$1")" -ge "$2" ]; }

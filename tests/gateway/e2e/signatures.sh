@@ -9,16 +9,7 @@
 set -euo pipefail
 . "$(dirname "$0")/stack.sh"
 trap stack_stop EXIT
-fail() { echo "FAIL: $*" >&2; echo "--- gatewayd.log"; tail -30 "$STACK/gatewayd.log" >&2; exit 1; }
-pass() { echo "ok: $*"; }
 STACK_MORE_ACCOUNTS=', {"address": "eingang@firma.de-mail.de", "authLevel": "high"}' stack_start
-sub_json() { provider_state | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
-mail_with() {  # files in the sink holding all the given fixed strings
-  local files; files=$(ls "$STACK"/mailbox/*.eml 2>/dev/null || true)
-  for s in "$@"; do [ -z "$files" ] || files=$(grep -lF -- "$s" $files || true); done
-  echo $files
-}
-has_mail() { [ -n "$(mail_with "$@")" ]; }
 verified() { tr -d '\r' <"$1" | awk '/^$/{exit} /^X-Demail-Gateway-Verified:/{p=1; printf "%s", $0; next} p && /^[ \t]/{printf "%s", $0; next} {p=0}'; }
 count_verified() { tr -d '\r' <"$1" | awk '/^$/{exit} tolower($0) ~ /^x-demail-gateway-verified:/{n++} END{print n+0}'; }
 

@@ -131,6 +131,16 @@ PY
 }
 
 provider_state() { curl -s "$PROVIDER_CONTROL/control/state"; }
+sub_json() { provider_state | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
+mail_with() {  # files in the sink holding all the given fixed strings
+  local files; files=$(ls "$STACK"/mailbox/*.eml 2>/dev/null || true)
+  for s in "$@"; do [ -z "$files" ] || files=$(grep -lF -- "$s" $files || true); done
+  echo $files
+}
+has_mail() { [ -n "$(mail_with "$@")" ]; }
+# A test's verdicts (a script may define its own fail, e.g. to show another log).
+fail() { echo "FAIL: $*" >&2; echo "--- gatewayd.log"; tail -30 "$STACK/gatewayd.log" >&2; exit 1; }
+pass() { echo "ok: $*"; }
 mailbox_count() { ls "$STACK/mailbox" 2>/dev/null | grep -c '\.eml$' || true; }
 wait_for() {  # seconds command...
   local deadline=$(( $(date +%s) + $1 )); shift
