@@ -403,7 +403,85 @@ void collectCertificates(xmlNodePtr node, std::vector<CertPtr>& out) {
     }
 }
 
-SignatureCheck checkXml(std::string_view xml, const ProviderTrust* trust) {
+}  // namespace
+
+std::shared_ptr<const ProviderTrust> ProviderTrust::load(const std::string& caFile,
+                                                         const std::string& crlFile,
+                                                         std::string& error) {
+    std::shared_ptr<ProviderTrust> t(new ProviderTrust());
+    t->store_ = X509_STORE_new();
+    X509_LOOKUP* lookup = X509_STORE_add_lookup(t->store_, X509_LOOKUP_file());
+    const int anchors = lookup ? X509_load_cert_file(lookup, caFile.c_str(), X509_FILETYPE_PEM) : 0;
+    if (anchors <= 0) {
+        error = "no certificate in the provider trust anchor file " + caFile + " (" +
+                opensslError() + ")";
+        return nullptr;
+    }
+    if (!crlFile.empty()) {
+        if (X509_load_crl_file(lookup, crlFile.c_str(), X509_FILETYPE_PEM) <= 0) {
+            error = "no CRL in " + crlFile + " (" + opensslError() + ")";
+            return nullptr;
+        }
+        X509_STORE_set_flags(t->store_, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+        t->crl_ = true;
+    }
+    return t;
+}
+
+ProviderTrust::~ProviderTrust() {
+    if (store_)
+        X509_STORE_free(store_);
+}
+
+std::string ProviderTrust::verifyCertificate(X509* cert,
+                                             const std::vector<X509*>& intermediates) const {
+    STACK_OF(X509)* chain = sk_X509_new_null();
+    for (X509* c : intermediates)
+        sk_X509_push(chain, c);
+    X509_STORE_CTX* ctx = X509_STORE_CTX_new();
+    std::string why;
+    if (!ctx || X509_STORE_CTX_init(ctx, store_, cert, chain) != 1) {
+        why = "cannot check the chain";
+    } else if (X509_verify_cert(ctx) != 1) {
+        why = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx));
+    }
+    X509_STORE_CTX_free(ctx);
+    sk_X509_free(chain);
+    ERR_clear_error();
+    return why;
+}
+
+const char* toString(SignatureState s) {
+    switch (s) {
+        case SignatureState::Valid:
+            return "pass";
+        case SignatureState::HashOnly:
+            return "hash-only";
+        case SignatureState::Unverified:
+            return "unverified";
+        case SignatureState::Invalid:
+            return "fail";
+        case SignatureState::Absent:
+            return "none";
+    }
+    return "fail";
+}
+
+SignatureCheck verifyIntegrity(std::string_view message, const ProviderTrust* trust) {
+    SignatureCheck c = checkIntegrity(message, trust);
+    std::string error;
+    if (c.state == SignatureState::Valid || c.state == SignatureState::Unverified ||
+        c.state == SignatureState::Invalid)
+        return c;
+    const auto h = HeaderBlock::parse(message, error);
+    const std::string* authoritative = h ? h->get("X-de-mail-authoritative") : nullptr;
+    if (authoritative && equalsIgnoreCase(trim(*authoritative), "yes"))
+        return result(SignatureState::Invalid,
+                      "absenderbestätigt, but not signed by the provider (" + c.detail + ")");
+    return c;
+}
+
+SignatureCheck verifyXmlSignature(std::string_view xml, const ProviderTrust* trust) {
     std::string error;
     if (!initXmlSec(error))
         return result(SignatureState::Invalid, error);
@@ -485,88 +563,6 @@ SignatureCheck checkXml(std::string_view xml, const ProviderTrust* trust) {
     if (auto e = trust->verifyCertificate(leaf, intermediates); !e.empty())
         return result(SignatureState::Invalid, "signer certificate: " + e, signer);
     return result(SignatureState::Valid, "XML signature by the provider", signer);
-}
-
-}  // namespace
-
-std::shared_ptr<const ProviderTrust> ProviderTrust::load(const std::string& caFile,
-                                                         const std::string& crlFile,
-                                                         std::string& error) {
-    std::shared_ptr<ProviderTrust> t(new ProviderTrust());
-    t->store_ = X509_STORE_new();
-    X509_LOOKUP* lookup = X509_STORE_add_lookup(t->store_, X509_LOOKUP_file());
-    const int anchors = lookup ? X509_load_cert_file(lookup, caFile.c_str(), X509_FILETYPE_PEM) : 0;
-    if (anchors <= 0) {
-        error = "no certificate in the provider trust anchor file " + caFile + " (" +
-                opensslError() + ")";
-        return nullptr;
-    }
-    if (!crlFile.empty()) {
-        if (X509_load_crl_file(lookup, crlFile.c_str(), X509_FILETYPE_PEM) <= 0) {
-            error = "no CRL in " + crlFile + " (" + opensslError() + ")";
-            return nullptr;
-        }
-        X509_STORE_set_flags(t->store_, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
-        t->crl_ = true;
-    }
-    return t;
-}
-
-ProviderTrust::~ProviderTrust() {
-    if (store_)
-        X509_STORE_free(store_);
-}
-
-std::string ProviderTrust::verifyCertificate(X509* cert,
-                                             const std::vector<X509*>& intermediates) const {
-    STACK_OF(X509)* chain = sk_X509_new_null();
-    for (X509* c : intermediates)
-        sk_X509_push(chain, c);
-    X509_STORE_CTX* ctx = X509_STORE_CTX_new();
-    std::string why;
-    if (!ctx || X509_STORE_CTX_init(ctx, store_, cert, chain) != 1) {
-        why = "cannot check the chain";
-    } else if (X509_verify_cert(ctx) != 1) {
-        why = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx));
-    }
-    X509_STORE_CTX_free(ctx);
-    sk_X509_free(chain);
-    ERR_clear_error();
-    return why;
-}
-
-const char* toString(SignatureState s) {
-    switch (s) {
-        case SignatureState::Valid:
-            return "pass";
-        case SignatureState::HashOnly:
-            return "hash-only";
-        case SignatureState::Unverified:
-            return "unverified";
-        case SignatureState::Invalid:
-            return "fail";
-        case SignatureState::Absent:
-            return "none";
-    }
-    return "fail";
-}
-
-SignatureCheck verifyIntegrity(std::string_view message, const ProviderTrust* trust) {
-    SignatureCheck c = checkIntegrity(message, trust);
-    std::string error;
-    if (c.state == SignatureState::Valid || c.state == SignatureState::Unverified ||
-        c.state == SignatureState::Invalid)
-        return c;
-    const auto h = HeaderBlock::parse(message, error);
-    const std::string* authoritative = h ? h->get("X-de-mail-authoritative") : nullptr;
-    if (authoritative && equalsIgnoreCase(trim(*authoritative), "yes"))
-        return result(SignatureState::Invalid,
-                      "absenderbestätigt, but not signed by the provider (" + c.detail + ")");
-    return c;
-}
-
-SignatureCheck verifyXmlSignature(std::string_view xml, const ProviderTrust* trust) {
-    return checkXml(xml, trust);
 }
 
 }  // namespace demail::connector
