@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <iostream>
 
 #include "demail/gateway/dsn.h"
 #include "demail/gateway/durable_file.h"
@@ -242,11 +243,45 @@ std::string printable(std::string_view text) {
     return out;
 }
 
+// delete ID [ID...], or "-": the ids one per line on standard input (as postsuper -d -), for
+// emptying many at once without a process per message. Each is removed durably on its own.
+static int deleteMessages(Spool& spool, DispatchStateFiles& states, const std::string& spoolDir,
+                          const std::vector<std::string>& args, std::istream& in, std::ostream& out,
+                          std::ostream& err) {
+    std::vector<std::string> ids(args.begin() + 1, args.end());
+    if (ids.size() == 1 && ids[0] == "-") {
+        ids.clear();
+        for (std::string line; std::getline(in, line);)
+            if (!line.empty())
+                ids.push_back(line);
+    } else if (ids.empty()) {
+        err << "demailctl queue delete: needs queue ids, or - to read them from standard input\n";
+        return 2;
+    }
+    int failed = 0;
+    for (const auto& id : ids) {
+        if (!spool.envelope(id)) {
+            err << "demailctl queue delete: no message " << printable(id) << " in " << spoolDir
+                << "/queue\n";
+            ++failed;
+            continue;
+        }
+        if (!spool.remove(id)) {
+            err << "demailctl queue delete: cannot remove " << id << "\n";
+            ++failed;
+            continue;
+        }
+        states.remove(id);
+        out << id << " deleted (no notification is sent)\n";
+    }
+    return failed == 0 ? 0 : 1;
+}
+
 int runQueueCommand(const std::string& spoolDir, const std::vector<std::string>& args,
                     std::ostream& out, std::ostream& err) {
     Spool spool(spoolDir);
     if (args.empty()) {
-        err << "usage: demailctl queue list | show ID | retry ID | delete ID | import DIR\n";
+        err << "usage: demailctl queue list | show ID | retry ID | delete ID...|- | import DIR\n";
         return 2;
     }
     const std::string& cmd = args[0];
@@ -278,6 +313,8 @@ int runQueueCommand(const std::string& spoolDir, const std::vector<std::string>&
         out << "-- " << ids.size() << (ids.size() == 1 ? " message" : " messages") << "\n";
         return 0;
     }
+    if (cmd == "delete")
+        return deleteMessages(spool, states, spoolDir, args, std::cin, out, err);
     if (args.size() != 2) {
         err << "demailctl queue " << cmd << ": needs one queue id\n";
         return 2;
@@ -322,15 +359,6 @@ int runQueueCommand(const std::string& spoolDir, const std::vector<std::string>&
             return 1;
         }
         out << id << " will be tried at the next dispatcher pass\n";
-        return 0;
-    }
-    if (cmd == "delete") {
-        if (!spool.remove(id)) {
-            err << "demailctl queue delete: cannot remove " << id << "\n";
-            return 1;
-        }
-        states.remove(id);
-        out << id << " deleted (no notification is sent)\n";
         return 0;
     }
     err << "demailctl queue: unknown command '" << cmd << "'\n";

@@ -198,13 +198,33 @@ class RangeStream : public std::istream {
     RangeBuf buf_;
 };
 
+// A recycled file opened for writing and emptied, or -1 (then it is not to be used): it must be a
+// regular file we may write with no other link (emptying a file with a second name would empty
+// that name too).
+int openOwnEmptied(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 && ::ftruncate(fd, 0) == 0)
+        return fd;
+    ::close(fd);
+    return -1;
+}
+
 class FileWriter final : public SpoolWriter {
   public:
     FileWriter(std::string dir, std::uint64_t maxSize, DirectorySyncer& queueSync,
-               const Envelope& env)
-        : dir_(std::move(dir)), maxSize_(maxSize), queueSync_(queueSync), id_(Spool::newQueueId()) {
+               SpoolFreePool& freePool, const Envelope& env)
+        : dir_(std::move(dir)),
+          maxSize_(maxSize),
+          queueSync_(queueSync),
+          freePool_(freePool),
+          id_(Spool::newQueueId()) {
         tmpPath_ = spool_layout::path(dir_, spool_layout::kTmp) + "/" + id_;
-        fd_ = ::open(tmpPath_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+        fd_ = reuseFreeFile();
+        if (fd_ < 0)
+            fd_ = ::open(tmpPath_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
         if (fd_ < 0) {
             fail();
             return;
@@ -214,10 +234,18 @@ class FileWriter final : public SpoolWriter {
         buffered(head.data(), head.size());
     }
     ~FileWriter() override {
+        // A message not taken (refused at the end of DATA, connection lost): its file is emptied
+        // and kept for the next one, or removed when the pool is full or the file is in doubt.
+        if (!committed_) {
+            const std::string spare = spool_layout::path(dir_, spool_layout::kFree) + "/" + id_;
+            if (fd_ >= 0 && freePool_.wantsMore() && ::ftruncate(fd_, 0) == 0 &&
+                ::rename(tmpPath_.c_str(), spare.c_str()) == 0)
+                freePool_.put(id_);
+            else
+                ::unlink(tmpPath_.c_str());
+        }
         if (fd_ >= 0)
             ::close(fd_);
-        if (!committed_)
-            ::unlink(tmpPath_.c_str());
     }
     bool write(const char* data, std::size_t n) override {
         if (error_ != SpoolError::None)
@@ -263,6 +291,24 @@ class FileWriter final : public SpoolWriter {
     std::string errorText() const override { return errorText_; }
 
   private:
+    // A spent queue file from free/, claimed by renaming it to tmp/<id> (the rename is the claim:
+    // another process taking the same name gets ENOENT), then emptied. -1: none to be had.
+    int reuseFreeFile() {
+        for (int attempt = 0; attempt < 4; ++attempt) {
+            const std::string name = freePool_.take();
+            if (name.empty())
+                return -1;
+            const std::string from = spool_layout::path(dir_, spool_layout::kFree) + "/" + name;
+            if (::rename(from.c_str(), tmpPath_.c_str()) != 0)
+                continue;
+            const int fd = openOwnEmptied(tmpPath_);
+            if (fd >= 0)
+                return fd;
+            ::unlink(tmpPath_.c_str());  // not ours to write: dropped, a new file is made
+        }
+        return -1;
+    }
+
     // DATA arrives line by line; one write(2) per line (and one per CRLF) made the system calls
     // cost more than the fsync for 100 KB messages. Collected here, written 64 KiB at a time;
     // a write error (ENOSPC) still surfaces before the 250, at the latest in commit().
@@ -306,6 +352,7 @@ class FileWriter final : public SpoolWriter {
     std::string dir_;
     std::uint64_t maxSize_;
     DirectorySyncer& queueSync_;
+    SpoolFreePool& freePool_;
     std::string id_;
     std::string tmpPath_;
     int fd_ = -1;
@@ -321,12 +368,13 @@ class FileWriter final : public SpoolWriter {
 Spool::Spool(std::string dir, std::uint64_t maxMessageSize)
     : dir_(std::move(dir)),
       maxSize_(maxMessageSize),
-      queueSync_(
-          std::make_shared<DirectorySyncer>(spool_layout::path(dir_, spool_layout::kQueue))) {}
+      queueSync_(std::make_shared<DirectorySyncer>(spool_layout::path(dir_, spool_layout::kQueue))),
+      freePool_(std::make_shared<SpoolFreePool>(spool_layout::path(dir_, spool_layout::kFree))) {}
 
 std::string Spool::open() {
     std::error_code ec;
-    for (const char* sub : {spool_layout::kTmp, spool_layout::kQueue, spool_layout::kCorrupt}) {
+    for (const char* sub :
+         {spool_layout::kTmp, spool_layout::kQueue, spool_layout::kCorrupt, spool_layout::kFree}) {
         fs::create_directories(dir_ + "/" + sub, ec);
         if (ec)
             return "cannot create " + dir_ + "/" + sub + ": " + ec.message();
@@ -376,11 +424,12 @@ SpoolRecovery Spool::recover() {
     }
     if (r.movedToCorrupt)
         syncDir(spool_layout::path(dir_, spool_layout::kQueue));
+    freePool_->load();
     return r;
 }
 
 std::unique_ptr<SpoolWriter> Spool::begin(const Envelope& envelope) {
-    return std::make_unique<FileWriter>(dir_, maxSize_, *queueSync_, envelope);
+    return std::make_unique<FileWriter>(dir_, maxSize_, *queueSync_, *freePool_, envelope);
 }
 
 std::vector<std::string> Spool::list() const {
@@ -418,9 +467,29 @@ std::unique_ptr<std::istream> Spool::body(const std::string& id) const {
 bool Spool::remove(const std::string& id) {
     if (!validId(id))
         return false;
-    if (::unlink((spool_layout::path(dir_, spool_layout::kQueue) + "/" + id).c_str()) != 0)
+    const std::string path = spool_layout::path(dir_, spool_layout::kQueue) + "/" + id;
+    if (!recycle(path, id) && ::unlink(path.c_str()) != 0)
         return false;
+    // The message leaves queue/ for good with this sync. free/ is not synced: an entry lost there
+    // in a crash costs an inode (e2fsck's lost+found on a file system without a journal), no mail.
     return queueSync_->sync().empty();
+}
+
+bool Spool::recycle(const std::string& path, const std::string& id) {
+    if (!freePool_->wantsMore())
+        return false;
+    const std::string to = spool_layout::path(dir_, spool_layout::kFree) + "/" + id;
+    if (::rename(path.c_str(), to.c_str()) != 0)
+        return false;
+    // The bytes go now, not when the file is reused (a crash before this: load() at start).
+    const int fd = openOwnEmptied(to);
+    if (fd < 0) {
+        ::unlink(to.c_str());
+        return true;
+    }
+    ::close(fd);
+    freePool_->put(id);
+    return true;
 }
 
 bool Spool::moveToCorrupt(const std::string& id) {

@@ -15,25 +15,26 @@ bool hasInnerCr(const char* p, std::size_t n) {
 }  // namespace
 
 LineReader::Result LineReader::fill() {
-    buf_.resize(kReadSize);
-    const long r = source_(buf_.data(), buf_.size());
+    // Allocated once per session and not zeroed: resizing a string up to 64 KiB before every read
+    // cleared 64 KiB per command line (2 % of the daemon's CPU with a connection per message).
+    if (!buf_)
+        buf_ = std::make_unique_for_overwrite<char[]>(kReadSize);
+    const long r = source_(buf_.get(), kReadSize);
     pos_ = 0;
-    if (r <= 0) {
-        buf_.clear();
+    end_ = r > 0 ? static_cast<std::size_t>(r) : 0;
+    if (r <= 0)
         return r == -2 ? Result::Timeout : Result::Eof;
-    }
-    buf_.resize(static_cast<std::size_t>(r));
     return Result::Ok;
 }
 
 LineReader::Result LineReader::skipRestOfLine(char last, std::size_t maxSkip) {
     std::size_t skipped = 0;
     while (true) {
-        if (pos_ == buf_.size())
+        if (pos_ == end_)
             if (const Result r = fill(); r != Result::Ok)
                 return r;
-        const char* start = buf_.data() + pos_;
-        const std::size_t available = buf_.size() - pos_;
+        const char* start = buf_.get() + pos_;
+        const std::size_t available = end_ - pos_;
         const auto* nl = static_cast<const char*>(std::memchr(start, '\n', available));
         const std::size_t take = nl ? static_cast<std::size_t>(nl - start) : available;
         // A CR is allowed only right before the LF: one left over from the previous piece must be
@@ -59,11 +60,11 @@ LineReader::Result LineReader::readLine(std::string& line, std::size_t maxLength
                                         std::size_t maxSkip) {
     line.clear();
     while (true) {
-        if (pos_ == buf_.size())
+        if (pos_ == end_)
             if (const Result r = fill(); r != Result::Ok)
                 return r;
-        const char* start = buf_.data() + pos_;
-        const std::size_t available = buf_.size() - pos_;
+        const char* start = buf_.get() + pos_;
+        const std::size_t available = end_ - pos_;
         const auto* nl = static_cast<const char*>(std::memchr(start, '\n', available));
         const std::size_t take = nl ? static_cast<std::size_t>(nl - start) : available;
         if (line.size() + take > maxLength) {
@@ -100,14 +101,14 @@ LineReader::Result LineReader::readLine(std::string& line, std::size_t maxLength
 void LineReader::wipeConsumed() {
     // A volatile store: the compiler may not drop a write to memory that is read again later,
     // but be explicit that this is for secrecy, not for the reader's logic.
-    volatile char* p = buf_.data();
+    volatile char* p = buf_.get();
     for (std::size_t i = 0; i < pos_; ++i)
         p[i] = 0;
 }
 
 void LineReader::discardBuffered() {
-    buf_.clear();
     pos_ = 0;
+    end_ = 0;
 }
 
 }  // namespace demail::smtp

@@ -8,9 +8,12 @@
 # state files and the sent journal, the daemon's CPU per second while idle (the dispatcher lists
 # the queue once a second), its RSS and threads.
 #   tests/bench/rounds.sh BUILD_DIR [OUT_DIR]       (OUT_DIR/rounds.txt)
-# How the gateway's queue is emptied between rounds (CLEAR): "delete" (default) deletes the files,
-# "move" renames them out of the spool into a directory of the benchmark (no inode is freed
-# during the run). Postfix's queue is always deleted (postsuper -d).
+# How the gateway's queue is emptied between rounds (CLEAR): "delete" (default) with `demailctl
+# queue delete -`, the operator's command (the gateway keeps the emptied files for its next
+# messages, spool free/); "rm" deletes the files from outside (every inode is freed: on ext4
+# without a journal each new file then costs a scan over them for a minute or more, see
+# docs/performance.md); "move" renames them out of the spool into a directory of the benchmark.
+# Postfix's queue is always deleted with its operator's command (postsuper -d ALL).
 # Environment: ROUNDS (5), MESSAGES (5000), SESSIONS (20), SIZE (5120), KEPT (1: the second part),
 # CLEAR (delete), SETTLE (0: seconds to wait before round 1).
 set -euo pipefail
@@ -30,11 +33,11 @@ sleep "${SETTLE:-0}"
 HZ=$(getconf CLK_TCK)
 mkdir -p "$BENCH_DIR/moved"
 clear_gateway() {
-  if [ "$CLEAR" = move ]; then
-    find "$GW_SPOOL/queue" -type f -exec mv -t "$BENCH_DIR/moved" {} + 2>/dev/null || true
-  else
-    find "$GW_SPOOL/queue" -type f -delete 2>/dev/null || true
-  fi
+  case $CLEAR in
+    move) find "$GW_SPOOL/queue" -type f -exec mv -t "$BENCH_DIR/moved" {} + 2>/dev/null || true ;;
+    rm) find "$GW_SPOOL/queue" -type f -delete 2>/dev/null || true ;;
+    *) bench_gw_delete_queue ;;
+  esac
 }
 
 rate() {  # port: messages / wall time of one smtp-source round

@@ -121,9 +121,16 @@ CF
   export PF_PORT PF_DIR PF_MASTER
 }
 
+# Empties the gateway's queue the operator's way, `demailctl queue delete -` (as postsuper -d ALL
+# for Postfix): the gateway keeps the emptied files for its next messages (spool free/).
+bench_gw_delete_queue() {
+  local ctl=${DEMAILCTL:-$(dirname "$GATEWAYD")/demailctl}
+  find "$GW_SPOOL/queue" -type f -printf '%f\n' | "$ctl" --config "$BENCH_DIR/gateway.ini" queue delete - >/dev/null 2>&1 || true
+}
+
 # Empties both queues between points, so the disk does not fill and every point starts alike.
 bench_clear_queues() {
-  if [ -n "${GW_SPOOL:-}" ]; then find "$GW_SPOOL/queue" -type f -delete 2>/dev/null || true; fi
+  if [ -n "${GW_SPOOL:-}" ] && [ -n "$(ls -A "$GW_SPOOL/queue" 2>/dev/null)" ]; then bench_gw_delete_queue; fi
   if [ -n "${PF_MASTER:-}" ]; then
     # Postfix may still be moving the last messages from incoming to deferred: delete until empty.
     for _ in $(seq 1 50); do

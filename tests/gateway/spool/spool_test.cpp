@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -135,6 +137,20 @@ TEST(QueueCommand, ListShowDeleteAndErrors) {
     EXPECT_EQ(runQueueCommand(d.path, {"show"}, out, err), 2);
     EXPECT_EQ(runQueueCommand(d.path, {"delete", id}, out, err), 0);
     EXPECT_TRUE(s.list().empty());
+
+    // Several at once: each known one goes, an unknown one is named and fails the command.
+    std::vector<std::string> ids;
+    for (int i = 0; i < 3; ++i) {
+        auto m = s.begin(env());
+        m->write("Subject: n\r\n\r\nb\r\n", 17);
+        ids.push_back(*m->commit());
+    }
+    err.str("");
+    EXPECT_EQ(
+        runQueueCommand(d.path, {"delete", ids[0], "20260101000000ZZZZZZZZ", ids[2]}, out, err), 1);
+    EXPECT_NE(err.str().find("no message 20260101000000ZZZZZZZZ"), std::string::npos);
+    EXPECT_EQ(s.list(), std::vector<std::string>{ids[1]});
+    EXPECT_EQ(runQueueCommand(d.path, {"delete"}, out, err), 2);
 }
 
 // Group commit: callers from many threads share directory fsyncs; each returns only after a sync
@@ -230,4 +246,128 @@ TEST(Spool, ConcurrentCommitsAreAllQueuedAndReadable) {
         }
     }
     EXPECT_EQ(s.list().size(), committed);
+}
+
+namespace {
+ino_t inodeOf(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+std::vector<std::string> namesIn(const std::string& dir) {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir))
+        out.push_back(e.path().filename().string());
+    return out;
+}
+std::optional<std::string> queueOne(Spool& s, const std::string& body) {
+    auto w = s.begin(env());
+    if (!w->write(body.data(), body.size()))
+        return std::nullopt;
+    return w->commit();
+}
+}  // namespace
+
+TEST(SpoolRecycling, ARemovedFileIsEmptiedAndCarriesTheNextMessage) {
+    TempDir d;
+    Spool s(d.path);
+    ASSERT_EQ(s.open(), "");
+    s.recover();
+    const auto first = queueOne(s, "Subject: first\r\n\r\nsecret of the first\r\n");
+    ASSERT_TRUE(first);
+    const ino_t inode = inodeOf(d.path + "/queue/" + *first);
+    ASSERT_TRUE(s.remove(*first));
+    EXPECT_TRUE(s.list().empty());
+    // Kept under its old name, with none of the first message's bytes left in it.
+    ASSERT_EQ(namesIn(d.path + "/free"), std::vector<std::string>{*first});
+    EXPECT_EQ(fs::file_size(d.path + "/free/" + *first), 0u);
+
+    const auto second = queueOne(s, "Subject: second\r\n\r\nx\r\n");
+    ASSERT_TRUE(second);
+    EXPECT_NE(*second, *first);
+    EXPECT_EQ(inodeOf(d.path + "/queue/" + *second), inode);  // the same file, no new inode
+    EXPECT_TRUE(fs::is_empty(d.path + "/free"));
+    auto body = s.body(*second);
+    ASSERT_TRUE(body);
+    EXPECT_EQ(read(*body), "Subject: second\r\n\r\nx\r\n");
+    EXPECT_EQ(s.envelope(*second)->size, 22u);
+}
+
+TEST(SpoolRecycling, AnAbandonedWriteReturnsItsFileEmpty) {
+    TempDir d;
+    Spool s(d.path);
+    ASSERT_EQ(s.open(), "");
+    s.recover();
+    {
+        auto w = s.begin(env());
+        w->write("Subject: half\r\n", 15);
+    }
+    EXPECT_TRUE(fs::is_empty(d.path + "/tmp"));
+    EXPECT_TRUE(s.list().empty());
+    const auto spare = namesIn(d.path + "/free");
+    ASSERT_EQ(spare.size(), 1u);
+    EXPECT_EQ(fs::file_size(d.path + "/free/" + spare[0]), 0u);
+}
+
+TEST(SpoolRecycling, StartUpEmptiesLeftoversAndDropsWhatIsNotOurs) {
+    TempDir d;
+    Spool s(d.path);
+    ASSERT_EQ(s.open(), "");
+    // A crash between a removal's rename and its truncate leaves the bytes: emptied at start.
+    std::ofstream(d.path + "/free/20261122000000CCCCCCCC") << "left over message bytes";
+    std::ofstream(d.path + "/free/not a queue id") << "?";
+    fs::create_directory(d.path + "/free/20261122000000DDDDDDDD");
+    std::ofstream(d.path + "/elsewhere") << "another file";
+    fs::create_hard_link(d.path + "/elsewhere", d.path + "/free/20261122000000EEEEEEEE");
+    s.recover();
+    EXPECT_EQ(fs::file_size(d.path + "/free/20261122000000CCCCCCCC"), 0u);
+    EXPECT_FALSE(fs::exists(d.path + "/free/not a queue id"));
+    EXPECT_FALSE(fs::exists(d.path + "/free/20261122000000DDDDDDDD"));
+
+    // A file with a second link is never written: the link elsewhere keeps its content.
+    std::vector<std::string> ids;
+    for (int i = 0; i < 3; ++i) {
+        const auto id = queueOne(s, "Subject: n\r\n\r\nbody\r\n");
+        ASSERT_TRUE(id);
+        ids.push_back(*id);
+    }
+    std::ifstream in(d.path + "/elsewhere");
+    std::string content;
+    std::getline(in, content);
+    EXPECT_EQ(content, "another file");
+    for (const auto& id : ids) {
+        auto body = s.body(id);
+        ASSERT_TRUE(body);
+        EXPECT_EQ(read(*body), "Subject: n\r\n\r\nbody\r\n");
+    }
+    EXPECT_TRUE(fs::is_empty(d.path + "/free"));
+}
+
+TEST(SpoolRecycling, AnotherProcesssRemovalsAreFoundAndClaimedOnce) {
+    TempDir d;
+    Spool daemon(d.path);
+    ASSERT_EQ(daemon.open(), "");
+    daemon.recover();
+    const auto a = queueOne(daemon, "Subject: a\r\n\r\na\r\n");
+    ASSERT_TRUE(a);
+    {
+        Spool ctl(d.path);  // demailctl queue delete: its own Spool, the same directories
+        ASSERT_TRUE(ctl.remove(*a));
+    }
+    // The daemon learns of free/ entries from other processes when its own list runs dry (at
+    // most once a second), so the first new message may still get a new file.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    std::vector<std::thread> writers;
+    std::vector<std::optional<std::string>> got(8);
+    for (int i = 0; i < 8; ++i)
+        writers.emplace_back([&, i] { got[i] = queueOne(daemon, "Subject: c\r\n\r\nc\r\n"); });
+    for (auto& t : writers)
+        t.join();
+    for (const auto& id : got) {
+        ASSERT_TRUE(id);
+        auto body = daemon.body(*id);
+        ASSERT_TRUE(body);
+        EXPECT_EQ(read(*body), "Subject: c\r\n\r\nc\r\n");
+    }
+    EXPECT_EQ(daemon.list().size(), 8u);
+    EXPECT_TRUE(fs::is_empty(d.path + "/free"));
 }

@@ -2,6 +2,8 @@
 // after commit() returned, and commit() returns only after the message and its envelope are on
 // disk for good: one file per message, written to tmp/, fsync'ed, renamed into queue/, and the
 // directory fsync'ed (DESIGN.md "Spool"; the same order Postfix uses, reference/smtp 1.4).
+// A removed message's file is kept, emptied, in free/ and written again by a later message
+// (spool_free_pool.h says why).
 //
 // File format, version 1 (queue/<id>):
 //   DEMAIL-SPOOL 1\n  key=value lines of the envelope\n  body-offset line\n  end-envelope\n
@@ -11,6 +13,7 @@
 
 #include "demail/gateway/durable_file.h"
 #include "demail/gateway/envelope.h"
+#include "demail/gateway/spool_free_pool.h"
 
 #include <chrono>
 #include <cstdint>
@@ -58,6 +61,8 @@ class Spool {
     std::vector<std::string> list() const;  // queue ids, oldest first
     std::optional<Envelope> envelope(const std::string& id) const;
     std::unique_ptr<std::istream> body(const std::string& id) const;  // the message bytes only
+    // Durable when it returns true. The file is recycled (free/) and emptied at once: a reader
+    // that still has it open sees it end, so callers remove a message only after its last read.
     bool remove(const std::string& id);
     bool moveToCorrupt(const std::string& id);
     const std::string& dir() const { return dir_; }
@@ -66,10 +71,13 @@ class Spool {
     static bool validId(const std::string& id);
 
   private:
+    // Moves a removed message's file to free/ and empties it; false: unlink it instead.
+    bool recycle(const std::string& path, const std::string& id);
     std::string dir_;
     std::uint64_t maxSize_;
     // Commits and removals in queue/ share their directory fsyncs (group commit).
     std::shared_ptr<DirectorySyncer> queueSync_;
+    std::shared_ptr<SpoolFreePool> freePool_;
 };
 
 }  // namespace demail::gateway

@@ -5,6 +5,8 @@
 //   tmp/<id>                  a message being received; left by a crash: removed at start (intake)
 //   queue/<id>                a message answered 250, until submitted or bounced (intake, outbound)
 //   corrupt/<id>              a queue file that cannot be read, kept for the operator (outbound)
+//   free/<old id>             an emptied file of a removed message, reused by the next one
+//                             (spool_free_pool.h; outbound and demailctl put, intake takes)
 //   dispatch/<id>             its dispatch state: attempts, next try, last error (outbound)
 //   sent/<id>                 who sent it, after submission, for its confirmations; pruned after
 //                             [queue] sent_retention (outbound, inbound reads, housekeeping)
@@ -27,6 +29,7 @@ namespace demail::gateway::spool_layout {
 inline constexpr const char* kTmp = "tmp";
 inline constexpr const char* kQueue = "queue";
 inline constexpr const char* kCorrupt = "corrupt";
+inline constexpr const char* kFree = "free";
 inline constexpr const char* kDispatch = "dispatch";
 inline constexpr const char* kSent = "sent";
 inline constexpr const char* kInboundDelivered = "inbound-delivered";

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 
 namespace demail::smtp {
@@ -27,7 +28,7 @@ class LineReader {
 
     // STARTTLS: whatever came before the handshake is not trusted (RFC 3207 §4.2).
     void discardBuffered();
-    bool hasBuffered() const { return pos_ < buf_.size(); }
+    bool hasBuffered() const { return pos_ < end_; }
     // Overwrites the bytes already returned (e.g. AUTH credentials); what is still buffered stays.
     void wipeConsumed();
 
@@ -38,8 +39,9 @@ class LineReader {
     Result skipRestOfLine(char last, std::size_t maxSkip);
 
     Source source_;
-    std::string buf_;
-    std::size_t pos_ = 0;
+    std::unique_ptr<char[]> buf_;
+    std::size_t pos_ = 0;  // the next byte to return
+    std::size_t end_ = 0;  // the end of what the last read brought
 };
 
 }  // namespace demail::smtp
