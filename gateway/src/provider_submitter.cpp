@@ -156,10 +156,7 @@ SubmitOutcome ProviderSubmitter::submit(const Envelope& env, std::istream& body)
     if (r.ok()) {
         resumed(prep.account);
         // The provider's message ids (its receipt), for linking confirmations to the original.
-        if (!r.value().messageIds.empty()) {
-            record.providerIds = r.value().messageIds;
-            journal_.record(env.queueId, record);
-        }
+        journal_.addProviderIds(env.queueId, r.value().messageIds);
         std::string ids;
         for (const auto& id : r.value().messageIds)
             ids += (ids.empty() ? "" : ",") + id;

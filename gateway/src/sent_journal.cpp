@@ -1,5 +1,8 @@
 #include "demail/gateway/sent_journal.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <sstream>
 
@@ -66,7 +69,9 @@ std::string encodeSentRecord(const SentRecord& r) {
 }
 
 std::optional<SentRecord> decodeSentRecord(const std::string& text) {
-    std::istringstream in(text);
+    // Only whole lines: an append cut short by a crash leaves a line without its LF.
+    const auto lastLf = text.rfind('\n');
+    std::istringstream in(lastLf == std::string::npos ? text : text.substr(0, lastLf + 1));
     SentRecord r;
     std::string line;
     if (!std::getline(in, line) || line.empty())
@@ -111,6 +116,26 @@ void SentJournal::record(const std::string& queueId, const std::string& sender) 
 void SentJournal::record(const std::string& queueId, const SentRecord& record) {
     if (Spool::validId(queueId))
         writeFileDurably(dir_ + "/" + queueId, encodeSentRecord(record));
+}
+
+void SentJournal::addProviderIds(const std::string& queueId, const std::vector<std::string>& ids) {
+    if (!Spool::validId(queueId) || ids.empty())
+        return;
+    std::string lines;
+    for (const auto& id : ids)
+        lines += "provider-id=" + escape(id) + "\n";
+    const std::string path = dir_ + "/" + queueId;
+    const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {  // no record to add to (removed by hand): write it whole
+        SentRecord r = lookup(queueId).value_or(SentRecord{});
+        r.providerIds = ids;
+        if (!r.sender.empty())
+            record(queueId, r);
+        return;
+    }
+    const ssize_t n = ::write(fd, lines.data(), lines.size());
+    (void)n;  // a short write leaves a torn last line, which decodeSentRecord ignores
+    ::close(fd);
 }
 
 std::optional<SentRecord> SentJournal::lookup(const std::string& queueId) const {

@@ -252,4 +252,8 @@ TEST(SentRecord, RoundTripsEscapedValuesAndReadsTheOldFormat) {
     EXPECT_EQ(old->sender, "sachbearbeiter@firma.de");
     EXPECT_TRUE(old->account.empty());
     EXPECT_FALSE(decodeSentRecord(""));
+    // The receipt ids are appended without a flush: a crash may cut the last line short.
+    const auto torn = decodeSentRecord("a@firma.de\nprovider-id=<x@p>\nprovider-id=<y@");
+    ASSERT_TRUE(torn);
+    EXPECT_EQ(torn->providerIds, std::vector<std::string>{"<x@p>"});
 }

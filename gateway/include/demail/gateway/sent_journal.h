@@ -6,7 +6,8 @@
 //
 // File format (docs/demail-message.md "Correlation"): the sender's address on the first line
 // (what older versions wrote, and still all a record may hold), then one `key=value` line per
-// field, values %-escaped (%, CR, LF and other control bytes as %XX).
+// field, values %-escaped (%, CR, LF and other control bytes as %XX). A last line without its
+// LF is the torn end of an append (addProviderIds) and is ignored.
 #pragma once
 
 #include <chrono>
@@ -30,6 +31,12 @@ class SentJournal {
     explicit SentJournal(std::string dir, std::chrono::seconds keep = std::chrono::hours(24 * 120));
     void record(const std::string& queueId, const std::string& sender);
     void record(const std::string& queueId, const SentRecord& record);
+    // Adds the provider's receipt ids to a record written before the submission: appended in one
+    // write, without a flush. The evidence archive keeps the receipt durably; here it is a
+    // look-up aid (References of a later confirmation, `queue import`'s proof of submission,
+    // which the provider's idempotency key backs), so a crash in the next seconds may lose it
+    // rather than cost every submission a second durable rewrite (two flushes and a new inode).
+    void addProviderIds(const std::string& queueId, const std::vector<std::string>& ids);
     std::optional<SentRecord> lookup(const std::string& queueId) const;
     std::optional<std::string> senderOf(const std::string& queueId) const;
     std::size_t prune();
