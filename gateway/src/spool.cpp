@@ -337,8 +337,22 @@ class FileWriter final : public SpoolWriter {
             }
             data += w;
             n -= static_cast<std::size_t>(w);
+            written_ += static_cast<std::uint64_t>(w);
         }
+        startWriteback();
         return fd_ >= 0;
+    }
+    // A large message is handed to the disk while the rest of it still arrives, so that the
+    // fsync before the 250 only waits for the last piece: sync_file_range(WRITE) starts the
+    // writeback of what is written and does not wait for it (the fsync remains the guarantee).
+    // 10 MB over one STARTTLS session: the fsync took about half of each message's time.
+    static constexpr std::uint64_t kWritebackStep = 1024 * 1024;
+    void startWriteback() {
+        if (fd_ < 0 || written_ - writebackStarted_ < kWritebackStep)
+            return;
+        ::sync_file_range(fd_, static_cast<off_t>(writebackStarted_),
+                          static_cast<off_t>(written_ - writebackStarted_), SYNC_FILE_RANGE_WRITE);
+        writebackStarted_ = written_;
     }
     void fail() {
         const int e = errno;
@@ -358,6 +372,8 @@ class FileWriter final : public SpoolWriter {
     int fd_ = -1;
     std::vector<char> pending_;
     std::uint64_t body_ = 0;
+    std::uint64_t written_ = 0;           // bytes written to the file so far
+    std::uint64_t writebackStarted_ = 0;  // up to here the disk has been asked to write
     bool committed_ = false;
     SpoolError error_ = SpoolError::None;
     std::string errorText_;
