@@ -6,47 +6,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cerrno>
 #include <filesystem>
 
 namespace demail::gateway {
 namespace fs = std::filesystem;
 
 SpoolFreePool::SpoolFreePool(std::string freeDir) : dir_(std::move(freeDir)) {}
-
-SpoolFreePool::~SpoolFreePool() {
-    stopping_ = true;
-    if (reserve_.joinable())
-        reserve_.join();
-}
-
-void SpoolFreePool::startReserve(std::size_t target) {
-    if (reserve_.joinable())
-        return;
-    std::size_t have = 0;
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        have = names_.size();
-    }
-    if (have >= target)
-        return;
-    reserve_ = std::thread([this, want = std::min(target, kMaxFiles) - have] {
-        for (std::size_t made = 0; made < want && !stopping_; ++made) {
-            // Empty files, not synced: one lost in a crash costs nothing.
-            const std::string name = Spool::newQueueId();
-            const int fd = ::open((dir_ + "/" + name).c_str(),
-                                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
-            if (fd < 0) {
-                if (errno == EEXIST)
-                    continue;
-                return;  // no space, no inodes, no permission: the intake creates its own
-            }
-            ::close(fd);
-            put(name);
-        }
-    });
-}
 
 void SpoolFreePool::load() {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -8,7 +8,12 @@
 # Writes OUT_DIR/intake.tsv (raw) and OUT_DIR/intake.txt (the table, also on stdout).
 # Environment: SESSIONS ("1 8 32 128"), SIZES ("1024 102400 10485760"), MODES ("plain starttls"),
 # BUDGET_MB (bytes per point and server, 100), MAX_MESSAGES (3000), at least 2 messages per
-# session; SS_FRACTION (share of those messages smtp-source sends, 0.5), SMTP_SOURCE (1; 0: skip).
+# session; SS_FRACTION (share of those messages smtp-source sends, 0.5), SMTP_SOURCE (1; 0: skip);
+# WARMUP (3000): messages of 1 KB sent to each server over 8 sessions before the first point and
+# then deleted with its operator command, so that both start as they run: the gateway reuses the
+# files of removed messages (spool free/), and without this its first 3000 files are new inodes,
+# which on ext4 without a journal cost a scan over the file system's recent deletions
+# (docs/performance.md, "The file system's own cost"). Postfix gets the same warm-up.
 set -euo pipefail
 build=$(cd "${1:?usage: intake-matrix.sh BUILD_DIR [OUT_DIR]}" && pwd)
 out=${2:-build/bench}; mkdir -p "$out"; out=$(cd "$out" && pwd)
@@ -24,6 +29,14 @@ BENCH_DIR=$(mktemp -d /tmp/demail-bench-XXXXXX); export BENCH_DIR
 trap 'bench_stop_servers; rm -rf "$BENCH_DIR"' EXIT
 bench_start_servers
 started=$(date +%s)
+WARMUP=${WARMUP:-3000}
+if [ "$WARMUP" -gt 0 ]; then
+  for port in "$GW_PORT" "$PF_PORT"; do
+    "$LOAD" --port "$port" --sessions 8 --messages "$WARMUP" --size 1024 --timeout 120 >/dev/null 2>&1 || true
+  done
+  sleep 1  # Postfix's queue manager moves the last ones to deferred
+  bench_clear_queues
+fi
 
 # smtp-source (Postfix's load generator: no TLS, no latency, one connection per message unless
 # told otherwise) as a second opinion on the rate: messages / wall time.

@@ -297,7 +297,6 @@ int Daemon::start() {
     systemd::ready("accepting mail on " + cfg.smtp.listen.toString() + "; " +
                    (health_.ready() ? "ready" : health_.notReadySummary()));
     log().notice("event=ready");
-    spool_.startReserve(SpoolFreePool::kStartReserve);
     return 0;
 }
 

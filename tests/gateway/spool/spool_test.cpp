@@ -371,25 +371,3 @@ TEST(SpoolRecycling, AnotherProcesssRemovalsAreFoundAndClaimedOnce) {
     EXPECT_EQ(daemon.list().size(), 8u);
     EXPECT_TRUE(fs::is_empty(d.path + "/free"));
 }
-
-TEST(SpoolRecycling, TheReserveMadeAtStartCarriesTheFirstMessages) {
-    TempDir d;
-    {
-        Spool s(d.path);
-        ASSERT_EQ(s.open(), "");
-        s.recover();
-        s.startReserve(5);
-        for (int i = 0; i < 500 && namesIn(d.path + "/free").size() < 5; ++i)
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }  // a reserve still being made stops here; this one is complete
-    EXPECT_EQ(namesIn(d.path + "/free").size(), 5u);
-    Spool s(d.path);
-    s.recover();
-    s.startReserve(5);  // already there: nothing more
-    const auto id = queueOne(s, "Subject: r\r\n\r\nr\r\n");
-    ASSERT_TRUE(id);
-    EXPECT_EQ(namesIn(d.path + "/free").size(), 4u);
-    auto body = s.body(*id);
-    ASSERT_TRUE(body);
-    EXPECT_EQ(read(*body), "Subject: r\r\n\r\nr\r\n");
-}

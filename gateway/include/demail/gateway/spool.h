@@ -65,8 +65,6 @@ class Spool {
     // that still has it open sees it end, so callers remove a message only after its last read.
     bool remove(const std::string& id);
     bool moveToCorrupt(const std::string& id);
-    // The daemon, after its start: empty files made ready in free/ (SpoolFreePool::startReserve).
-    void startReserve(std::size_t files) { freePool_->startReserve(files); }
     const std::string& dir() const { return dir_; }
 
     static std::string newQueueId();

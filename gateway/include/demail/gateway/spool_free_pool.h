@@ -11,12 +11,10 @@
 // On a journaled file system this still saves an inode allocation and release per message.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace demail::gateway {
@@ -28,14 +26,7 @@ class SpoolFreePool {
     // of that size emptied with `demailctl queue delete`. Beyond it files are unlinked as before.
     static constexpr std::size_t kMaxFiles = 10000;
 
-    // What the daemon keeps ready after a start (startReserve): about two seconds of the intake
-    // at its measured peak for 1 KB messages; by then the dispatcher's removals of sent messages
-    // feed the pool. Creating them costs one core 0.1-0.8 s after READY=1, depending on how many
-    // files the file system freed in the last minutes.
-    static constexpr std::size_t kStartReserve = 4096;
-
     explicit SpoolFreePool(std::string freeDir);
-    ~SpoolFreePool();  // stops a reserve still being made
 
     // At start, before any writer: takes stock of free/, empties files that still hold bytes (a
     // crash between a removal's rename and its truncate), removes entries over the limit and
@@ -49,11 +40,6 @@ class SpoolFreePool {
     bool wantsMore() const;
     // free/<name> exists and is empty.
     void put(std::string name);
-    // Creates empty files in free/ on a thread of its own until the pool holds `target`, once.
-    // Without it, the messages after a start each allocate an inode: measured on this machine's
-    // ext4 (no journal) after other files were deleted, the first 3,000 messages of one session
-    // were taken at 974 msg/s, the next 3,000 with recycled files at 1,976 msg/s.
-    void startReserve(std::size_t target);
 
   private:
     void scanLocked();
@@ -61,8 +47,6 @@ class SpoolFreePool {
     mutable std::mutex mutex_;
     std::vector<std::string> names_;
     std::chrono::steady_clock::time_point lastScan_{};
-    std::atomic<bool> stopping_{false};
-    std::thread reserve_;
 };
 
 }  // namespace demail::gateway
