@@ -198,20 +198,6 @@ class RangeStream : public std::istream {
     RangeBuf buf_;
 };
 
-// A recycled file opened for writing and emptied, or -1 (then it is not to be used): it must be a
-// regular file we may write with no other link (emptying a file with a second name would empty
-// that name too).
-int openOwnEmptied(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    struct stat st {};
-    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 && ::ftruncate(fd, 0) == 0)
-        return fd;
-    ::close(fd);
-    return -1;
-}
-
 class FileWriter final : public SpoolWriter {
   public:
     FileWriter(std::string dir, std::uint64_t maxSize, DirectorySyncer& queueSync,
@@ -236,16 +222,10 @@ class FileWriter final : public SpoolWriter {
     ~FileWriter() override {
         // A message not taken (refused at the end of DATA, connection lost): its file is emptied
         // and kept for the next one, or removed when the pool is full or the file is in doubt.
-        if (!committed_) {
-            const std::string spare = spool_layout::path(dir_, spool_layout::kFree) + "/" + id_;
-            if (fd_ >= 0 && freePool_.wantsMore() && ::ftruncate(fd_, 0) == 0 &&
-                ::rename(tmpPath_.c_str(), spare.c_str()) == 0)
-                freePool_.put(id_);
-            else
-                ::unlink(tmpPath_.c_str());
-        }
         if (fd_ >= 0)
             ::close(fd_);
+        if (!committed_ && !freePool_.adopt(tmpPath_, id_))
+            ::unlink(tmpPath_.c_str());
     }
     bool write(const char* data, std::size_t n) override {
         if (error_ != SpoolError::None)
@@ -301,7 +281,7 @@ class FileWriter final : public SpoolWriter {
             const std::string from = spool_layout::path(dir_, spool_layout::kFree) + "/" + name;
             if (::rename(from.c_str(), tmpPath_.c_str()) != 0)
                 continue;
-            const int fd = openOwnEmptied(tmpPath_);
+            const int fd = SpoolFreePool::openEmptied(tmpPath_);
             if (fd >= 0)
                 return fd;
             ::unlink(tmpPath_.c_str());  // not ours to write: dropped, a new file is made
@@ -484,28 +464,11 @@ bool Spool::remove(const std::string& id) {
     if (!validId(id))
         return false;
     const std::string path = spool_layout::path(dir_, spool_layout::kQueue) + "/" + id;
-    if (!recycle(path, id) && ::unlink(path.c_str()) != 0)
+    if (!freePool_->adopt(path, id) && ::unlink(path.c_str()) != 0)
         return false;
     // The message leaves queue/ for good with this sync. free/ is not synced: an entry lost there
     // in a crash costs an inode (e2fsck's lost+found on a file system without a journal), no mail.
     return queueSync_->sync().empty();
-}
-
-bool Spool::recycle(const std::string& path, const std::string& id) {
-    if (!freePool_->wantsMore())
-        return false;
-    const std::string to = spool_layout::path(dir_, spool_layout::kFree) + "/" + id;
-    if (::rename(path.c_str(), to.c_str()) != 0)
-        return false;
-    // The bytes go now, not when the file is reused (a crash before this: load() at start).
-    const int fd = openOwnEmptied(to);
-    if (fd < 0) {
-        ::unlink(to.c_str());
-        return true;
-    }
-    ::close(fd);
-    freePool_->put(id);
-    return true;
 }
 
 bool Spool::moveToCorrupt(const std::string& id) {

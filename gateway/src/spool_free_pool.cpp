@@ -19,18 +19,13 @@ void SpoolFreePool::load() {
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir_, ec)) {
         const std::string name = e.path().filename().string();
-        const std::string path = e.path().string();
-        struct stat st {};
-        // Only regular files with no other name (emptying one would empty the other name too).
-        if (!Spool::validId(name) || names_.size() >= kMaxFiles ||
-            ::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+        const int fd =
+            Spool::validId(name) && names_.size() < kMaxFiles ? openEmptied(e.path().string()) : -1;
+        if (fd < 0) {
             fs::remove(e.path(), ec);
             continue;
         }
-        if (st.st_size > 0 && ::truncate(path.c_str(), 0) != 0) {
-            fs::remove(e.path(), ec);
-            continue;
-        }
+        ::close(fd);
         names_.push_back(name);
     }
     lastScan_ = std::chrono::steady_clock::now();
@@ -66,9 +61,33 @@ bool SpoolFreePool::wantsMore() const {
     return names_.size() < kMaxFiles;
 }
 
-void SpoolFreePool::put(std::string name) {
+bool SpoolFreePool::adopt(const std::string& path, const std::string& name) {
+    if (!wantsMore())
+        return false;
+    const std::string to = dir_ + "/" + name;
+    if (::rename(path.c_str(), to.c_str()) != 0)
+        return false;
+    // The bytes go now, not when the file is reused (a crash before this: load() at start).
+    const int fd = openEmptied(to);
+    if (fd < 0) {
+        ::unlink(to.c_str());
+        return true;
+    }
+    ::close(fd);
     std::lock_guard<std::mutex> lock(mutex_);
-    names_.push_back(std::move(name));
+    names_.push_back(name);
+    return true;
+}
+
+int SpoolFreePool::openEmptied(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 && ::ftruncate(fd, 0) == 0)
+        return fd;
+    ::close(fd);
+    return -1;
 }
 
 }  // namespace demail::gateway

@@ -71,8 +71,6 @@ class Spool {
     static bool validId(const std::string& id);
 
   private:
-    // Moves a removed message's file to free/ and empties it; false: unlink it instead.
-    bool recycle(const std::string& path, const std::string& id);
     std::string dir_;
     std::uint64_t maxSize_;
     // Commits and removals in queue/ share their directory fsyncs (group commit).

@@ -38,8 +38,14 @@ class SpoolFreePool {
     std::string take();
     // Whether a removed queue file should come here rather than be unlinked.
     bool wantsMore() const;
-    // free/<name> exists and is empty.
-    void put(std::string name);
+    // Moves the file at `path` (a removed queue file, or a message not taken) to free/<name> and
+    // empties it; false if it could not be moved (the caller unlinks it). A file that cannot be
+    // emptied as ours is unlinked from free/ here.
+    bool adopt(const std::string& path, const std::string& name);
+    // A file opened for writing and emptied, or -1 (then it is not to be used): a regular file we
+    // may write with no other link (emptying a file with a second name would empty that name
+    // too), opened without following a symlink.
+    static int openEmptied(const std::string& path);
 
   private:
     void scanLocked();
