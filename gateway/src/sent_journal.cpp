@@ -50,14 +50,16 @@ std::string unescape(const std::string& v) {
     return out;
 }
 
+// One field of a record: "key=value\n", the value escaped; nothing for an empty value.
+std::string fieldLine(const char* key, const std::string& v) {
+    return v.empty() ? std::string() : std::string(key) + "=" + escape(v) + "\n";
+}
+
 }  // namespace
 
 std::string encodeSentRecord(const SentRecord& r) {
     std::string out = escape(r.sender) + "\n";
-    const auto line = [&](const char* key, const std::string& v) {
-        if (!v.empty())
-            out += std::string(key) + "=" + escape(v) + "\n";
-    };
+    const auto line = [&](const char* key, const std::string& v) { out += fieldLine(key, v); };
     line("account", r.account);
     line("private-id", r.privateId);
     line("message-id", r.messageId);
@@ -123,16 +125,12 @@ void SentJournal::addProviderIds(const std::string& queueId, const std::vector<s
         return;
     std::string lines;
     for (const auto& id : ids)
-        lines += "provider-id=" + escape(id) + "\n";
-    const std::string path = dir_ + "/" + queueId;
-    const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {  // no record to add to (removed by hand): write it whole
-        SentRecord r = lookup(queueId).value_or(SentRecord{});
-        r.providerIds = ids;
-        if (!r.sender.empty())
-            record(queueId, r);
+        lines += fieldLine("provider-id", id);
+    // No record to add to (removed by hand, or a symlink in its place): nothing is written.
+    const int fd =
+        ::open((dir_ + "/" + queueId).c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
         return;
-    }
     const ssize_t n = ::write(fd, lines.data(), lines.size());
     (void)n;  // a short write leaves a torn last line, which decodeSentRecord ignores
     ::close(fd);
