@@ -38,6 +38,12 @@ wait_for 20 confirmations_at_sender 2 ||
 grep -l "confirmation of dispatch" "$STACK"/mailbox/*.eml >/dev/null || fail "no Versandbestätigung"
 grep -l "confirmation of receipt" "$STACK"/mailbox/*.eml >/dev/null || fail "no Eingangsbestätigung"
 pass "submitted with the queue id as private-id; Versand- and Eingangsbestätigung delivered to the sender"
+# The submitted message left queue/; its file waits emptied in free/ for the next message.
+[ -z "$(ls -A "$STACK/spool/queue")" ] || fail "queue/ not empty after the submission: $(ls "$STACK/spool/queue")"
+free_files=$(find "$STACK/spool/free" -type f | wc -l)
+[ "$free_files" -ge 1 ] || fail "the submitted message's file was not kept in free/"
+[ -z "$(find "$STACK/spool/free" -type f -size +0c)" ] || fail "a file in free/ still holds bytes"
+pass "the submitted message's spool file is kept emptied for reuse ($free_files in free/)"
 
 if swaks --server "127.0.0.1:$SMTP_PORT" --tls --tls-ca-path "$STACK/pki/ca.pem" --from sachbearbeiter@firma.de \
   --to someone@gmail.com >"$STACK/swaks2.log" 2>&1; then fail "ordinary mail recipient accepted"; fi
